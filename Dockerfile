@@ -1,0 +1,31 @@
+# Production image for the web and worker services (see docker-compose.yml).
+# The same locked dependencies as scripts/setup (uv sync --frozen), without the dev group.
+FROM python:3.11-slim-bookworm
+
+ENV PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1 \
+    UV_PROJECT_ENVIRONMENT=/app/.venv \
+    PATH=/app/.venv/bin:$PATH \
+    DJANGO_SETTINGS_MODULE=vbqweb.settings_production \
+    VBQ_VAR_DIR=/var/lib/vbq \
+    VBQ_STATIC_ROOT=/app/staticfiles
+
+WORKDIR /app
+RUN pip install --no-cache-dir uv==0.13.9
+COPY pyproject.toml uv.lock ./
+RUN uv sync --frozen --no-dev --no-install-project
+
+COPY manage.py ./
+COPY vbqweb ./vbqweb
+COPY studies ./studies
+COPY readers ./readers
+COPY templates ./templates
+COPY static ./static
+# collectstatic needs settings, not secrets: a throw-away key for this one build step.
+RUN DJANGO_SECRET_KEY=build-only-not-a-secret python manage.py collectstatic --noinput -v 0
+
+RUN useradd --system --uid 1000 --home /app vbq && mkdir -p /var/lib/vbq/media \
+    && chown -R vbq /var/lib/vbq
+USER vbq
+EXPOSE 8000
+CMD ["gunicorn", "vbqweb.wsgi", "--bind", "0.0.0.0:8000", "--workers", "3", "--access-logfile", "-"]

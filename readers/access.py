@@ -1,0 +1,45 @@
+"""Every reading a view touches comes through here, scoped to the user.
+
+Blinding is the point of a reader study: a reading is visible to the reader who made it and to
+the study's managers (read-only), and to nobody else: other readers get a 404, exactly as if it
+did not exist. A reading is writable only by its reader, and only while it is a draft (or when
+the study allows edits after submission).
+"""
+
+from __future__ import annotations
+
+from django.core.exceptions import PermissionDenied
+from django.db.models import QuerySet
+from django.http import Http404
+
+from readers.models import Reading
+from studies.access import AnyUser, role_in_study, studies_read_by
+from studies.models import Role
+
+
+def readings_of_reader(user: AnyUser) -> QuerySet[Reading]:
+    """The user's own readings, in studies they are still assigned to as a reader."""
+    if not user.is_authenticated:
+        return Reading.objects.none()
+    return Reading.objects.filter(reader=user, case__study__in=studies_read_by(user))
+
+
+def reading_for_user(user: AnyUser, pk: int) -> tuple[Reading, bool]:
+    """The reading and whether the user may change it; 404 when not visible to the user."""
+    reading = Reading.objects.select_related("case__study", "reader").filter(pk=pk).first()
+    if reading is None:
+        raise Http404("No such reading")
+    if readings_of_reader(user).filter(pk=pk).exists():
+        editable = not reading.is_locked or reading.case.study.allow_edit_after_submit
+        return reading, editable
+    if role_in_study(user, reading.case.study) == Role.MANAGER:
+        return reading, False
+    raise Http404("No such reading")
+
+
+def reading_for_writer(user: AnyUser, pk: int) -> Reading:
+    """The reading, for its own reader while it can still change; 403 when only visible."""
+    reading, writable = reading_for_user(user, pk)
+    if not writable:
+        raise PermissionDenied("This reading cannot be changed.")
+    return reading

@@ -1,0 +1,8 @@
+from django.apps import AppConfig
+
+
+class ReadersConfig(AppConfig):
+    """Who reads and what they did: readings, their ROI sets and VBQ results."""
+
+    name = "readers"
+    verbose_name = "Readers"

@@ -1,0 +1,91 @@
+"""Readings and their results.
+
+A reading is one reader's measurement of one case in one session. Its ROI set is stored as the
+spec's ``vbq.rois/1`` JSON, versioned: every save bumps ``roi_version``, and each result records
+the version it was computed from. A late task for an old version therefore writes a result that
+is simply not current, and can never overwrite the score of a newer edit.
+"""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.core.validators import MinValueValidator
+from django.db import models
+
+from studies.models import Case
+
+
+class Reading(models.Model):
+    class Status(models.TextChoices):
+        DRAFT = "draft", "Draft"
+        SUBMITTED = "submitted", "Submitted"
+
+    reader = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="readings"
+    )
+    case = models.ForeignKey(Case, on_delete=models.CASCADE, related_name="readings")
+    session = models.PositiveSmallIntegerField(default=1, validators=[MinValueValidator(1)])
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.DRAFT)
+    rois = models.JSONField(null=True, blank=True, help_text="The ROI set, spec vbq.rois/1.")
+    roi_version = models.PositiveIntegerField(default=0)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+    submitted_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["case", "session", "reader__username"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["reader", "case", "session"], name="reading_one_per_reader_case_session"
+            ),
+            models.CheckConstraint(condition=models.Q(session__gte=1), name="reading_session_ge_1"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.case} · {self.reader} · session {self.session}"
+
+    @property
+    def is_locked(self) -> bool:
+        return self.status == self.Status.SUBMITTED
+
+    def current_result(self) -> VbqResult | None:
+        """The result computed from the ROI set as it is now; None while it is pending."""
+        return self.results.filter(roi_version=self.roi_version).order_by("-computed_at").first()
+
+
+class VbqResult(models.Model):
+    """The server's computation of one reading at one ROI version.
+
+    ``detail`` holds the full output of ``readers.measure.measure_vbq`` (every level's median,
+    mean, sd, n and area), so downloads can reproduce either the median or the mean convention.
+    """
+
+    class Status(models.TextChoices):
+        OK = "ok", "Computed"
+        NOT_COMPUTED = "not_computed", "Not computed"
+        ERROR = "error", "Error"
+
+    reading = models.ForeignKey(Reading, on_delete=models.CASCADE, related_name="results")
+    roi_version = models.PositiveIntegerField()
+    algorithm_version = models.CharField(max_length=20)
+    status = models.CharField(max_length=16, choices=Status.choices)
+    vbq = models.FloatField(null=True, blank=True)
+    numerator = models.FloatField(null=True, blank=True)
+    csf_si = models.FloatField(null=True, blank=True)
+    message = models.TextField(blank=True, help_text="Why the score is missing, when it is.")
+    method = models.JSONField(default=dict)
+    detail = models.JSONField(default=dict)
+    computed_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["reading", "-roi_version"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["reading", "roi_version", "algorithm_version"],
+                name="vbqresult_one_per_version",
+            )
+        ]
+
+    def __str__(self) -> str:
+        score = f"{self.vbq:.3f}" if self.vbq is not None else self.get_status_display()
+        return f"{self.reading}: {score}"

@@ -1,0 +1,160 @@
+"""Writes on the reader side: opening, saving, submitting and scoring readings.
+
+The science lives in the pure modules (``readers.rois``, ``readers.measure``); these functions
+fetch what they need from the database and storage, call them, and store what they return.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from django.contrib.auth.models import AbstractBaseUser
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.db import transaction
+from django.db.models import F
+from django.utils import timezone
+
+from readers.dicomio import DicomReadError, read_slice
+from readers.measure import ALGORITHM_VERSION, MeasurementError, measure_vbq
+from readers.models import Reading, VbqResult
+from readers.rois import RoiError, parse_roi_set
+from studies.models import Case, Instance
+from vbqweb.tasks import enqueue_on_commit
+
+logger = logging.getLogger(__name__)
+
+REQUIRED_LABELS = ("L1", "L2", "L3", "L4", "CSF")
+
+
+def reading_open(*, reader: AbstractBaseUser, case: Case, session: int) -> Reading:
+    """The reader's reading of ``case`` in ``session``, created as an empty draft if new."""
+    if not 1 <= session <= case.study.sessions:
+        raise ValidationError(f"This study has sessions 1 to {case.study.sessions}.")
+    reading, _ = Reading.objects.get_or_create(reader=reader, case=case, session=session)
+    return reading
+
+
+def reading_save_rois(*, reading: Reading, data: Any) -> Reading:
+    """Validate and store a new ROI set, then schedule its scoring.
+
+    The set must parse (spec §2) and must reference only the case's reading series and its
+    instances; otherwise nothing changes. Each save bumps ``roi_version`` so that a result
+    computed for an older version is never taken for the current one.
+    """
+    if reading.is_locked and not reading.case.study.allow_edit_after_submit:
+        raise PermissionDenied("This reading is submitted and locked.")
+    try:
+        roi_set = parse_roi_set(data)
+    except RoiError as exc:
+        raise ValidationError(str(exc)) from exc
+    series = reading.case.reading_series
+    if series is None:
+        raise ValidationError("This case has no series selected for reading.")
+    if roi_set.series_instance_uid != series.series_instance_uid:
+        raise ValidationError("series_instance_uid is not this case's reading series.")
+    referenced = {roi.sop_instance_uid for roi in roi_set.rois}
+    known = set(
+        series.instances.filter(sop_instance_uid__in=referenced).values_list(
+            "sop_instance_uid", flat=True
+        )
+    )
+    if unknown := sorted(referenced - known):
+        raise ValidationError(f"ROIs reference instances not in this series: {', '.join(unknown)}")
+    with transaction.atomic():
+        Reading.objects.filter(pk=reading.pk).update(
+            rois=roi_set.to_json(), roi_version=F("roi_version") + 1, updated_at=timezone.now()
+        )
+        reading.refresh_from_db()
+        reading_request_score(reading=reading)
+    return reading
+
+
+def reading_submit(*, reading: Reading) -> Reading:
+    """Lock the reading. It must be complete: every level measured or excluded, and a CSF ROI."""
+    if reading.is_locked:
+        raise PermissionDenied("This reading is already submitted.")
+    if not reading.rois:
+        raise ValidationError("Place the ROIs before submitting.")
+    roi_set = parse_roi_set(reading.rois)
+    present = {roi.label for roi in roi_set.rois} | {e.label for e in roi_set.exclusions}
+    if missing := [label for label in REQUIRED_LABELS if label not in present]:
+        raise ValidationError(f"Not yet measured or excluded: {', '.join(missing)}.")
+    with transaction.atomic():
+        updated = Reading.objects.filter(pk=reading.pk, status=Reading.Status.DRAFT).update(
+            status=Reading.Status.SUBMITTED, submitted_at=timezone.now()
+        )
+        if not updated:
+            raise PermissionDenied("This reading is already submitted.")
+        reading.refresh_from_db()
+        if reading.current_result() is None:
+            reading_request_score(reading=reading)
+    return reading
+
+
+def reading_request_score(*, reading: Reading) -> None:
+    """Schedule the scoring of the reading's current ROI version (after commit)."""
+    from readers.tasks import compute_reading_vbq
+
+    enqueue_on_commit(compute_reading_vbq, reading_pk=reading.pk, roi_version=reading.roi_version)
+
+
+def reading_compute_vbq(*, reading_pk: int, roi_version: int) -> VbqResult | None:
+    """Compute and store the VBQ of one reading at one ROI version. Idempotent.
+
+    A second delivery of the same task updates the same row (one result per reading, ROI
+    version and algorithm version). A task for a version that is no longer current does
+    nothing: the newer version has its own task.
+    """
+    reading = Reading.objects.select_related("case__study").filter(pk=reading_pk).first()
+    if reading is None or reading.roi_version != roi_version or not reading.rois:
+        return None
+    study = reading.case.study
+    method = study.measurement_settings()
+    outcome: dict[str, Any] = {"status": VbqResult.Status.ERROR, "message": "", "detail": {}}
+    try:
+        roi_set = parse_roi_set(reading.rois)
+        images = _load_referenced_images(reading, {roi.sop_instance_uid for roi in roi_set.rois})
+        detail = measure_vbq(roi_set, images, **method)  # type: ignore[arg-type]
+    except (RoiError, MeasurementError, DicomReadError) as exc:
+        outcome["message"] = str(exc)
+    else:
+        computed = detail.get("vbq") is not None
+        outcome = {
+            "status": VbqResult.Status.OK if computed else VbqResult.Status.NOT_COMPUTED,
+            "message": "" if computed else str(detail.get("reason", "")),
+            "detail": detail,
+            "vbq": detail.get("vbq"),
+            "numerator": detail.get("numerator"),
+            "csf_si": (detail.get("csf") or {}).get("si"),
+        }
+    result, _ = VbqResult.objects.update_or_create(
+        reading=reading,
+        roi_version=roi_version,
+        algorithm_version=ALGORITHM_VERSION,
+        defaults={
+            "method": method,
+            "vbq": None,
+            "numerator": None,
+            "csf_si": None,
+            **outcome,
+        },
+    )
+    return result
+
+
+def _load_referenced_images(reading: Reading, uids: set[str]) -> dict[str, Any]:
+    """Read the referenced instances of the case's reading series from storage.
+
+    Only instances of that series are looked up, so an ROI on any other instance is reported
+    by the measurement as not in the case's series.
+    """
+    series = reading.case.reading_series
+    if series is None:
+        return {}
+    images = {}
+    for instance in Instance.objects.filter(series=series, sop_instance_uid__in=uids):
+        with instance.file.open("rb") as fh:
+            image = read_slice(fh, name=instance.sop_instance_uid)
+        images[image.sop_instance_uid] = image
+    return images

@@ -1,0 +1,107 @@
+"""Reading pages. Thin: fetch through ``access``, call a service, render or redirect.
+
+Until the viewer exists, a reading's ROI set is edited as ``vbq.rois/1`` JSON; the score is
+computed by a Celery worker and polled from ``score.json``.
+"""
+
+from __future__ import annotations
+
+import json
+
+from django.contrib import messages
+from django.core.exceptions import ValidationError
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.shortcuts import redirect, render
+from django.views.decorators.cache import never_cache
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
+
+from readers import services
+from readers.access import reading_for_user, reading_for_writer
+from readers.models import Reading
+from studies.access import case_for_reader
+
+
+@require_POST
+def reading_open(request: HttpRequest, case_pk: int, session: int) -> HttpResponse:
+    case = case_for_reader(request.user, case_pk)
+    try:
+        reading = services.reading_open(reader=request.user, case=case, session=session)
+    except ValidationError as exc:
+        messages.error(request, " ".join(exc.messages))
+        return redirect("studies:detail", pk=case.study_id)
+    return redirect("readers:detail", pk=reading.pk)
+
+
+@require_http_methods(["GET", "POST"])
+def reading_detail(request: HttpRequest, pk: int) -> HttpResponse:
+    reading, writable = reading_for_user(request.user, pk)
+    rois_text = json.dumps(reading.rois, indent=2) if reading.rois else ""
+    status = 200
+    if request.method == "POST":
+        reading = reading_for_writer(request.user, pk)
+        rois_text = request.POST.get("rois", "")
+        try:
+            data = json.loads(rois_text, parse_constant=_reject_constant)
+            services.reading_save_rois(reading=reading, data=data)
+        except (ValueError, ValidationError) as exc:
+            error = " ".join(exc.messages) if isinstance(exc, ValidationError) else str(exc)
+            messages.error(request, f"Not saved: {error}")
+            status = 400
+        else:
+            messages.success(request, "ROIs saved; the score is being computed.")
+            return redirect("readers:detail", pk=reading.pk)
+    series = reading.case.reading_series
+    return render(
+        request,
+        "readers/reading_detail.html",
+        {
+            "reading": reading,
+            "writable": writable,
+            "is_own": reading.reader_id == request.user.pk,
+            "rois_text": rois_text,
+            "series": series,
+            "instances": series.instances.all() if series else [],
+            "result": reading.current_result(),
+        },
+        status=status,
+    )
+
+
+@require_POST
+def reading_submit(request: HttpRequest, pk: int) -> HttpResponse:
+    reading = reading_for_writer(request.user, pk)
+    try:
+        services.reading_submit(reading=reading)
+    except ValidationError as exc:
+        messages.error(request, "Not submitted: " + " ".join(exc.messages))
+    else:
+        messages.success(request, "Reading submitted.")
+    return redirect("readers:detail", pk=reading.pk)
+
+
+@never_cache
+@require_GET
+def reading_score(request: HttpRequest, pk: int) -> JsonResponse:
+    """The current score for polling: pending until the worker has stored a result."""
+    reading, _ = reading_for_user(request.user, pk)
+    return JsonResponse(score_payload(reading))
+
+
+def score_payload(reading: Reading) -> dict[str, object]:
+    result = reading.current_result()
+    if not reading.rois:
+        return {"status": "empty", "roi_version": reading.roi_version}
+    if result is None:
+        return {"status": "pending", "roi_version": reading.roi_version}
+    return {
+        "status": result.status,
+        "roi_version": result.roi_version,
+        "vbq": result.vbq,
+        "message": result.message,
+        "computed_at": result.computed_at.isoformat(),
+        "detail": result.detail,
+    }
+
+
+def _reject_constant(name: str) -> None:
+    raise ValueError(f"{name} is not a number")

@@ -1,0 +1,88 @@
+"""Every study-side object a view touches comes through here, scoped to the user.
+
+Not visible → 404 (the object's existence is not revealed); visible but not manageable → 403.
+The ``Assignment`` row (user × study × role) is the only source of truth; site admins
+(superusers) see and manage everything.
+"""
+
+from __future__ import annotations
+
+from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
+from django.core.exceptions import PermissionDenied
+from django.db.models import QuerySet
+from django.http import Http404
+
+from studies.models import Assignment, Case, Role, Study
+
+AnyUser = AbstractBaseUser | AnonymousUser
+
+
+def is_site_admin(user: AnyUser) -> bool:
+    return bool(user.is_authenticated and user.is_active and getattr(user, "is_superuser", False))
+
+
+def studies_visible_to(user: AnyUser) -> QuerySet[Study]:
+    """Studies the user manages or reads (all of them for a site admin)."""
+    if is_site_admin(user):
+        return Study.objects.all()
+    if not user.is_authenticated:
+        return Study.objects.none()
+    return Study.objects.filter(assignments__user=user).distinct()
+
+
+def studies_managed_by(user: AnyUser) -> QuerySet[Study]:
+    if is_site_admin(user):
+        return Study.objects.all()
+    if not user.is_authenticated:
+        return Study.objects.none()
+    return Study.objects.filter(assignments__user=user, assignments__role=Role.MANAGER)
+
+
+def studies_read_by(user: AnyUser) -> QuerySet[Study]:
+    """Studies the user is assigned to as a reader (a site admin reads nothing by default)."""
+    if not user.is_authenticated:
+        return Study.objects.none()
+    return Study.objects.filter(assignments__user=user, assignments__role=Role.READER)
+
+
+def role_in_study(user: AnyUser, study: Study) -> str | None:
+    """``"manager"`` (also for site admins), ``"reader"`` or None."""
+    if is_site_admin(user):
+        return Role.MANAGER
+    if not user.is_authenticated:
+        return None
+    assignment = Assignment.objects.filter(study=study, user=user).first()
+    return assignment.role if assignment else None
+
+
+def study_for_user(user: AnyUser, pk: int) -> tuple[Study, str]:
+    """The study and the user's role in it; 404 when the user has none."""
+    study = Study.objects.filter(pk=pk).first()
+    role = role_in_study(user, study) if study else None
+    if study is None or role is None:
+        raise Http404("No such study")
+    return study, role
+
+
+def study_for_manager(user: AnyUser, pk: int) -> Study:
+    """The study, for a user who manages it: 404 when not visible, 403 for its readers."""
+    study, role = study_for_user(user, pk)
+    if role != Role.MANAGER:
+        raise PermissionDenied("Only the study's managers can do this.")
+    return study
+
+
+def case_for_reader(user: AnyUser, pk: int) -> Case:
+    """A case of a study the user reads; 404 otherwise (managers use ``case_for_manager``)."""
+    case = Case.objects.select_related("study").filter(pk=pk).first()
+    if case is None or not studies_read_by(user).filter(pk=case.study_id).exists():
+        raise Http404("No such case")
+    return case
+
+
+def case_for_manager(user: AnyUser, pk: int) -> Case:
+    case = Case.objects.select_related("study").filter(pk=pk).first()
+    if case is None:
+        raise Http404("No such case")
+    study_for_manager(user, case.study_id)
+    return case

@@ -1,0 +1,235 @@
+"""Studies, their roles, cases and de-identified images.
+
+A study holds its measurement settings (spec §1): they are data, never constants in code, so
+that two studies on one site can measure differently and the method is stored with the results.
+"""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.core.validators import MaxValueValidator, MinValueValidator
+from django.db import models
+
+
+class Statistic(models.TextChoices):
+    MEDIAN = "median", "Median"
+    MEAN = "mean", "Mean"
+
+
+class Study(models.Model):
+    """A reader study: a set of cases read by several blinded readers in one or more sessions."""
+
+    name = models.CharField(max_length=200, unique=True)
+    description = models.TextField(blank=True)
+    roi_statistic = models.CharField(
+        max_length=10,
+        choices=Statistic.choices,
+        default=Statistic.MEDIAN,
+        help_text="How one ROI's pixels become its signal intensity.",
+    )
+    level_aggregate = models.CharField(
+        max_length=10,
+        choices=Statistic.choices,
+        default=Statistic.MEDIAN,
+        help_text="How the L1–L4 signal intensities are combined into the numerator.",
+    )
+    min_levels = models.PositiveSmallIntegerField(
+        default=3,
+        validators=[MinValueValidator(1), MaxValueValidator(4)],
+        help_text="Fewer measured (non-excluded) levels than this: the score is not computed.",
+    )
+    sessions = models.PositiveSmallIntegerField(
+        default=2,
+        validators=[MinValueValidator(1), MaxValueValidator(10)],
+        help_text="Number of reading sessions per reader (2 or more for intra-reader agreement).",
+    )
+    washout_days = models.PositiveSmallIntegerField(
+        default=28, help_text="Days between the end of a reader's session and the next."
+    )
+    allow_edit_after_submit = models.BooleanField(default=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+
+    class Meta:
+        ordering = ["name"]
+        verbose_name_plural = "studies"
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(min_levels__gte=1, min_levels__lte=4),
+                name="study_min_levels_1_to_4",
+            ),
+            models.CheckConstraint(condition=models.Q(sessions__gte=1), name="study_sessions_ge_1"),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+    def measurement_settings(self) -> dict[str, object]:
+        """The keyword arguments of ``readers.measure.measure_vbq`` for this study."""
+        return {
+            "roi_statistic": self.roi_statistic,
+            "level_aggregate": self.level_aggregate,
+            "min_levels": self.min_levels,
+        }
+
+
+class Threshold(models.Model):
+    """A named VBQ cut-off; a reading's category is ``vbq >= value`` (spec §1 and §3)."""
+
+    study = models.ForeignKey(Study, on_delete=models.CASCADE, related_name="thresholds")
+    name = models.SlugField(max_length=50, help_text="e.g. 'screening' or 'fracture-risk'.")
+    value = models.FloatField(validators=[MinValueValidator(0.0)])
+    description = models.CharField(max_length=200, blank=True)
+
+    class Meta:
+        ordering = ["study", "value", "name"]
+        constraints = [
+            models.UniqueConstraint(fields=["study", "name"], name="threshold_unique_name")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.name} ≥ {self.value:g}"
+
+
+class Role(models.TextChoices):
+    MANAGER = "manager", "Study manager"
+    READER = "reader", "Reader"
+
+
+class Assignment(models.Model):
+    """A user's role in one study: the single source of truth for who may see what.
+
+    A user holds at most one role per study: a manager sees every reader's scores and the
+    agreement, so a manager who also read would not be blind.
+    """
+
+    study = models.ForeignKey(Study, on_delete=models.CASCADE, related_name="assignments")
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="study_assignments"
+    )
+    role = models.CharField(max_length=10, choices=Role.choices)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["study", "role", "user__username"]
+        constraints = [
+            models.UniqueConstraint(fields=["study", "user"], name="assignment_one_role_per_study")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.user} — {self.get_role_display()} of {self.study}"
+
+
+class CaseSet(models.Model):
+    """One batch of cases brought into a study (an upload, or the demo's phantom)."""
+
+    study = models.ForeignKey(Study, on_delete=models.CASCADE, related_name="case_sets")
+    name = models.CharField(max_length=200)
+    created_at = models.DateTimeField(auto_now_add=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+
+    class Meta:
+        ordering = ["study", "created_at"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Case(models.Model):
+    """One de-identified patient examination in a study.
+
+    ``label`` is what readers see; it is a pseudonym, never a source identifier.
+    """
+
+    study = models.ForeignKey(Study, on_delete=models.CASCADE, related_name="cases")
+    case_set = models.ForeignKey(
+        CaseSet, null=True, blank=True, on_delete=models.SET_NULL, related_name="cases"
+    )
+    label = models.CharField(max_length=64)
+    study_instance_uid = models.CharField(max_length=64, help_text="De-identified (2.25.…).")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["study", "label"]
+        constraints = [
+            models.UniqueConstraint(fields=["study", "label"], name="case_unique_label"),
+            models.UniqueConstraint(
+                fields=["study", "study_instance_uid"], name="case_unique_study_uid"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.label
+
+    @property
+    def reading_series(self) -> Series | None:
+        """The series readers measure on (the selected eligible one), if any."""
+        return self.series.filter(selected=True).first()
+
+
+class Series(models.Model):
+    """A de-identified series, with what eligibility and analysis need from its headers.
+
+    Field strength, TR/TE and vendor are kept because VBQ differs markedly between them.
+    """
+
+    case = models.ForeignKey(Case, on_delete=models.CASCADE, related_name="series")
+    series_instance_uid = models.CharField(max_length=64, unique=True)
+    modality = models.CharField(max_length=16, default="MR")
+    description = models.CharField(max_length=200, blank=True)
+    manufacturer = models.CharField(max_length=128, blank=True)
+    model_name = models.CharField(max_length=128, blank=True)
+    field_strength_t = models.FloatField(null=True, blank=True)
+    repetition_time_ms = models.FloatField(null=True, blank=True)
+    echo_time_ms = models.FloatField(null=True, blank=True)
+    selected = models.BooleanField(
+        default=False, help_text="The series readers measure on (one per case)."
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["case", "series_instance_uid"]
+        verbose_name_plural = "series"
+        constraints = [
+            models.UniqueConstraint(
+                fields=["case"],
+                condition=models.Q(selected=True),
+                name="series_one_selected_per_case",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.case} / {self.description or self.series_instance_uid}"
+
+
+def instance_upload_to(instance: Instance, filename: str) -> str:
+    """Store by de-identified UIDs only: no source file or folder name ever reaches storage."""
+    series = instance.series
+    return (
+        f"instances/{series.case.study_id}/{series.series_instance_uid}/"
+        f"{instance.sop_instance_uid}.dcm"
+    )
+
+
+class Instance(models.Model):
+    """One de-identified DICOM file, stored through Django's storage API."""
+
+    series = models.ForeignKey(Series, on_delete=models.CASCADE, related_name="instances")
+    sop_instance_uid = models.CharField(max_length=64, unique=True)
+    sop_class_uid = models.CharField(max_length=64)
+    instance_number = models.IntegerField(null=True, blank=True)
+    rows = models.PositiveIntegerField()
+    columns = models.PositiveIntegerField()
+    file = models.FileField(upload_to=instance_upload_to, max_length=255)
+    size = models.PositiveBigIntegerField(default=0)
+    sha256 = models.CharField(max_length=64, blank=True)
+
+    class Meta:
+        ordering = ["series", "instance_number", "sop_instance_uid"]
+
+    def __str__(self) -> str:
+        return self.sop_instance_uid

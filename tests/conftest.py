@@ -1,0 +1,72 @@
+"""Fixtures shared by every Django test: personas, studies and an isolated media root."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from django.test import override_settings
+
+from studies.models import Role
+from tests import factories
+
+
+@pytest.fixture(scope="session", autouse=True)
+def media_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Stored instances go to a temporary folder (shared with the test Celery worker).
+
+    Passwords use a fast hasher here: the default's deliberate slowness is for attackers.
+    """
+    root = tmp_path_factory.mktemp("media")
+    override = override_settings(
+        MEDIA_ROOT=str(root),
+        PASSWORD_HASHERS=["django.contrib.auth.hashers.MD5PasswordHasher"],
+    )
+    override.enable()
+    yield root
+    override.disable()
+
+
+@dataclass
+class World:
+    """Two studies, each with a manager and readers, plus an outsider and a site admin.
+
+    The healthchecks personas, grown to what a reader study needs: ``reader`` and
+    ``other_reader`` share study A and must stay blind to each other; ``reader_b`` reads
+    study B only; ``manager_b`` manages B and must see nothing of A.
+    """
+
+    study_a: object
+    study_b: object
+    manager: object
+    reader: object
+    other_reader: object
+    manager_b: object
+    reader_b: object
+    outsider: object
+    admin: object
+
+
+@pytest.fixture
+def world(db: None) -> World:
+    study_a = factories.StudyFactory(name="Study A")
+    study_b = factories.StudyFactory(name="Study B")
+    people = {
+        "manager": (study_a, Role.MANAGER),
+        "reader": (study_a, Role.READER),
+        "other_reader": (study_a, Role.READER),
+        "manager_b": (study_b, Role.MANAGER),
+        "reader_b": (study_b, Role.READER),
+    }
+    users = {}
+    for username, (study, role) in people.items():
+        users[username] = factories.UserFactory(username=username)
+        factories.AssignmentFactory(study=study, user=users[username], role=role)
+    return World(
+        study_a=study_a,
+        study_b=study_b,
+        outsider=factories.UserFactory(username="outsider"),
+        admin=factories.UserFactory(username="admin", is_superuser=True, is_staff=True),
+        **users,
+    )

@@ -1,0 +1,65 @@
+"""Readers are blind to each other: no page shows another reader's readings or scores."""
+
+from __future__ import annotations
+
+import pytest
+from django.urls import reverse
+
+from readers.models import VbqResult
+from tests import factories
+
+
+@pytest.fixture
+def two_readings(world):
+    case = factories.CaseFactory(study=world.study_a, label="Case 007")
+    factories.SeriesFactory(case=case)
+    mine = factories.ReadingFactory(reader=world.reader, case=case, rois={"x": 1}, roi_version=1)
+    theirs = factories.ReadingFactory(
+        reader=world.other_reader, case=case, rois={"x": 1}, roi_version=1
+    )
+    for reading, score in ((mine, 2.7182), (theirs, 3.1415)):
+        VbqResult.objects.create(
+            reading=reading, roi_version=1, algorithm_version="1", status="ok", vbq=score
+        )
+    return mine, theirs
+
+
+def test_reader_never_sees_another_readers_score(client, world, two_readings) -> None:
+    mine, theirs = two_readings
+    client.force_login(world.reader)
+    pages = [
+        client.get(reverse("home")),
+        client.get(reverse("studies:detail", kwargs={"pk": world.study_a.pk})),
+        client.get(reverse("readers:detail", kwargs={"pk": mine.pk})),
+        client.get(reverse("readers:score", kwargs={"pk": mine.pk})),
+    ]
+    for page in pages:
+        assert page.status_code == 200
+        body = page.content.decode()
+        assert "3.14" not in body
+        assert "other_reader" not in body
+    assert "2.718" in pages[2].content.decode()
+    assert client.get(reverse("readers:detail", kwargs={"pk": theirs.pk})).status_code == 404
+
+
+def test_manager_sees_every_readers_score(client, world, two_readings) -> None:
+    client.force_login(world.manager)
+    body = client.get(reverse("studies:detail", kwargs={"pk": world.study_a.pk})).content.decode()
+    assert "3.142" in body
+    assert "2.718" in body
+    assert "other_reader" in body
+
+
+def test_manager_of_another_study_sees_nothing(client, world, two_readings) -> None:
+    client.force_login(world.manager_b)
+    body = client.get(reverse("home")).content.decode()
+    assert "Study A" not in body
+    response = client.get(reverse("studies:detail", kwargs={"pk": world.study_a.pk}))
+    assert response.status_code == 404
+
+
+def test_anonymous_users_reach_only_the_login_page(client, world, two_readings) -> None:
+    response = client.get(reverse("studies:detail", kwargs={"pk": world.study_a.pk}))
+    assert response.status_code == 302
+    assert response.url.startswith(reverse("login"))
+    assert client.get(reverse("login")).status_code == 200

@@ -1,0 +1,178 @@
+"""Every URL of the site × every role → the expected status.
+
+The table must list every named URL (``test_every_url_is_in_the_table`` fails otherwise), so a
+new view cannot ship without deciding who may reach it. 404 means "not visible" (its existence
+is not revealed); 403 means "visible but not yours to change"; 302 from an anonymous request
+means "log in first".
+"""
+
+from __future__ import annotations
+
+import pytest
+from django.urls import URLPattern, URLResolver, get_resolver, reverse
+
+from tests import factories
+
+ROLES = [
+    "anonymous",
+    "reader",
+    "other_reader",
+    "reader_b",
+    "manager",
+    "manager_b",
+    "outsider",
+    "admin",
+]
+
+# url name → (method, kwargs builder name, {role: status})
+LOGIN = 302
+TABLE: dict[str, tuple[str, str, dict[str, int]]] = {
+    "home": ("get", "none", {"anonymous": LOGIN} | dict.fromkeys(ROLES[1:], 200)),
+    "healthz": ("get", "none", dict.fromkeys(ROLES, 200)),
+    "login": ("get", "none", {"anonymous": 200} | dict.fromkeys(ROLES[1:], 302)),
+    "logout": ("post", "none", dict.fromkeys(ROLES, 302)),
+    "studies:detail": (
+        "get",
+        "study",
+        {
+            "anonymous": LOGIN,
+            "reader": 200,
+            "other_reader": 200,
+            "reader_b": 404,
+            "manager": 200,
+            "manager_b": 404,
+            "outsider": 404,
+            "admin": 200,
+        },
+    ),
+    "readers:open": (
+        "post",
+        "case_session",
+        {
+            "anonymous": LOGIN,
+            "reader": 302,
+            "other_reader": 302,
+            "reader_b": 404,
+            "manager": 404,
+            "manager_b": 404,
+            "outsider": 404,
+            "admin": 404,
+        },
+    ),
+    "readers:detail": (
+        "get",
+        "reading",
+        {
+            "anonymous": LOGIN,
+            "reader": 200,
+            "other_reader": 404,
+            "reader_b": 404,
+            "manager": 200,
+            "manager_b": 404,
+            "outsider": 404,
+            "admin": 200,
+        },
+    ),
+    "readers:submit": (
+        "post",
+        "reading",
+        {
+            "anonymous": LOGIN,
+            "reader": 302,
+            "other_reader": 404,
+            "reader_b": 404,
+            "manager": 403,
+            "manager_b": 404,
+            "outsider": 404,
+            "admin": 403,
+        },
+    ),
+    "readers:score": (
+        "get",
+        "reading",
+        {
+            "anonymous": LOGIN,
+            "reader": 200,
+            "other_reader": 404,
+            "reader_b": 404,
+            "manager": 200,
+            "manager_b": 404,
+            "outsider": 404,
+            "admin": 200,
+        },
+    ),
+}
+
+# Posting ROIs to a reading (the same URL as readers:detail, other method).
+POST_ROIS = {
+    "anonymous": LOGIN,
+    "reader": 400,  # visible and writable: the empty body is rejected as invalid JSON
+    "other_reader": 404,
+    "reader_b": 404,
+    "manager": 403,
+    "manager_b": 404,
+    "outsider": 404,
+    "admin": 403,
+}
+
+
+def _url_names(resolver: URLResolver, prefix: str = "") -> set[str]:
+    names: set[str] = set()
+    for pattern in resolver.url_patterns:
+        if isinstance(pattern, URLResolver):
+            if pattern.namespace == "admin":
+                continue  # Django's own admin: staff only, tested in test_admin_is_for_staff
+            ns = f"{prefix}{pattern.namespace}:" if pattern.namespace else prefix
+            names |= _url_names(pattern, ns)
+        elif isinstance(pattern, URLPattern) and pattern.name:
+            names.add(prefix + pattern.name)
+    return names
+
+
+def test_every_url_is_in_the_table() -> None:
+    assert _url_names(get_resolver()) == set(TABLE)
+
+
+@pytest.fixture
+def objects(world):
+    case = factories.CaseFactory(study=world.study_a)
+    factories.InstanceFactory(series=factories.SeriesFactory(case=case))
+    reading = factories.ReadingFactory(reader=world.reader, case=case)
+    return {
+        "none": {},
+        "study": {"pk": world.study_a.pk},
+        "case_session": {"case_pk": case.pk, "session": 1},
+        "reading": {"pk": reading.pk},
+    }
+
+
+def _client_for(client, world, role):
+    if role != "anonymous":
+        client.force_login(getattr(world, role))
+    return client
+
+
+@pytest.mark.parametrize("role", ROLES)
+@pytest.mark.parametrize("name", sorted(TABLE))
+def test_url_role_table(client, world, objects, name, role) -> None:
+    method, kwargs_name, expected = TABLE[name]
+    url = reverse(name, kwargs=objects[kwargs_name])
+    response = getattr(_client_for(client, world, role), method)(url)
+    assert response.status_code == expected[role], (name, role)
+    if role == "anonymous" and expected[role] == LOGIN and name != "logout":
+        assert response.url.startswith(reverse("login"))
+
+
+@pytest.mark.parametrize("role", ROLES)
+def test_posting_rois_role_table(client, world, objects, role) -> None:
+    url = reverse("readers:detail", kwargs=objects["reading"])
+    response = _client_for(client, world, role).post(url, {"rois": ""})
+    assert response.status_code == POST_ROIS[role], role
+
+
+@pytest.mark.parametrize(
+    ("role", "status"), [("anonymous", 302), ("reader", 302), ("manager", 302), ("admin", 200)]
+)
+def test_admin_is_for_staff(client, world, role, status) -> None:
+    response = _client_for(client, world, role).get(reverse("admin:index"))
+    assert response.status_code == status

@@ -6,7 +6,14 @@ from readers.models import Reading, VbqResult
 class VbqResultInline(admin.TabularInline):
     model = VbqResult
     extra = 0
-    readonly_fields = ["roi_version", "algorithm_version", "status", "vbq", "message", "computed_at"]
+    readonly_fields = [
+        "roi_version",
+        "algorithm_version",
+        "status",
+        "vbq",
+        "message",
+        "computed_at",
+    ]
     fields = readonly_fields
     can_delete = False
 

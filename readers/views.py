@@ -1,4 +1,5 @@
-"""Reading pages. Thin: fetch through ``access``, call a service, render or redirect.
+"""Reading pages, and the study page (it shows readings, so it lives on this side of the
+``readers → studies`` dependency). Thin: fetch through ``access``, call a service, render.
 
 Until the viewer exists, a reading's ROI set is edited as ``vbq.rois/1`` JSON; the score is
 computed by a Celery worker and polled from ``score.json``.
@@ -18,7 +19,47 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from readers import services
 from readers.access import reading_for_user, reading_for_writer
 from readers.models import Reading
-from studies.access import case_for_reader
+from readers.selectors import reader_worklist, study_readings
+from studies import selectors as study_selectors
+from studies.access import case_for_reader, study_for_user
+from studies.models import Role
+
+
+@require_GET
+def study_detail(request: HttpRequest, pk: int) -> HttpResponse:
+    """Managers see every case, reader and reading; readers see their own worklist only."""
+    study, role = study_for_user(request.user, pk)
+    context: dict[str, object] = {"study": study, "role": role}
+    if role == Role.MANAGER:
+        readings = study_readings(study=study)
+        readers = list(study_selectors.study_readers(study=study))
+        by_key = {(r.case_id, r.reader_id, r.session): r for r in readings}
+        sessions = range(1, study.sessions + 1)
+        rows = [
+            {
+                "case": case,
+                "cells": [
+                    by_key.get((case.pk, a.user_id, session))
+                    for a in readers
+                    for session in sessions
+                ],
+            }
+            for case in study_selectors.study_cases(study=study)
+        ]
+        context |= {
+            "rows": rows,
+            "readers": readers,
+            "managers": study_selectors.study_managers(study=study),
+            "sessions": sessions,
+            "n_readings": len(readings),
+            "n_submitted": sum(r.is_locked for r in readings),
+        }
+        return render(request, "studies/study_manager.html", context)
+    context |= {
+        "worklist": reader_worklist(reader=request.user, study=study),
+        "sessions": range(1, study.sessions + 1),
+    }
+    return render(request, "studies/study_reader.html", context)
 
 
 @require_POST
@@ -28,7 +69,7 @@ def reading_open(request: HttpRequest, case_pk: int, session: int) -> HttpRespon
         reading = services.reading_open(reader=request.user, case=case, session=session)
     except ValidationError as exc:
         messages.error(request, " ".join(exc.messages))
-        return redirect("studies:detail", pk=case.study_id)
+        return redirect("study", pk=case.study_id)
     return redirect("readers:detail", pk=reading.pk)
 
 

@@ -18,7 +18,6 @@ from django.db import transaction
 from studies.models import Assignment, Case, CaseSet, Instance, Role, Series, Study, Threshold
 
 
-
 @transaction.atomic
 def study_create(
     *,

@@ -29,7 +29,7 @@ def test_reader_never_sees_another_readers_score(client, world, two_readings) ->
     client.force_login(world.reader)
     pages = [
         client.get(reverse("home")),
-        client.get(reverse("studies:detail", kwargs={"pk": world.study_a.pk})),
+        client.get(reverse("study", kwargs={"pk": world.study_a.pk})),
         client.get(reverse("readers:detail", kwargs={"pk": mine.pk})),
         client.get(reverse("readers:score", kwargs={"pk": mine.pk})),
     ]
@@ -44,7 +44,7 @@ def test_reader_never_sees_another_readers_score(client, world, two_readings) ->
 
 def test_manager_sees_every_readers_score(client, world, two_readings) -> None:
     client.force_login(world.manager)
-    body = client.get(reverse("studies:detail", kwargs={"pk": world.study_a.pk})).content.decode()
+    body = client.get(reverse("study", kwargs={"pk": world.study_a.pk})).content.decode()
     assert "3.142" in body
     assert "2.718" in body
     assert "other_reader" in body
@@ -54,12 +54,12 @@ def test_manager_of_another_study_sees_nothing(client, world, two_readings) -> N
     client.force_login(world.manager_b)
     body = client.get(reverse("home")).content.decode()
     assert "Study A" not in body
-    response = client.get(reverse("studies:detail", kwargs={"pk": world.study_a.pk}))
+    response = client.get(reverse("study", kwargs={"pk": world.study_a.pk}))
     assert response.status_code == 404
 
 
 def test_anonymous_users_reach_only_the_login_page(client, world, two_readings) -> None:
-    response = client.get(reverse("studies:detail", kwargs={"pk": world.study_a.pk}))
+    response = client.get(reverse("study", kwargs={"pk": world.study_a.pk}))
     assert response.status_code == 302
     assert response.url.startswith(reverse("login"))
     assert client.get(reverse("login")).status_code == 200

@@ -31,7 +31,7 @@ TABLE: dict[str, tuple[str, str, dict[str, int]]] = {
     "healthz": ("get", "none", dict.fromkeys(ROLES, 200)),
     "login": ("get", "none", {"anonymous": 200} | dict.fromkeys(ROLES[1:], 302)),
     "logout": ("post", "none", dict.fromkeys(ROLES, 302)),
-    "studies:detail": (
+    "study": (
         "get",
         "study",
         {

@@ -4,6 +4,7 @@ from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import include, path
 
+from readers import views as reader_views
 from vbqweb import views
 
 urlpatterns = [
@@ -16,6 +17,6 @@ urlpatterns = [
     ),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("admin/", admin.site.urls),
-    path("studies/", include("studies.urls")),
+    path("studies/<int:pk>/", reader_views.study_detail, name="study"),
     path("readings/", include("readers.urls")),
 ]

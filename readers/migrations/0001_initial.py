@@ -7,63 +7,130 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
     dependencies = [
-        ('studies', '0001_initial'),
+        ("studies", "0001_initial"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='Reading',
+            name="Reading",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('session', models.PositiveSmallIntegerField(default=1, validators=[django.core.validators.MinValueValidator(1)])),
-                ('status', models.CharField(choices=[('draft', 'Draft'), ('submitted', 'Submitted')], default='draft', max_length=10)),
-                ('rois', models.JSONField(blank=True, help_text='The ROI set, spec vbq.rois/1.', null=True)),
-                ('roi_version', models.PositiveIntegerField(default=0)),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('updated_at', models.DateTimeField(auto_now=True)),
-                ('submitted_at', models.DateTimeField(blank=True, null=True)),
-                ('case', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='readings', to='studies.case')),
-                ('reader', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='readings', to=settings.AUTH_USER_MODEL)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                (
+                    "session",
+                    models.PositiveSmallIntegerField(
+                        default=1, validators=[django.core.validators.MinValueValidator(1)]
+                    ),
+                ),
+                (
+                    "status",
+                    models.CharField(
+                        choices=[("draft", "Draft"), ("submitted", "Submitted")],
+                        default="draft",
+                        max_length=10,
+                    ),
+                ),
+                (
+                    "rois",
+                    models.JSONField(
+                        blank=True, help_text="The ROI set, spec vbq.rois/1.", null=True
+                    ),
+                ),
+                ("roi_version", models.PositiveIntegerField(default=0)),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                ("updated_at", models.DateTimeField(auto_now=True)),
+                ("submitted_at", models.DateTimeField(blank=True, null=True)),
+                (
+                    "case",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="readings",
+                        to="studies.case",
+                    ),
+                ),
+                (
+                    "reader",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="readings",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
             ],
             options={
-                'ordering': ['case', 'session', 'reader__username'],
+                "ordering": ["case", "session", "reader__username"],
             },
         ),
         migrations.CreateModel(
-            name='VbqResult',
+            name="VbqResult",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('roi_version', models.PositiveIntegerField()),
-                ('algorithm_version', models.CharField(max_length=20)),
-                ('status', models.CharField(choices=[('ok', 'Computed'), ('not_computed', 'Not computed'), ('error', 'Error')], max_length=16)),
-                ('vbq', models.FloatField(blank=True, null=True)),
-                ('numerator', models.FloatField(blank=True, null=True)),
-                ('csf_si', models.FloatField(blank=True, null=True)),
-                ('message', models.TextField(blank=True, help_text='Why the score is missing, when it is.')),
-                ('method', models.JSONField(default=dict)),
-                ('detail', models.JSONField(default=dict)),
-                ('computed_at', models.DateTimeField(auto_now=True)),
-                ('reading', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='results', to='readers.reading')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("roi_version", models.PositiveIntegerField()),
+                ("algorithm_version", models.CharField(max_length=20)),
+                (
+                    "status",
+                    models.CharField(
+                        choices=[
+                            ("ok", "Computed"),
+                            ("not_computed", "Not computed"),
+                            ("error", "Error"),
+                        ],
+                        max_length=16,
+                    ),
+                ),
+                ("vbq", models.FloatField(blank=True, null=True)),
+                ("numerator", models.FloatField(blank=True, null=True)),
+                ("csf_si", models.FloatField(blank=True, null=True)),
+                (
+                    "message",
+                    models.TextField(blank=True, help_text="Why the score is missing, when it is."),
+                ),
+                ("method", models.JSONField(default=dict)),
+                ("detail", models.JSONField(default=dict)),
+                ("computed_at", models.DateTimeField(auto_now=True)),
+                (
+                    "reading",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="results",
+                        to="readers.reading",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['reading', '-roi_version'],
+                "ordering": ["reading", "-roi_version"],
             },
         ),
         migrations.AddConstraint(
-            model_name='reading',
-            constraint=models.UniqueConstraint(fields=('reader', 'case', 'session'), name='reading_one_per_reader_case_session'),
+            model_name="reading",
+            constraint=models.UniqueConstraint(
+                fields=("reader", "case", "session"), name="reading_one_per_reader_case_session"
+            ),
         ),
         migrations.AddConstraint(
-            model_name='reading',
-            constraint=models.CheckConstraint(condition=models.Q(('session__gte', 1)), name='reading_session_ge_1'),
+            model_name="reading",
+            constraint=models.CheckConstraint(
+                condition=models.Q(("session__gte", 1)), name="reading_session_ge_1"
+            ),
         ),
         migrations.AddConstraint(
-            model_name='vbqresult',
-            constraint=models.UniqueConstraint(fields=('reading', 'roi_version', 'algorithm_version'), name='vbqresult_one_per_version'),
+            model_name="vbqresult",
+            constraint=models.UniqueConstraint(
+                fields=("reading", "roi_version", "algorithm_version"),
+                name="vbqresult_one_per_version",
+            ),
         ),
     ]

@@ -2,13 +2,13 @@
 
 import django.core.validators
 import django.db.models.deletion
-import studies.models
 from django.conf import settings
 from django.db import migrations, models
 
+import studies.models
+
 
 class Migration(migrations.Migration):
-
     initial = True
 
     dependencies = [
@@ -17,151 +17,332 @@ class Migration(migrations.Migration):
 
     operations = [
         migrations.CreateModel(
-            name='CaseSet',
+            name="CaseSet",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('name', models.CharField(max_length=200)),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('created_by', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to=settings.AUTH_USER_MODEL)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("name", models.CharField(max_length=200)),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                (
+                    "created_by",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="+",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
             ],
             options={
-                'ordering': ['study', 'created_at'],
+                "ordering": ["study", "created_at"],
             },
         ),
         migrations.CreateModel(
-            name='Case',
+            name="Case",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('label', models.CharField(max_length=64)),
-                ('study_instance_uid', models.CharField(help_text='De-identified (2.25.…).', max_length=64)),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('case_set', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='cases', to='studies.caseset')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("label", models.CharField(max_length=64)),
+                (
+                    "study_instance_uid",
+                    models.CharField(help_text="De-identified (2.25.…).", max_length=64),
+                ),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                (
+                    "case_set",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="cases",
+                        to="studies.caseset",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['study', 'label'],
+                "ordering": ["study", "label"],
             },
         ),
         migrations.CreateModel(
-            name='Series',
+            name="Series",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('series_instance_uid', models.CharField(max_length=64, unique=True)),
-                ('modality', models.CharField(default='MR', max_length=16)),
-                ('description', models.CharField(blank=True, max_length=200)),
-                ('manufacturer', models.CharField(blank=True, max_length=128)),
-                ('model_name', models.CharField(blank=True, max_length=128)),
-                ('field_strength_t', models.FloatField(blank=True, null=True)),
-                ('repetition_time_ms', models.FloatField(blank=True, null=True)),
-                ('echo_time_ms', models.FloatField(blank=True, null=True)),
-                ('selected', models.BooleanField(default=False, help_text='The series readers measure on (one per case).')),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('case', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='series', to='studies.case')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("series_instance_uid", models.CharField(max_length=64, unique=True)),
+                ("modality", models.CharField(default="MR", max_length=16)),
+                ("description", models.CharField(blank=True, max_length=200)),
+                ("manufacturer", models.CharField(blank=True, max_length=128)),
+                ("model_name", models.CharField(blank=True, max_length=128)),
+                ("field_strength_t", models.FloatField(blank=True, null=True)),
+                ("repetition_time_ms", models.FloatField(blank=True, null=True)),
+                ("echo_time_ms", models.FloatField(blank=True, null=True)),
+                (
+                    "selected",
+                    models.BooleanField(
+                        default=False, help_text="The series readers measure on (one per case)."
+                    ),
+                ),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                (
+                    "case",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="series",
+                        to="studies.case",
+                    ),
+                ),
             ],
             options={
-                'verbose_name_plural': 'series',
-                'ordering': ['case', 'series_instance_uid'],
+                "verbose_name_plural": "series",
+                "ordering": ["case", "series_instance_uid"],
             },
         ),
         migrations.CreateModel(
-            name='Instance',
+            name="Instance",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('sop_instance_uid', models.CharField(max_length=64, unique=True)),
-                ('sop_class_uid', models.CharField(max_length=64)),
-                ('instance_number', models.IntegerField(blank=True, null=True)),
-                ('rows', models.PositiveIntegerField()),
-                ('columns', models.PositiveIntegerField()),
-                ('file', models.FileField(max_length=255, upload_to=studies.models.instance_upload_to)),
-                ('size', models.PositiveBigIntegerField(default=0)),
-                ('sha256', models.CharField(blank=True, max_length=64)),
-                ('series', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='instances', to='studies.series')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("sop_instance_uid", models.CharField(max_length=64, unique=True)),
+                ("sop_class_uid", models.CharField(max_length=64)),
+                ("instance_number", models.IntegerField(blank=True, null=True)),
+                ("rows", models.PositiveIntegerField()),
+                ("columns", models.PositiveIntegerField()),
+                (
+                    "file",
+                    models.FileField(max_length=255, upload_to=studies.models.instance_upload_to),
+                ),
+                ("size", models.PositiveBigIntegerField(default=0)),
+                ("sha256", models.CharField(blank=True, max_length=64)),
+                (
+                    "series",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="instances",
+                        to="studies.series",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['series', 'instance_number', 'sop_instance_uid'],
+                "ordering": ["series", "instance_number", "sop_instance_uid"],
             },
         ),
         migrations.CreateModel(
-            name='Study',
+            name="Study",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('name', models.CharField(max_length=200, unique=True)),
-                ('description', models.TextField(blank=True)),
-                ('roi_statistic', models.CharField(choices=[('median', 'Median'), ('mean', 'Mean')], default='median', help_text="How one ROI's pixels become its signal intensity.", max_length=10)),
-                ('level_aggregate', models.CharField(choices=[('median', 'Median'), ('mean', 'Mean')], default='median', help_text='How the L1–L4 signal intensities are combined into the numerator.', max_length=10)),
-                ('min_levels', models.PositiveSmallIntegerField(default=3, help_text='Fewer measured (non-excluded) levels than this: the score is not computed.', validators=[django.core.validators.MinValueValidator(1), django.core.validators.MaxValueValidator(4)])),
-                ('sessions', models.PositiveSmallIntegerField(default=2, help_text='Number of reading sessions per reader (2 or more for intra-reader agreement).', validators=[django.core.validators.MinValueValidator(1), django.core.validators.MaxValueValidator(10)])),
-                ('washout_days', models.PositiveSmallIntegerField(default=28, help_text="Days between the end of a reader's session and the next.")),
-                ('allow_edit_after_submit', models.BooleanField(default=False)),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('created_by', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to=settings.AUTH_USER_MODEL)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("name", models.CharField(max_length=200, unique=True)),
+                ("description", models.TextField(blank=True)),
+                (
+                    "roi_statistic",
+                    models.CharField(
+                        choices=[("median", "Median"), ("mean", "Mean")],
+                        default="median",
+                        help_text="How one ROI's pixels become its signal intensity.",
+                        max_length=10,
+                    ),
+                ),
+                (
+                    "level_aggregate",
+                    models.CharField(
+                        choices=[("median", "Median"), ("mean", "Mean")],
+                        default="median",
+                        help_text="How the L1–L4 signal intensities are combined into the numerator.",
+                        max_length=10,
+                    ),
+                ),
+                (
+                    "min_levels",
+                    models.PositiveSmallIntegerField(
+                        default=3,
+                        help_text="Fewer measured (non-excluded) levels than this: the score is not computed.",
+                        validators=[
+                            django.core.validators.MinValueValidator(1),
+                            django.core.validators.MaxValueValidator(4),
+                        ],
+                    ),
+                ),
+                (
+                    "sessions",
+                    models.PositiveSmallIntegerField(
+                        default=2,
+                        help_text="Number of reading sessions per reader (2 or more for intra-reader agreement).",
+                        validators=[
+                            django.core.validators.MinValueValidator(1),
+                            django.core.validators.MaxValueValidator(10),
+                        ],
+                    ),
+                ),
+                (
+                    "washout_days",
+                    models.PositiveSmallIntegerField(
+                        default=28,
+                        help_text="Days between the end of a reader's session and the next.",
+                    ),
+                ),
+                ("allow_edit_after_submit", models.BooleanField(default=False)),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                (
+                    "created_by",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="+",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
             ],
             options={
-                'verbose_name_plural': 'studies',
-                'ordering': ['name'],
+                "verbose_name_plural": "studies",
+                "ordering": ["name"],
             },
         ),
         migrations.AddField(
-            model_name='caseset',
-            name='study',
-            field=models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='case_sets', to='studies.study'),
+            model_name="caseset",
+            name="study",
+            field=models.ForeignKey(
+                on_delete=django.db.models.deletion.CASCADE,
+                related_name="case_sets",
+                to="studies.study",
+            ),
         ),
         migrations.AddField(
-            model_name='case',
-            name='study',
-            field=models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='cases', to='studies.study'),
+            model_name="case",
+            name="study",
+            field=models.ForeignKey(
+                on_delete=django.db.models.deletion.CASCADE,
+                related_name="cases",
+                to="studies.study",
+            ),
         ),
         migrations.CreateModel(
-            name='Assignment',
+            name="Assignment",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('role', models.CharField(choices=[('manager', 'Study manager'), ('reader', 'Reader')], max_length=10)),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('user', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='study_assignments', to=settings.AUTH_USER_MODEL)),
-                ('study', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='assignments', to='studies.study')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                (
+                    "role",
+                    models.CharField(
+                        choices=[("manager", "Study manager"), ("reader", "Reader")], max_length=10
+                    ),
+                ),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                (
+                    "user",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="study_assignments",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
+                (
+                    "study",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="assignments",
+                        to="studies.study",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['study', 'role', 'user__username'],
+                "ordering": ["study", "role", "user__username"],
             },
         ),
         migrations.CreateModel(
-            name='Threshold',
+            name="Threshold",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('name', models.SlugField(help_text="e.g. 'screening' or 'fracture-risk'.")),
-                ('value', models.FloatField(validators=[django.core.validators.MinValueValidator(0.0)])),
-                ('description', models.CharField(blank=True, max_length=200)),
-                ('study', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='thresholds', to='studies.study')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("name", models.SlugField(help_text="e.g. 'screening' or 'fracture-risk'.")),
+                (
+                    "value",
+                    models.FloatField(validators=[django.core.validators.MinValueValidator(0.0)]),
+                ),
+                ("description", models.CharField(blank=True, max_length=200)),
+                (
+                    "study",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="thresholds",
+                        to="studies.study",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['study', 'value', 'name'],
+                "ordering": ["study", "value", "name"],
             },
         ),
         migrations.AddConstraint(
-            model_name='series',
-            constraint=models.UniqueConstraint(condition=models.Q(('selected', True)), fields=('case',), name='series_one_selected_per_case'),
+            model_name="series",
+            constraint=models.UniqueConstraint(
+                condition=models.Q(("selected", True)),
+                fields=("case",),
+                name="series_one_selected_per_case",
+            ),
         ),
         migrations.AddConstraint(
-            model_name='study',
-            constraint=models.CheckConstraint(condition=models.Q(('min_levels__gte', 1), ('min_levels__lte', 4)), name='study_min_levels_1_to_4'),
+            model_name="study",
+            constraint=models.CheckConstraint(
+                condition=models.Q(("min_levels__gte", 1), ("min_levels__lte", 4)),
+                name="study_min_levels_1_to_4",
+            ),
         ),
         migrations.AddConstraint(
-            model_name='study',
-            constraint=models.CheckConstraint(condition=models.Q(('sessions__gte', 1)), name='study_sessions_ge_1'),
+            model_name="study",
+            constraint=models.CheckConstraint(
+                condition=models.Q(("sessions__gte", 1)), name="study_sessions_ge_1"
+            ),
         ),
         migrations.AddConstraint(
-            model_name='case',
-            constraint=models.UniqueConstraint(fields=('study', 'label'), name='case_unique_label'),
+            model_name="case",
+            constraint=models.UniqueConstraint(fields=("study", "label"), name="case_unique_label"),
         ),
         migrations.AddConstraint(
-            model_name='case',
-            constraint=models.UniqueConstraint(fields=('study', 'study_instance_uid'), name='case_unique_study_uid'),
+            model_name="case",
+            constraint=models.UniqueConstraint(
+                fields=("study", "study_instance_uid"), name="case_unique_study_uid"
+            ),
         ),
         migrations.AddConstraint(
-            model_name='assignment',
-            constraint=models.UniqueConstraint(fields=('study', 'user'), name='assignment_one_role_per_study'),
+            model_name="assignment",
+            constraint=models.UniqueConstraint(
+                fields=("study", "user"), name="assignment_one_role_per_study"
+            ),
         ),
         migrations.AddConstraint(
-            model_name='threshold',
-            constraint=models.UniqueConstraint(fields=('study', 'name'), name='threshold_unique_name'),
+            model_name="threshold",
+            constraint=models.UniqueConstraint(
+                fields=("study", "name"), name="threshold_unique_name"
+            ),
         ),
     ]

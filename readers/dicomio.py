@@ -80,13 +80,21 @@ def _source_name(source: Source) -> str:
     return str(getattr(source, "name", "<file>"))
 
 
+# Values larger than this are left in the file until used: a folder's files are parsed once,
+# and only the instances an ROI references ever have their pixel bytes read.
+DEFER_SIZE = 4096
+
+
 def _read_dataset(source: Source, name: str, *, headers_only: bool) -> Dataset:
+    """Parse a file; with ``headers_only`` its large values (pixels) stay deferred in the file."""
     try:
         with warnings.catch_warnings():
             # pydicom warns about harmless oddities (odd-length values, UID syntax); readers of
             # the command's output want one clean error line or none.
             warnings.simplefilter("ignore")
-            return pydicom.dcmread(source, stop_before_pixels=headers_only)
+            if headers_only:
+                return pydicom.dcmread(source, defer_size=DEFER_SIZE)
+            return pydicom.dcmread(source)
     except InvalidDicomError:
         raise DicomReadError(
             f"{name}: not a DICOM file (no DICM marker after the 128-byte preamble)"
@@ -271,9 +279,12 @@ def load_images(
     images: dict[str, SliceImage] = {}
     for file, explicit in _files(paths):
         name = os.fspath(file)
-        if not explicit and not _is_part10(file):
-            continue
-        header = _read_dataset(file, name, headers_only=True)
+        try:
+            header = _read_dataset(file, name, headers_only=True)
+        except DicomReadError:
+            if explicit or _is_part10(file):
+                raise
+            continue  # not DICOM at all: folders may hold other files
         sop_class = getattr(getattr(header, "file_meta", None), "MediaStorageSOPClassUID", None)
         if sop_class == MEDIA_STORAGE_DIRECTORY:
             if explicit:
@@ -286,6 +297,6 @@ def load_images(
             )
         where[uid] = file
         if wanted is None or uid in wanted:
-            _check_single_frame(header, name)  # before reading a possibly huge file again
-            images[uid] = read_slice(file, name=name)
+            _check_single_frame(header, name)  # before the (deferred) pixels are read
+            images[uid] = _slice_from_dataset(header, name)
     return images

@@ -1,23 +1,53 @@
-// Polls the reading's score until the worker has stored it, then shows it without a reload.
+// Shows the reading's score as the worker computes it: polls score.json while it is pending,
+// then renders the VBQ and the per-level table without a page reload.
 const card = document.getElementById("score");
 const body = document.getElementById("score-body");
+const LABELS = ["L1", "L2", "L3", "L4"];
+
+function el(tag, attrs = {}, ...children) {
+  const node = document.createElement(tag);
+  Object.assign(node, attrs);
+  node.append(...children);
+  return node;
+}
+
+function fmt(value, digits = 1) {
+  return typeof value === "number" ? value.toFixed(digits) : "—";
+}
+
+function levelsTable(detail) {
+  const head = el("tr", {}, ...["ROI", "SI", "n", "median", "mean", "sd", "area mm²"].map((h) => el("th", {}, h)));
+  const rows = LABELS.map((label) => {
+    const level = detail.levels[label];
+    if (level.excluded) {
+      return el("tr", {}, el("td", {}, label), el("td", { colSpan: 6, className: "muted" }, `excluded: ${level.reason}`));
+    }
+    return el("tr", {}, el("td", {}, label), ...[level.si, level.n_pixels, level.median, level.mean, level.sd, level.area_mm2].map(
+      (v, i) => el("td", {}, i === 1 ? String(v) : fmt(v)),
+    ));
+  });
+  const csf = detail.csf;
+  rows.push(el("tr", {}, el("td", {}, `CSF (${csf.level})`), ...[csf.si, csf.n_pixels, csf.median, csf.mean, csf.sd, csf.area_mm2].map(
+    (v, i) => el("td", {}, i === 1 ? String(v) : fmt(v)),
+  )));
+  const method = detail.method;
+  return [
+    el("table", { className: "levels" }, el("thead", {}, head), el("tbody", {}, ...rows)),
+    el("p", { className: "muted" }, `SI = ${method.roi_statistic} of each ROI; numerator = ${method.level_aggregate} of the measured levels (at least ${method.min_levels}).`),
+  ];
+}
 
 function render(payload) {
-  if (payload.status === "ok") {
-    body.innerHTML = "";
-    const p = document.createElement("p");
-    p.className = "big";
-    p.textContent = payload.vbq.toFixed(3);
-    body.append(p);
-  } else if (payload.status === "pending") {
-    body.innerHTML = '<p class="pending">Computing…</p>';
+  if (payload.status === "pending") {
+    body.replaceChildren(el("p", { className: "pending" }, "Computing…"));
   } else if (payload.status === "empty") {
-    body.innerHTML = '<p class="muted">No ROIs yet.</p>';
+    body.replaceChildren(el("p", { className: "muted" }, "No ROIs yet."));
+  } else if (payload.status === "ok") {
+    body.replaceChildren(el("p", { className: "big" }, payload.vbq.toFixed(3)), ...levelsTable(payload.detail));
+  } else if (payload.status === "not_computed") {
+    body.replaceChildren(el("p", { className: "error" }, `Not computed: ${payload.message}`), ...levelsTable(payload.detail));
   } else {
-    const p = document.createElement("p");
-    p.className = "error";
-    p.textContent = `${payload.status === "error" ? "Error" : "Not computed"}: ${payload.message}`;
-    body.replaceChildren(p);
+    body.replaceChildren(el("p", { className: "error" }, `Error: ${payload.message}`));
   }
 }
 
@@ -33,4 +63,4 @@ async function poll(delay) {
   }
 }
 
-if (card) poll(500);
+if (card) poll(300);

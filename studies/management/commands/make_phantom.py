@@ -1,0 +1,64 @@
+"""``manage.py make_phantom OUT [--cases N] [--seed S]``: write synthetic lumbar spine cases.
+
+Each case is a sagittal T1 series of real DICOM files with a ``truth.json`` (true marrow and CSF
+signal, true VBQ, and a ready ``vbq.rois/1`` ROI set); see :mod:`studies.phantom`.
+
+OUT may be missing, empty, or the output of an earlier ``make_phantom`` run (only ``case-NNN``
+folders holding ``IM####.dcm`` files and a ``vbq.phantom/1`` ``truth.json``). In the last case the
+old cases are replaced, so a smaller ``--cases`` leaves no stale case behind. Any other content
+(a file, a foreign folder) is refused: the command never deletes what it did not write. Cases
+are generated in a temporary sibling folder and moved into place at the end, so a failure leaves
+OUT as it was.
+
+Prints ``{"cases": N, "out": ABS_PATH, "case_dirs": [ABS_PATH, ...]}`` on stdout. Bad arguments
+give one line on stderr and a non-zero exit status (1 for a bad value, 2 for unparsable syntax).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any, NoReturn
+
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+
+from studies.phantom import write_phantom
+
+
+class Command(BaseCommand):
+    help = "Write synthetic sagittal T1 lumbar spine DICOM cases with a known VBQ (phantom)."
+
+    # Pure file generation: the site's system checks (URLs, database) are not needed.
+    requires_system_checks: list[str] = []
+
+    def create_parser(self, prog_name: str, subcommand: str, **kwargs: Any) -> CommandParser:
+        """Make argparse's own errors one line too (it prints a usage block by default)."""
+        parser = super().create_parser(prog_name, subcommand, **kwargs)
+        if parser.called_from_command_line:
+
+            def one_line_error(message: str) -> NoReturn:
+                sys.stderr.write(f"make_phantom: error: {message}\n")
+                sys.exit(2)
+
+            parser.error = one_line_error  # type: ignore[method-assign]
+        return parser
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("out", metavar="OUT", help="output folder (created if missing)")
+        parser.add_argument("--cases", type=int, default=5, metavar="N", help="default 5")
+        parser.add_argument("--seed", type=int, default=1, metavar="S", help="default 1")
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        cases, seed = options["cases"], options["seed"]
+        if isinstance(cases, bool) or not isinstance(cases, int) or cases < 1:
+            raise CommandError(f"--cases must be a positive integer, got {cases!r}")
+        if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+            raise CommandError(f"--seed must be a non-negative integer, got {seed!r}")
+        out = Path(options["out"]).expanduser().absolute()
+        try:
+            case_dirs = write_phantom(out, cases=cases, seed=seed)
+        except (ValueError, OSError) as error:
+            raise CommandError(" ".join(str(error).split())) from None
+        summary = {"cases": cases, "out": str(out), "case_dirs": [str(p) for p in case_dirs]}
+        self.stdout.write(json.dumps(summary))

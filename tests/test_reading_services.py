@@ -1,0 +1,150 @@
+"""Reading services: what is accepted, what is refused, and that refusals change nothing."""
+
+from __future__ import annotations
+
+import copy
+import json
+from pathlib import Path
+
+import pytest
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.urls import reverse
+
+from readers import services
+from readers.models import Reading, VbqResult
+from studies.models import Case
+from studies.phantom import write_phantom
+from studies.services import case_set_import_trusted_files
+
+
+@pytest.fixture
+def phantom(world, tmp_path: Path):
+    dirs = write_phantom(tmp_path / "p", cases=2, seed=5)
+    case_set_import_trusted_files(
+        study=world.study_a,
+        name="phantom",
+        cases=[(f"Case {i}", list(d.glob("*.dcm"))) for i, d in enumerate(dirs, 1)],
+    )
+    truths = [json.loads((d / "truth.json").read_text()) for d in dirs]
+    cases = list(Case.objects.filter(study=world.study_a).order_by("label"))
+    return cases, truths
+
+
+def _unchanged(reading: Reading) -> None:
+    before = (reading.rois, reading.roi_version, reading.status)
+    reading.refresh_from_db()
+    assert (reading.rois, reading.roi_version, reading.status) == before
+
+
+def test_saving_rois_bumps_the_version(world, phantom) -> None:
+    (case, _), (truth, _) = phantom
+    reading = services.reading_open(reader=world.reader, case=case, session=1)
+    reading = services.reading_save_rois(reading=reading, data=truth["rois"])
+    assert reading.roi_version == 1
+    reading = services.reading_save_rois(reading=reading, data=truth["rois"])
+    assert reading.roi_version == 2
+    assert reading.rois["schema"] == "vbq.rois/1"
+
+
+@pytest.mark.parametrize(
+    ("mutate", "message"),
+    [
+        (lambda d: d.update(extra=1), "extra"),
+        (lambda d: d["rois"][0].update(center=[float("nan"), 3.0]), "finite"),
+        (lambda d: d["rois"][0].update(sop_instance_uid="2.25.999"), "2.25.999"),
+        (lambda d: d.update(series_instance_uid="2.25.1"), "series"),
+    ],
+    ids=["unknown key", "NaN", "unknown instance", "wrong series"],
+)
+def test_bad_roi_sets_are_refused_and_change_nothing(world, phantom, mutate, message) -> None:
+    (case, _), (truth, _) = phantom
+    reading = services.reading_open(reader=world.reader, case=case, session=1)
+    data = copy.deepcopy(truth["rois"])
+    mutate(data)
+    with pytest.raises(ValidationError) as excinfo:
+        services.reading_save_rois(reading=reading, data=data)
+    assert message in " ".join(excinfo.value.messages).lower() or message in str(excinfo.value)
+    _unchanged(reading)
+
+
+def test_rois_of_another_case_are_refused(world, phantom) -> None:
+    (case, _), (_, other_truth) = phantom
+    reading = services.reading_open(reader=world.reader, case=case, session=1)
+    with pytest.raises(ValidationError):
+        services.reading_save_rois(reading=reading, data=other_truth["rois"])
+    _unchanged(reading)
+
+
+def test_submit_requires_every_level_and_csf(world, phantom) -> None:
+    (case, _), (truth, _) = phantom
+    reading = services.reading_open(reader=world.reader, case=case, session=1)
+    partial = copy.deepcopy(truth["rois"])
+    partial["rois"] = [r for r in partial["rois"] if r["label"] not in ("L2", "CSF")]
+    reading = services.reading_save_rois(reading=reading, data=partial)
+    with pytest.raises(ValidationError, match="L2, CSF"):
+        services.reading_submit(reading=reading)
+    _unchanged(reading)
+
+
+def test_a_submitted_reading_is_locked(world, phantom, client) -> None:
+    (case, _), (truth, _) = phantom
+    reading = services.reading_open(reader=world.reader, case=case, session=1)
+    reading = services.reading_save_rois(reading=reading, data=truth["rois"])
+    reading = services.reading_submit(reading=reading)
+    assert reading.is_locked
+    with pytest.raises(PermissionDenied):
+        services.reading_save_rois(reading=reading, data=truth["rois"])
+    _unchanged(reading)
+    client.force_login(world.reader)
+    url = reverse("readers:detail", kwargs={"pk": reading.pk})
+    assert client.post(url, {"rois": json.dumps(truth["rois"])}).status_code == 403
+    _unchanged(reading)
+
+
+def test_session_outside_the_study_is_refused(world, phantom) -> None:
+    (case, _), _ = phantom
+    with pytest.raises(ValidationError):
+        services.reading_open(reader=world.reader, case=case, session=case.study.sessions + 1)
+    assert not Reading.objects.exists()
+
+
+def test_compute_twice_leaves_one_result(world, phantom) -> None:
+    """The service behind the task, called twice in-process: one row (the worker test repeats
+    this through Redis)."""
+    (case, _), (truth, _) = phantom
+    reading = services.reading_open(reader=world.reader, case=case, session=1)
+    reading = services.reading_save_rois(reading=reading, data=truth["rois"])
+    first = services.reading_compute_vbq(reading_pk=reading.pk, roi_version=reading.roi_version)
+    second = services.reading_compute_vbq(reading_pk=reading.pk, roi_version=reading.roi_version)
+    assert first.pk == second.pk
+    assert VbqResult.objects.filter(reading=reading).count() == 1
+    assert second.status == VbqResult.Status.OK
+    assert second.vbq == pytest.approx(truth["truth"]["vbq"], rel=0.03)
+
+
+def test_a_measurement_error_is_stored_as_a_clear_error(world, phantom) -> None:
+    (case, _), (truth, _) = phantom
+    reading = services.reading_open(reader=world.reader, case=case, session=1)
+    data = copy.deepcopy(truth["rois"])
+    for roi in data["rois"]:
+        if roi.get("shape") == "ellipse":
+            roi["center"] = [5000.0, 5000.0]  # far outside the image
+    reading = services.reading_save_rois(reading=reading, data=data)
+    result = services.reading_compute_vbq(reading_pk=reading.pk, roi_version=reading.roi_version)
+    assert result.status == VbqResult.Status.ERROR
+    assert result.vbq is None
+    assert "image" in result.message
+
+
+def test_reading_page_shows_the_score_and_the_page_polls(world, phantom, client) -> None:
+    (case, _), (truth, _) = phantom
+    reading = services.reading_open(reader=world.reader, case=case, session=1)
+    reading = services.reading_save_rois(reading=reading, data=truth["rois"])
+    client.force_login(world.reader)
+    score_url = reverse("readers:score", kwargs={"pk": reading.pk})
+    assert client.get(score_url).json()["status"] == "pending"
+    services.reading_compute_vbq(reading_pk=reading.pk, roi_version=reading.roi_version)
+    payload = client.get(score_url).json()
+    assert payload["status"] == "ok"
+    page = client.get(reverse("readers:detail", kwargs={"pk": reading.pk})).content.decode()
+    assert f"{payload['vbq']:.3f}" in page

@@ -1,0 +1,33 @@
+"""The demo data: users with the printed passwords, one study of phantom cases, idempotent."""
+
+from __future__ import annotations
+
+from io import StringIO
+
+import pytest
+from django.contrib.auth import authenticate
+from django.core.management import call_command
+
+from readers.management.commands.seed_demo import DEMO_STUDY, DEMO_USERS
+from readers.models import Reading
+from studies.models import Instance, Role, Study
+
+
+@pytest.mark.django_db
+def test_seed_demo_twice_builds_one_study_and_prints_working_logins() -> None:
+    for _ in range(2):
+        out = StringIO()
+        call_command("seed_demo", cases=2, seed=3, stdout=out)
+    study = Study.objects.get(name=DEMO_STUDY)
+    assert study.cases.count() == 2
+    assert Instance.objects.filter(series__case__study=study).count() >= 22  # 11+ slices each
+    assert set(study.thresholds.values_list("name", flat=True)) >= {"screening", "fracture"}
+    assert study.assignments.filter(role=Role.READER).count() == 3
+    assert study.assignments.filter(role=Role.MANAGER).count() == 1
+    readings = Reading.objects.filter(case__study=study)
+    assert readings.count() == 3
+    assert all(r.is_locked for r in readings)
+    text = out.getvalue()
+    for username, password, _ in DEMO_USERS:
+        assert f"{username:<9} {password}" in text
+        assert authenticate(username=username, password=password) is not None

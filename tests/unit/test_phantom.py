@@ -1,0 +1,312 @@
+"""The synthetic lumbar spine phantom (:mod:`studies.phantom`): real DICOM, known truth.
+
+The phantom is what every other test of the measurement path trusts, so it is checked on three
+sides: the files are valid MR Image Storage with consistent geometry (read back by pydicom
+without ``force``); generation is deterministic; and the truth it claims is recovered by the
+project's own measurement code from its suggested ROIs.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pydicom
+import pytest
+from pydicom.uid import UID, ExplicitVRLittleEndian
+
+from studies.phantom import MR_IMAGE_STORAGE, SCHEMA, is_phantom_output, make_case, write_phantom
+
+SEED = 1
+N_CASES = 12
+LUMBAR = ("L1", "L2", "L3", "L4")
+TRUTH_KEYS = {
+    "schema",
+    "case",
+    "seed",
+    "index",
+    "patient_id",
+    "study_instance_uid",
+    "series_instance_uid",
+    "field_strength_t",
+    "tr_ms",
+    "te_ms",
+    "n_slices",
+    "midsagittal_sop_instance_uid",
+    "midsagittal_instance_number",
+    "pixel_spacing_mm",
+    "rescale",
+    "noise_sd",
+    "texture_sd_rel",
+    "truth",
+    "rois",
+}
+
+
+@pytest.fixture(scope="module")
+def phantom(tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
+    """Twelve cases of one seed, written once for the whole module (about 3 s)."""
+    return write_phantom(tmp_path_factory.mktemp("phantom"), cases=N_CASES, seed=SEED)
+
+
+def truth_of(case_dir: Path) -> dict[str, Any]:
+    result: dict[str, Any] = json.loads((case_dir / "truth.json").read_text(encoding="utf-8"))
+    return result
+
+
+def read_series(case_dir: Path) -> list[pydicom.Dataset]:
+    return [pydicom.dcmread(path) for path in sorted(case_dir.glob("IM*.dcm"))]
+
+
+def modality(ds: pydicom.Dataset) -> np.ndarray:
+    slope = float(getattr(ds, "RescaleSlope", 1.0))
+    intercept = float(getattr(ds, "RescaleIntercept", 0.0))
+    return ds.pixel_array.astype(np.float64) * slope + intercept
+
+
+# -- determinism -----------------------------------------------------------------------------
+
+
+def tree_bytes(root: Path) -> dict[str, bytes]:
+    return {
+        str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()
+    }
+
+
+def test_same_seed_gives_byte_identical_files(tmp_path: Path) -> None:
+    write_phantom(tmp_path / "a", cases=2, seed=7)
+    write_phantom(tmp_path / "b", cases=2, seed=7)
+    first, second = tree_bytes(tmp_path / "a"), tree_bytes(tmp_path / "b")
+    assert len(first) >= 2 * 12
+    assert first == second
+
+
+def test_different_seed_gives_different_images_and_uids() -> None:
+    one, other = make_case(7, 1), make_case(8, 1)
+    assert one.truth["truth"] != other.truth["truth"]
+    assert one.truth["series_instance_uid"] != other.truth["series_instance_uid"]
+    mid = one.datasets[one.midsagittal_index]
+    assert {ds.SOPInstanceUID for ds in one.datasets}.isdisjoint(
+        ds.SOPInstanceUID for ds in other.datasets
+    )
+    assert all(ds.PixelData != mid.PixelData for ds in other.datasets)
+
+
+def test_a_case_does_not_depend_on_how_many_cases_are_made(phantom: list[Path]) -> None:
+    case = make_case(SEED, 3)
+    assert case.truth == truth_of(phantom[2])
+    assert [ds.SOPInstanceUID for ds in case.datasets] == [
+        ds.SOPInstanceUID for ds in read_series(phantom[2])
+    ]
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"seed": -1, "index": 1}, "seed"),
+        ({"seed": 1, "index": 0}, "index"),
+        ({"seed": 1, "index": 1, "n_slices": 16}, "n_slices"),
+    ],
+)
+def test_make_case_rejects_bad_arguments(kwargs: dict[str, int], message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        make_case(**kwargs)
+
+
+# -- DICOM validity and geometry -------------------------------------------------------------
+
+
+def test_files_are_part10_mr_image_storage(phantom: list[Path]) -> None:
+    for case_dir in phantom:
+        for path in sorted(case_dir.glob("IM*.dcm")):
+            raw = path.read_bytes()
+            assert raw[128:132] == b"DICM"
+            ds = pydicom.dcmread(path)  # no force: a real Part 10 file or an exception
+            meta = ds.file_meta
+            assert meta.TransferSyntaxUID == ExplicitVRLittleEndian
+            assert meta.MediaStorageSOPClassUID == MR_IMAGE_STORAGE == ds.SOPClassUID
+            assert meta.MediaStorageSOPInstanceUID == ds.SOPInstanceUID
+            for keyword in ("SOPInstanceUID", "SeriesInstanceUID", "StudyInstanceUID"):
+                uid = UID(getattr(ds, keyword))
+                assert uid.is_valid
+                assert uid.startswith("2.25.")
+            assert ds.Modality == "MR"
+            assert ds.PhotometricInterpretation == "MONOCHROME2"
+            assert (ds.BitsAllocated, ds.PixelRepresentation, ds.SamplesPerPixel) == (16, 0, 1)
+            assert ds.BitsStored in (12, 16)
+            assert ds.HighBit == ds.BitsStored - 1
+            assert ds.Rows >= 256
+            assert ds.Columns >= 256
+            assert ds.pixel_array.shape == (ds.Rows, ds.Columns)
+            assert int(ds.pixel_array.max()) < 2**ds.BitsStored
+
+
+def test_series_geometry_is_consistent(phantom: list[Path]) -> None:
+    for case_dir in phantom:
+        series = read_series(case_dir)
+        assert 11 <= len(series) <= 15
+        assert [int(ds.InstanceNumber) for ds in series] == list(range(1, len(series) + 1))
+        assert len({ds.SeriesInstanceUID for ds in series}) == 1
+        assert len({ds.FrameOfReferenceUID for ds in series}) == 1
+        first = series[0]
+        iop = np.array([float(v) for v in first.ImageOrientationPatient])
+        np.testing.assert_allclose(iop, [0, 1, 0, 0, 0, -1])  # sagittal: A->P, H->F
+        normal = np.cross(iop[:3], iop[3:])
+        spacing = float(first.SpacingBetweenSlices)
+        assert float(first.SliceThickness) < spacing  # a gap between slices
+        row_mm, col_mm = (float(v) for v in first.PixelSpacing)
+        assert row_mm == col_mm
+        assert 0.9 <= row_mm <= 1.1
+        assert 280 <= row_mm * first.Rows <= 330  # field of view
+        positions = [np.array([float(v) for v in ds.ImagePositionPatient]) for ds in series]
+        for ds, position in zip(series, positions, strict=True):
+            assert [float(v) for v in ds.ImageOrientationPatient] == list(iop)
+            assert float(ds.SliceLocation) == pytest.approx(float(position @ normal), abs=1e-3)
+        for before, after in itertools.pairwise(positions):
+            step = after - before
+            assert float(step @ normal) == pytest.approx(spacing, abs=1e-3)
+            np.testing.assert_allclose(step - (step @ normal) * normal, 0.0, atol=1e-3)
+
+
+def test_acquisition_and_patient_are_plausible_and_fake(phantom: list[Path]) -> None:
+    fields = set()
+    for index, case_dir in enumerate(phantom, start=1):
+        ds = pydicom.dcmread(next(case_dir.glob("IM*.dcm")))
+        truth = truth_of(case_dir)
+        fields.add(float(ds.MagneticFieldStrength))
+        assert float(ds.MagneticFieldStrength) in (1.5, 3.0)
+        assert 400 <= float(ds.RepetitionTime) <= 700
+        assert 8 <= float(ds.EchoTime) <= 15
+        assert (ds.ScanningSequence, ds.MRAcquisitionType) == ("SE", "2D")
+        assert ds.SeriesDescription == "SAG T1"
+        assert ds.BodyPartExamined == "LSPINE"
+        assert ds.PatientPosition == "HFS"
+        assert str(ds.PatientName) == f"PHANTOM^CASE{index:03d}"
+        assert ds.PatientSex in ("F", "M")
+        assert ds.PatientAge.endswith("Y")
+        assert truth["field_strength_t"] == float(ds.MagneticFieldStrength)
+        assert truth["tr_ms"] == float(ds.RepetitionTime)
+        assert truth["te_ms"] == float(ds.EchoTime)
+        assert truth["patient_id"] == ds.PatientID
+        assert truth["n_slices"] == len(list(case_dir.glob("IM*.dcm")))
+    assert fields == {1.5, 3.0}
+
+
+def test_every_third_case_needs_the_modality_lut(phantom: list[Path]) -> None:
+    """Rescaled cases store values whose raw median is far from the truth (modality units)."""
+    for index, case_dir in enumerate(phantom, start=1):
+        truth = truth_of(case_dir)
+        mid = pydicom.dcmread(case_dir / f"IM{truth['midsagittal_instance_number']:04d}.dcm")
+        assert mid.SOPInstanceUID == truth["midsagittal_sop_instance_uid"]
+        rescaled = index % 3 == 0
+        assert ("RescaleSlope" in mid) == rescaled
+        if rescaled:
+            slope, intercept = float(mid.RescaleSlope), float(mid.RescaleIntercept)
+            assert (slope, intercept) != (1.0, 0.0)
+            assert truth["rescale"] == {"slope": slope, "intercept": intercept}
+            stored = mid.pixel_array.astype(np.float64)
+            assert abs(np.median(stored) * slope + intercept - np.median(stored)) > 10
+
+
+# -- truth -----------------------------------------------------------------------------------
+
+
+def test_truth_sidecar_has_the_documented_shape(phantom: list[Path]) -> None:
+    for case_dir in phantom:
+        truth = truth_of(case_dir)
+        assert set(truth) == TRUTH_KEYS
+        assert truth["schema"] == SCHEMA
+        assert truth["case"] == case_dir.name
+        assert truth["seed"] == SEED
+        assert set(truth["truth"]["levels"]) == set(LUMBAR)
+        assert set(truth["truth"]["other_levels"]) == {"T12", "L5"}
+        assert truth["truth"]["csf"]["level"] == "L3"
+        rois = truth["rois"]
+        assert rois["schema"] == "vbq.rois/1"
+        assert rois["series_instance_uid"] == truth["series_instance_uid"]
+        labels = [roi["label"] for roi in rois["rois"]]
+        assert sorted(labels) == ["CSF", "L1", "L2", "L3", "L4"]
+        for roi in rois["rois"]:
+            assert roi["sop_instance_uid"] == truth["midsagittal_sop_instance_uid"]
+            assert roi["shape"] == "ellipse"
+            assert min(roi["radii"]) > 2
+            assert roi.get("level", "L3") == "L3"
+
+
+def test_true_vbq_is_the_median_level_over_csf(phantom: list[Path]) -> None:
+    for case_dir in phantom:
+        truth = truth_of(case_dir)["truth"]
+        levels = sorted(truth["levels"].values())
+        assert 80 <= truth["csf"]["si"] <= 160
+        assert truth["vbq"] == pytest.approx((levels[1] + levels[2]) / 2 / truth["csf"]["si"])
+        assert max(levels) / min(levels) < 1.15  # a few per cent around VBQ x CSF
+
+
+def test_true_vbq_spans_the_clinical_range(phantom: list[Path]) -> None:
+    values = [truth_of(case_dir)["truth"]["vbq"] for case_dir in phantom]
+    assert all(2.0 <= v <= 4.0 for v in values)
+    assert min(values) <= 2.2
+    assert max(values) >= 3.8
+
+
+# -- the suggested ROIs recover the truth through the project's measurement code ---------------
+
+
+def median_tolerance(noise_sd: float, texture_sd: float, n_pixels: int, slope: float) -> float:
+    """Four standard errors of an ROI median, plus half a quantisation step.
+
+    The standard error of a sample median is sqrt(pi/2) * sd / sqrt(n). ``sd`` combines the
+    Rician noise (``noise_sd``, nearly Gaussian at these SNRs) with the marrow texture
+    (``texture_sd_rel`` x SI) as if the texture were noise too. That overstates the error (the
+    phantom makes the noise-free median over the suggested ROI exactly the SI), which keeps the
+    bound conservative. Stored values are integers, so half a Rescale Slope step is added (with
+    CSF noise sd of 2-6 units the median's own rounding to half-integers is not negligible).
+    Over 360 generated cases (seeds 1-30) the largest error used 42 % of this tolerance for
+    marrow, 77 % for CSF, and the largest VBQ error 77 % of the 2 % allowed.
+    """
+    sd = math.hypot(noise_sd, texture_sd)
+    return 4.0 * math.sqrt(math.pi / 2.0) * sd / math.sqrt(n_pixels) + 0.5 * slope
+
+
+def test_suggested_rois_recover_the_truth(phantom: list[Path]) -> None:
+    dicomio = pytest.importorskip("readers.dicomio")
+    measure = pytest.importorskip("readers.measure")
+    rois_module = pytest.importorskip("readers.rois")
+    for case_dir in phantom:
+        truth = truth_of(case_dir)
+        roi_set = rois_module.parse_roi_set(truth["rois"])
+        images = dicomio.load_images([case_dir], wanted_uids=roi_set.referenced_uids)
+        result = measure.measure_vbq(roi_set, images)
+        noise, texture, slope = (
+            truth["noise_sd"],
+            truth["texture_sd_rel"],
+            truth["rescale"]["slope"],
+        )
+        for level, si in truth["truth"]["levels"].items():
+            got = result["levels"][level]
+            tolerance = median_tolerance(noise, texture * si, got["n_pixels"], slope)
+            assert got["n_pixels"] >= 150, (case_dir.name, level)
+            assert got["si"] == pytest.approx(si, abs=tolerance), (case_dir.name, level)
+        csf = result["csf"]
+        tolerance = median_tolerance(noise, 0.0, csf["n_pixels"], slope)
+        assert csf["n_pixels"] >= 60, case_dir.name
+        assert csf["level"] == "L3"
+        assert csf["si"] == pytest.approx(truth["truth"]["csf"]["si"], abs=tolerance)
+        assert result["vbq"] == pytest.approx(truth["truth"]["vbq"], rel=0.02), case_dir.name
+
+
+def test_is_phantom_output_recognises_only_its_own_folders(
+    phantom: list[Path], tmp_path: Path
+) -> None:
+    assert is_phantom_output(phantom[0].parent)
+    assert not is_phantom_output(tmp_path)  # empty: nothing to replace
+    (tmp_path / "case-001").mkdir()
+    (tmp_path / "case-001" / "notes.txt").write_text("mine", encoding="utf-8")
+    assert not is_phantom_output(tmp_path)
+    with pytest.raises(ValueError, match=r"notes\.txt"):
+        write_phantom(tmp_path, cases=1, seed=1)
+    assert [p.name for p in (tmp_path / "case-001").iterdir()] == ["notes.txt"]

@@ -83,7 +83,7 @@ VBQ_BLOCK: Final = 10
 CSF_LEVEL: Final = "L3"
 
 _CASE_DIR = re.compile(r"^case-\d{3,}$")
-_CASE_FILE = re.compile(r"^(IM\d{4}\.dcm|truth\.json)$")
+_CASE_FILE = re.compile(r"^(IM\d{4}\.dcm|truth\.json|rois\.json)$")
 _IMPLEMENTATION_VERSION: Final = "VBQPHANTOM_1"
 _ROOT_HALF_WIDTH: Final = 0.55  # mm
 _FILUM: Final = 0.82  # position of the filum terminale, as a fraction of the sac's depth
@@ -170,7 +170,8 @@ def is_phantom_output(path: Path) -> bool:
 def write_phantom(out_dir: Path, *, cases: int, seed: int) -> list[Path]:
     """Write ``cases`` cases under ``out_dir`` and return the case folders, in order.
 
-    Layout: ``out_dir/case-001/IM0001.dcm ...`` and ``out_dir/case-001/truth.json``.
+    Layout: ``out_dir/case-001/IM0001.dcm ...``, ``out_dir/case-001/truth.json`` and
+    ``out_dir/case-001/rois.json`` (the suggested ROI set alone, for ``measure_vbq --rois``).
 
     ``out_dir`` may be missing, empty, or a previous phantom output (see :func:`is_phantom_output`),
     whose case folders are then replaced so that no stale case survives. Anything else raises
@@ -203,6 +204,10 @@ def write_phantom(out_dir: Path, *, cases: int, seed: int) -> list[Path]:
                 dcmwrite(case_dir / name, ds, enforce_file_format=True)
             (case_dir / "truth.json").write_text(
                 json.dumps(case.truth, indent=2, sort_keys=False) + "\n", encoding="utf-8"
+            )
+            # The suggested ROIs alone, ready for ``manage.py measure_vbq --rois``.
+            (case_dir / "rois.json").write_text(
+                json.dumps(case.truth["rois"], indent=2) + "\n", encoding="utf-8"
             )
             names.append(case.name)
         if out_dir.exists():

@@ -11,6 +11,10 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     VBQ_STATIC_ROOT=/app/staticfiles
 
 WORKDIR /app
+# WeasyPrint (the PDF report) needs Pango and a font.
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends libpango-1.0-0 libpangoft2-1.0-0 fonts-dejavu-core \
+    && rm -rf /var/lib/apt/lists/*
 RUN pip install --no-cache-dir uv==0.13.9
 COPY pyproject.toml uv.lock ./
 RUN uv sync --frozen --no-dev --no-install-project

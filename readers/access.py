@@ -13,8 +13,9 @@ from django.db.models import QuerySet
 from django.http import Http404
 
 from readers.models import Reading
+from readers.sessions import reader_current_session
 from studies.access import AnyUser, role_in_study, studies_read_by
-from studies.models import Role
+from studies.models import Role, Study
 
 
 def readings_of_reader(user: AnyUser) -> QuerySet[Reading]:
@@ -30,6 +31,12 @@ def reading_for_user(user: AnyUser, pk: int) -> tuple[Reading, bool]:
     if reading is None:
         raise Http404("No such reading")
     if readings_of_reader(user).filter(pk=pk).exists():
+        current = reader_current_session(reader=user, study=reading.case.study)
+        if reading.session < current:
+            raise PermissionDenied(
+                f"Your session {reading.session} readings stay hidden while you read session "
+                f"{current}, so that the second reading is independent of the first."
+            )
         editable = not reading.is_locked or reading.case.study.allow_edit_after_submit
         return reading, editable
     if role_in_study(user, reading.case.study) == Role.MANAGER:
@@ -42,4 +49,14 @@ def reading_for_writer(user: AnyUser, pk: int) -> Reading:
     reading, writable = reading_for_user(user, pk)
     if not writable:
         raise PermissionDenied("This reading cannot be changed.")
+    return reading
+
+
+def reading_for_manager(user: AnyUser, pk: int, *, study: Study) -> Reading:
+    """A reading of ``study``, for one of its managers (checked by the caller); 404 otherwise."""
+    reading = Reading.objects.select_related("case__study", "reader").filter(pk=pk).first()
+    if reading is None or reading.case.study_id != study.pk:
+        raise Http404("No such reading")
+    if role_in_study(user, study) != Role.MANAGER:
+        raise Http404("No such reading")
     return reading

@@ -6,3 +6,6 @@ class ReadersConfig(AppConfig):
 
     name = "readers"
     verbose_name = "Readers"
+
+    def ready(self) -> None:
+        from readers import signals  # noqa: F401 - connects the receivers

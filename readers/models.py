@@ -89,3 +89,33 @@ class VbqResult(models.Model):
     def __str__(self) -> str:
         score = f"{self.vbq:.3f}" if self.vbq is not None else self.get_status_display()
         return f"{self.reading}: {score}"
+
+
+class StudyAnalysis(models.Model):
+    """The latest agreement analysis of a study, and the state of its recomputation.
+
+    ``records`` are exactly the rows the statistics were computed from (one per submitted,
+    scored reading), so that the page, the downloads and the report always show one consistent
+    analysis, and ``fingerprint`` identifies them: when the study's readings no longer hash to
+    it, the page says the figures are stale. ``claimed_at`` is the coalescing claim: a burst of
+    changes sends one task, not one per reading (a claim older than the task time limit is
+    treated as lost, so a broker outage cannot stop recomputation for good).
+    """
+
+    study = models.OneToOneField(
+        "studies.Study", on_delete=models.CASCADE, related_name="analysis"
+    )
+    claimed_at = models.DateTimeField(null=True, blank=True)
+    requested_at = models.DateTimeField(null=True, blank=True)
+    computed_at = models.DateTimeField(null=True, blank=True)
+    fingerprint = models.CharField(max_length=64, blank=True)
+    records = models.JSONField(default=list)
+    analysis = models.JSONField(default=dict)
+    diagnostics = models.JSONField(null=True, blank=True)
+    error = models.TextField(blank=True)
+
+    class Meta:
+        verbose_name_plural = "study analyses"
+
+    def __str__(self) -> str:
+        return f"analysis of {self.study}"

@@ -7,27 +7,38 @@ from dataclasses import dataclass
 from django.contrib.auth.models import AbstractBaseUser
 
 from readers.models import Reading
+from readers.sessions import SessionState, case_order, reader_sessions
 from studies.models import Case, Study
 
 
 @dataclass(frozen=True)
-class WorklistRow:
-    case: Case
-    cells: list[tuple[int, Reading | None]]  # (session, the reader's own reading or None)
+class WorklistSession:
+    state: SessionState
+    rows: list[tuple[Case, Reading | None]]  # in this reader's order; empty while closed
+    next_case: Case | None  # the first case not yet submitted
+    is_current: bool
 
 
-def reader_worklist(*, reader: AbstractBaseUser, study: Study) -> list[WorklistRow]:
-    """The study's cases with the reader's own readings per session (never anyone else's)."""
-    own: dict[int, dict[int, Reading]] = {}
-    for reading in Reading.objects.filter(reader=reader, case__study=study).prefetch_related(
-        "results"
-    ):
-        own.setdefault(reading.case_id, {})[reading.session] = reading
-    sessions = range(1, study.sessions + 1)
-    return [
-        WorklistRow(case=case, cells=[(s, own.get(case.pk, {}).get(s)) for s in sessions])
-        for case in study.cases.all()
-    ]
+def reader_worklist(*, reader: AbstractBaseUser, study: Study) -> list[WorklistSession]:
+    """The reader's sessions with their own readings in their own case order.
+
+    Only the current (latest open) session lists its cases with links: earlier sessions show
+    their progress only, because a reader must not see their earlier ROIs while reading again.
+    """
+    own: dict[tuple[int, int], Reading] = {
+        (r.case_id, r.session): r for r in Reading.objects.filter(reader=reader, case__study=study)
+    }
+    states = reader_sessions(reader=reader, study=study)
+    current = max(s.session for s in states if s.is_open)
+    blocks = []
+    for state in states:
+        rows: list[tuple[Case, Reading | None]] = []
+        if state.session == current:
+            order = case_order(reader=reader, study=study, session=state.session)
+            rows = [(case, own.get((case.pk, state.session))) for case in order]
+        next_case = next((c for c, r in rows if r is None or not r.is_locked), None)
+        blocks.append(WorklistSession(state, rows, next_case, state.session == current))
+    return blocks
 
 
 def study_readings(*, study: Study) -> list[Reading]:

@@ -15,11 +15,13 @@ from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
+from readers.analytics import analysis_request
 from readers.dicomio import DicomReadError, read_slice
 from readers.measure import ALGORITHM_VERSION, MeasurementError, measure_vbq
 from readers.models import Reading, VbqResult
 from readers.rois import RoiError, parse_roi_set
-from studies.models import Case, Instance
+from readers.sessions import reader_sessions
+from studies.models import Case, Instance, Study
 from vbqweb.tasks import enqueue_on_commit
 
 logger = logging.getLogger(__name__)
@@ -31,6 +33,17 @@ def reading_open(*, reader: AbstractBaseUser, case: Case, session: int) -> Readi
     """The reader's reading of ``case`` in ``session``, created as an empty draft if new."""
     if not 1 <= session <= case.study.sessions:
         raise ValidationError(f"This study has sessions 1 to {case.study.sessions}.")
+    existing = Reading.objects.filter(reader=reader, case=case, session=session).first()
+    if existing is not None:
+        return existing
+    state = reader_sessions(reader=reader, study=case.study)[session - 1]
+    if not state.is_open:
+        when = (
+            f"opens on {state.opens_at:%Y-%m-%d %H:%M} UTC"
+            if state.opens_at
+            else f"opens once session {session - 1} is complete and the wash-out has passed"
+        )
+        raise ValidationError(f"Session {session} {when}.")
     reading, _ = Reading.objects.get_or_create(reader=reader, case=case, session=session)
     return reading
 
@@ -89,6 +102,8 @@ def reading_submit(*, reading: Reading) -> Reading:
         reading.refresh_from_db()
         if reading.current_result() is None:
             reading_request_score(reading=reading)
+        else:
+            analysis_request(study=reading.case.study)
     return reading
 
 
@@ -140,6 +155,8 @@ def reading_compute_vbq(*, reading_pk: int, roi_version: int) -> VbqResult | Non
             **outcome,
         },
     )
+    if reading.is_locked:
+        analysis_request(study=study)
     return result
 
 
@@ -158,3 +175,17 @@ def _load_referenced_images(reading: Reading, uids: set[str]) -> dict[str, Any]:
             image = read_slice(fh, name=instance.sop_instance_uid)
         images[image.sop_instance_uid] = image
     return images
+
+
+def study_request_rescore(*, study: Study) -> int:
+    """Schedule the scoring of every reading of ``study`` that has ROIs (after commit).
+
+    Used when the study's measurement settings change: each task rewrites the result row of
+    the reading's current ROI version with the new method. Returns the number scheduled.
+    """
+    readings = Reading.objects.filter(case__study=study, rois__isnull=False)
+    count = 0
+    for reading in readings.only("pk", "roi_version"):
+        reading_request_score(reading=reading)
+        count += 1
+    return count

@@ -11,3 +11,11 @@ def compute_reading_vbq(*, reading_pk: int, roi_version: int) -> None:
     from readers.services import reading_compute_vbq
 
     reading_compute_vbq(reading_pk=reading_pk, roi_version=roi_version)
+
+
+@vbq_task()
+def compute_study_analysis(*, study_pk: int) -> None:
+    """Recompute a study's agreement analysis from its submitted readings (idempotent)."""
+    from readers.analytics import analysis_compute
+
+    analysis_compute(study_pk=study_pk)

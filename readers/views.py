@@ -20,6 +20,7 @@ from readers import services
 from readers.access import reading_for_user, reading_for_writer
 from readers.models import Reading
 from readers.selectors import reader_worklist, study_readings
+from readers.sessions import reader_sessions
 from studies import selectors as study_selectors
 from studies.access import case_for_reader, study_for_user
 from studies.models import Role
@@ -47,6 +48,7 @@ def study_detail(request: HttpRequest, pk: int) -> HttpResponse:
             for case in study_selectors.study_cases(study=study)
         ]
         context |= {
+            "progress": [(a.user, reader_sessions(reader=a.user, study=study)) for a in readers],
             "rows": rows,
             "readers": readers,
             "managers": study_selectors.study_managers(study=study),
@@ -57,7 +59,6 @@ def study_detail(request: HttpRequest, pk: int) -> HttpResponse:
         return render(request, "studies/study_manager.html", context)
     context |= {
         "worklist": reader_worklist(reader=request.user, study=study),
-        "sessions": range(1, study.sessions + 1),
     }
     return render(request, "studies/study_reader.html", context)
 

@@ -6,6 +6,8 @@ that two studies on one site can measure differently and the method is stored wi
 
 from __future__ import annotations
 
+import secrets
+
 from django.conf import settings
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
@@ -46,7 +48,13 @@ class Study(models.Model):
     washout_days = models.PositiveSmallIntegerField(
         default=28, help_text="Days between the end of a reader's session and the next."
     )
-    allow_edit_after_submit = models.BooleanField(default=False)
+    allow_edit_after_submit = models.BooleanField(
+        default=False, help_text="Whether readers may change a reading after submitting it."
+    )
+    randomise_order = models.BooleanField(
+        default=True,
+        help_text="Show each reader the cases in their own random order, new in every session.",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
@@ -93,6 +101,10 @@ class Threshold(models.Model):
         return f"{self.name} ≥ {self.value:g}"
 
 
+def new_order_seed() -> int:
+    return secrets.randbits(31)
+
+
 class Role(models.TextChoices):
     MANAGER = "manager", "Study manager"
     READER = "reader", "Reader"
@@ -110,6 +122,10 @@ class Assignment(models.Model):
         settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="study_assignments"
     )
     role = models.CharField(max_length=10, choices=Role.choices)
+    order_seed = models.PositiveIntegerField(
+        default=new_order_seed,
+        help_text="Seeds this reader's case order (a new order per session, reproducibly).",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -233,3 +249,16 @@ class Instance(models.Model):
 
     def __str__(self) -> str:
         return self.sop_instance_uid
+
+
+class ReferenceStandard(models.Model):
+    """A case's optional reference values, for the diagnostic analysis (spec §1)."""
+
+    case = models.OneToOneField(Case, on_delete=models.CASCADE, related_name="reference")
+    dxa_t_score = models.FloatField(null=True, blank=True, verbose_name="DXA T-score")
+    qct_bmd = models.FloatField(null=True, blank=True, verbose_name="QCT BMD (mg/cm³)")
+    fragility_fracture = models.BooleanField(null=True, blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    def __str__(self) -> str:
+        return f"reference of {self.case}"

@@ -7,15 +7,28 @@ directly for writes.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 
 import pydicom
 from django.contrib.auth.models import AbstractBaseUser
+from django.core.exceptions import ValidationError
 from django.core.files.base import ContentFile
 from django.db import transaction
 
-from studies.models import Assignment, Case, CaseSet, Instance, Role, Series, Study, Threshold
+from studies.models import (
+    Assignment,
+    Case,
+    CaseSet,
+    Instance,
+    ReferenceStandard,
+    Role,
+    Series,
+    Study,
+    Threshold,
+)
+from studies.reference_csv import ReferenceRow
+from studies.signals import analysis_inputs_changed, measurement_settings_changed
 
 
 @transaction.atomic
@@ -117,3 +130,165 @@ def _int_or_none(value: object) -> int | None:
         return int(value)  # type: ignore[call-overload]
     except (TypeError, ValueError):
         return None
+
+
+# --- Study design (managers' pages) -----------------------------------------------------------
+
+MEASUREMENT_FIELDS = frozenset({"roi_statistic", "level_aggregate", "min_levels"})
+"""The settings a VBQ score depends on: changing one rescores the study's readings."""
+
+DESIGN_FIELDS = frozenset(
+    {
+        "name",
+        "description",
+        *MEASUREMENT_FIELDS,
+        "sessions",
+        "washout_days",
+        "allow_edit_after_submit",
+        "randomise_order",
+    }
+)
+"""What a study manager may change on a study (not who created it, nor when)."""
+
+
+@transaction.atomic
+def study_create_with_manager(
+    *,
+    manager: AbstractBaseUser,
+    name: str,
+    thresholds: Mapping[str, float] | None = None,
+    **settings: object,
+) -> Study:
+    """Create a study and make its creator its first manager, in one transaction.
+
+    A study without a manager could only be reached by site admins.
+    """
+    study = study_create(
+        name=name, created_by=manager, thresholds=dict(thresholds or {}), **settings
+    )
+    assignment_set(study=study, user=manager, role=Role.MANAGER)
+    return study
+
+
+@transaction.atomic
+def study_update(
+    *, study: Study, thresholds: Mapping[str, float] | None = None, **settings: object
+) -> frozenset[str]:
+    """Change a study's design; return the names of what changed (``"thresholds"`` included).
+
+    Compares with the stored row, not with ``study`` (a bound ModelForm has already written the
+    new values onto its instance). Changing a measurement setting sends
+    ``measurement_settings_changed`` so that existing readings are rescored.
+    """
+    unknown = set(settings) - DESIGN_FIELDS
+    if unknown:
+        raise ValueError(f"not a design field: {', '.join(sorted(unknown))}")
+    current = Study.objects.select_for_update().get(pk=study.pk)
+    changed = {name for name, value in settings.items() if getattr(current, name) != value}
+    for name in changed:
+        setattr(current, name, settings[name])
+    if changed:
+        current.full_clean()
+        current.save(update_fields=sorted(changed))
+    if thresholds is not None and thresholds_replace(study=current, thresholds=thresholds):
+        changed.add("thresholds")
+    if changed & MEASUREMENT_FIELDS:
+        on_measurement_settings_changed(
+            study=current, changed=frozenset(changed & MEASUREMENT_FIELDS)
+        )
+    for name in settings:
+        setattr(study, name, getattr(current, name))
+    return frozenset(changed)
+
+
+def on_measurement_settings_changed(*, study: Study, changed: frozenset[str] = frozenset()) -> None:
+    """The hook for "this study now measures differently": the readers side rescores.
+
+    Nothing happens here by default; ``readers`` connects to the signal (studies may not import
+    readers).
+    """
+    measurement_settings_changed.send(sender=Study, study=study, changed=changed)
+
+
+@transaction.atomic
+def thresholds_replace(*, study: Study, thresholds: Mapping[str, float]) -> bool:
+    """Make the study's named thresholds exactly ``thresholds``; return whether anything changed.
+
+    Thresholds kept by name keep their description; the others are deleted or created.
+    """
+    existing = {t.name: t for t in study.thresholds.select_for_update()}
+    changed = False
+    for name, threshold in existing.items():
+        if name not in thresholds:
+            threshold.delete()
+            changed = True
+        elif threshold.value != thresholds[name]:
+            threshold.value = thresholds[name]
+            threshold.full_clean()
+            threshold.save(update_fields=["value"])
+            changed = True
+    for name, value in thresholds.items():
+        if name not in existing:
+            threshold = Threshold(study=study, name=name, value=value)
+            threshold.full_clean()
+            threshold.save()
+            changed = True
+    if changed:
+        analysis_inputs_changed.send(sender=Study, study=study, what="thresholds")
+    return changed
+
+
+@transaction.atomic
+def assignment_add(*, study: Study, user: AbstractBaseUser, role: str) -> Assignment:
+    """Give a user who has no role in the study yet the given one.
+
+    Unlike :func:`assignment_set`, this never changes an existing role: a manager who has seen
+    the readers' scores must not become a (no longer blind) reader by a slip of the form.
+    """
+    if role not in Role.values:
+        raise ValidationError(f"Unknown role {role!r}.")
+    existing = Assignment.objects.filter(study=study, user=user).first()
+    if existing is not None:
+        raise ValidationError(
+            f"{user.get_username()} is already {existing.get_role_display().lower()} of this "
+            "study; remove them first to change their role."
+        )
+    return Assignment.objects.create(study=study, user=user, role=role)
+
+
+@transaction.atomic
+def assignment_revoke(*, assignment: Assignment) -> None:
+    """Take a user's role in a study away; a study always keeps at least one manager.
+
+    A reader's readings stay in the database (for the record and the analysis); without the
+    assignment they are no longer shown to that reader.
+    """
+    if assignment.role == Role.MANAGER:
+        managers = list(
+            Assignment.objects.select_for_update()
+            .filter(study_id=assignment.study_id, role=Role.MANAGER)
+            .values_list("pk", flat=True)
+        )
+        if managers == [assignment.pk]:
+            raise ValidationError(
+                f"{assignment.user.get_username()} is the study's last manager: "
+                "add another manager first."
+            )
+    assignment.delete()
+
+
+@transaction.atomic
+def reference_standard_import(*, study: Study, rows: Mapping[str, ReferenceRow]) -> int:
+    """Store parsed reference values per case (all or nothing); return how many cases.
+
+    Only the columns the file had are written; cases not in the file keep their values.
+    """
+    cases = {case.label: case for case in study.cases.filter(label__in=list(rows))}
+    missing = sorted(set(rows) - set(cases))
+    if missing:
+        raise ValidationError(f"No such case in this study: {', '.join(missing)}.")
+    for label, row in rows.items():
+        ReferenceStandard.objects.update_or_create(case=cases[label], defaults=row.updates())
+    if rows:
+        analysis_inputs_changed.send(sender=Study, study=study, what="reference_standard")
+    return len(rows)

@@ -10,7 +10,7 @@ from django.core.management import call_command
 
 from readers.management.commands.seed_demo import DEMO_STUDY, DEMO_USERS
 from readers.models import Reading
-from studies.models import Instance, Role, Study
+from studies.models import Instance, ReferenceStandard, Role, Study
 
 
 @pytest.mark.django_db
@@ -25,8 +25,14 @@ def test_seed_demo_twice_builds_one_study_and_prints_working_logins() -> None:
     assert study.assignments.filter(role=Role.READER).count() == 3
     assert study.assignments.filter(role=Role.MANAGER).count() == 1
     readings = Reading.objects.filter(case__study=study)
-    assert readings.count() == 3
+    # 3 readers x 2 sessions x 2 cases, less the two cases reader3 has left in session 2
+    assert readings.count() == 3 * 2 * 2 - 2
     assert all(r.is_locked for r in readings)
+    assert all(r.current_result().status == "ok" for r in readings)
+    assert ReferenceStandard.objects.filter(case__study=study).count() == 2
+    assert study.analysis.computed_at is not None
+    assert study.analysis.analysis["readers"] == ["reader1", "reader2", "reader3"]
+    assert study.analysis.diagnostics is not None
     text = out.getvalue()
     for username, password, _ in DEMO_USERS:
         assert f"{username:<9} {password}" in text

@@ -101,6 +101,100 @@ TABLE: dict[str, tuple[str, str, dict[str, int]]] = {
             "admin": 200,
         },
     ),
+    # Study design (studies.views): creating needs studies.add_study (none of the personas
+    # but the admin has it); the rest is for the study's managers (readers 403, others 404).
+    "studies:create": (
+        "get",
+        "none",
+        {"anonymous": LOGIN} | dict.fromkeys(ROLES[1:-1], 403) | {"admin": 200},
+    ),
+    "studies:edit": (
+        "get",
+        "study",
+        {
+            "anonymous": LOGIN,
+            "reader": 403,
+            "other_reader": 403,
+            "reader_b": 404,
+            "manager": 200,
+            "manager_b": 404,
+            "outsider": 404,
+            "admin": 200,
+        },
+    ),
+    "studies:people": (
+        "get",
+        "study",
+        {
+            "anonymous": LOGIN,
+            "reader": 403,
+            "other_reader": 403,
+            "reader_b": 404,
+            "manager": 200,
+            "manager_b": 404,
+            "outsider": 404,
+            "admin": 200,
+        },
+    ),
+    "studies:people_remove": (
+        "post",
+        "assignment",
+        {
+            "anonymous": LOGIN,
+            "reader": 403,
+            "other_reader": 403,
+            "reader_b": 404,
+            "manager": 302,
+            "manager_b": 404,
+            "outsider": 404,
+            "admin": 302,
+        },
+    ),
+    "studies:reference": (
+        "get",
+        "study",
+        {
+            "anonymous": LOGIN,
+            "reader": 403,
+            "other_reader": 403,
+            "reader_b": 404,
+            "manager": 200,
+            "manager_b": 404,
+            "outsider": 404,
+            "admin": 200,
+        },
+    ),
+}
+
+
+def _managers_only(ok: int) -> dict[str, int]:
+    """Analytics: the study's managers and site admins; its readers 403; everyone else 404."""
+    return {
+        "anonymous": LOGIN,
+        "reader": 403,
+        "other_reader": 403,
+        "reader_b": 404,
+        "manager": ok,
+        "manager_b": 404,
+        "outsider": 404,
+        "admin": ok,
+    }
+
+
+TABLE |= {
+    "analytics:agreement": ("get", "study", _managers_only(200)),
+    "analytics:recompute": ("post", "study", _managers_only(302)),
+    "analytics:status": ("get", "study", _managers_only(200)),
+    "analytics:measurements_csv": ("get", "study", _managers_only(200)),
+    "analytics:measurements_json": ("get", "study", _managers_only(200)),
+    "analytics:statistics_csv": ("get", "study", _managers_only(200)),
+    "analytics:statistics_json": ("get", "study", _managers_only(200)),
+    "analytics:study_srs": ("get", "study", _managers_only(200)),
+    # The table's reading has no score yet: 409 (no SR) for those who may see it.
+    "analytics:reading_sr": ("get", "study_reading", _managers_only(409)),
+    # No analysis computed yet: managers are sent back to the agreement page.
+    "analytics:report_html": ("get", "study", _managers_only(302)),
+    "analytics:report_pdf": ("get", "study", _managers_only(302)),
 }
 
 # Posting ROIs to a reading (the same URL as readers:detail, other method).
@@ -143,6 +237,8 @@ def objects(world):
         "study": {"pk": world.study_a.pk},
         "case_session": {"case_pk": case.pk, "session": 1},
         "reading": {"pk": reading.pk},
+        "assignment": {"pk": world.study_a.assignments.get(user=world.reader).pk},
+        "study_reading": {"pk": world.study_a.pk, "reading_pk": reading.pk},
     }
 
 

@@ -42,7 +42,7 @@ def vbq_task(*, time_limit: int | None = None, **options: Any) -> Callable[[F], 
     return decorator
 
 
-def enqueue_on_commit(task: Any, **kwargs: Any) -> None:
+def enqueue_on_commit(task: Any, *, countdown: float | None = None, **kwargs: Any) -> None:
     """Send ``task`` with keyword arguments once the current transaction commits.
 
     A broker that is down must not fail the user's request: the work is recorded in the
@@ -51,7 +51,7 @@ def enqueue_on_commit(task: Any, **kwargs: Any) -> None:
 
     def send() -> None:
         try:
-            task.apply_async(kwargs=kwargs, retry=False)
+            task.apply_async(kwargs=kwargs, countdown=countdown, retry=False)
         except (OperationalError, OSError) as exc:
             logger.warning("could not enqueue %s(%s): %s", task.name, kwargs, exc)
 

@@ -1,26 +1,37 @@
 """``manage.py seed_demo``: demo users and a demo study of phantom cases (idempotent).
 
-Creates a site admin, a study manager and three readers with the passwords printed below, a
-study with the literature's thresholds as editable settings, phantom cases, and one submitted
-reading per reader on the first case (placed at the phantom's suggested ROIs) so that the
-score's round trip through the Celery worker can be seen at once. Running it again changes
-nothing but the passwords, which are reset to the printed ones.
+Creates a site admin, a study manager and three readers with the passwords printed below, and
+a study whose thresholds are the literature's values as editable settings. Its phantom cases
+come with a reference standard (DXA T-score, QCT BMD, fragility fracture) derived from each
+case's true VBQ, and with two sessions of readings by each reader: the phantom's suggested ROIs
+moved and resized by a reader-specific habit plus random hand jitter, so that the scores, and
+hence the agreement, vary the way real readers' do. Session 1 is dated 45 days ago (past the
+wash-out); reader3 has two cases of session 2 left to read. Scores are computed with the same
+service the Celery worker runs; running the command again changes nothing but the passwords,
+which are reset to the printed ones.
 """
 
 from __future__ import annotations
 
+import copy
 import json
 import tempfile
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Permission
 from django.core.management.base import BaseCommand
 from django.db import transaction
+from django.utils import timezone
 
 from readers import services as reader_services
+from readers.analytics import analysis_compute
+from readers.models import Reading
 from studies import services as study_services
-from studies.models import Role, Study
+from studies.models import ReferenceStandard, Role, Study
 from studies.phantom import write_phantom
 
 DEMO_STUDY = "Demo VBQ study (phantom)"
@@ -33,13 +44,20 @@ DEMO_USERS = [
     ("reader3", "vbq-demo-reader3", Role.READER),
 ]
 DEMO_THRESHOLDS = {"normal-upper": 2.8, "screening": 2.95, "osteoporosis": 3.0, "fracture": 3.05}
+# A reader's habit: a systematic shift of every ROI (pixels) and a scale of its radii.
+HABITS = {
+    "reader1": ((0.0, 0.0), 1.0),
+    "reader2": ((1.0, -0.6), 0.9),
+    "reader3": ((-0.8, 0.8), 1.1),
+}
+LEFT_IN_SESSION_2 = {"reader3": 2}
 
 
 class Command(BaseCommand):
     help = "Create the demo users and the demo study from phantom cases (safe to run again)."
 
     def add_arguments(self, parser: Any) -> None:
-        parser.add_argument("--cases", type=int, default=8)
+        parser.add_argument("--cases", type=int, default=10)
         parser.add_argument("--seed", type=int, default=2026)
         parser.add_argument("--logins-only", action="store_true", help="Only print the logins.")
 
@@ -52,44 +70,107 @@ class Command(BaseCommand):
             self.stdout.write(f"    {username:<9} {password:<18} {what}")
 
     def _seed(self, *, cases: int, seed: int) -> None:
+        users = self._users()
+        study = Study.objects.filter(name=DEMO_STUDY).first()
+        if study is not None and study.cases.exists():
+            self.stdout.write(f"Demo study already there: {study.cases.count()} cases.")
+            return
+        if study is None:
+            study = study_services.study_create(name=DEMO_STUDY, thresholds=DEMO_THRESHOLDS)
+        for user, role in users.values():
+            if role is not None:
+                study_services.assignment_set(study=study, user=user, role=role)
+        with tempfile.TemporaryDirectory() as tmp:
+            case_dirs = write_phantom(Path(tmp), cases=cases, seed=seed)
+            labels = [f"Case {i:03d}" for i in range(1, len(case_dirs) + 1)]
+            study_services.case_set_import_trusted_files(
+                study=study,
+                name=f"Phantom cases (seed {seed})",
+                cases=[
+                    (label, list(d.glob("*.dcm")))
+                    for label, d in zip(labels, case_dirs, strict=True)
+                ],
+            )
+            truths = {
+                label: json.loads((d / "truth.json").read_text())
+                for label, d in zip(labels, case_dirs, strict=True)
+            }
+        rng = np.random.default_rng(seed)
+        self._reference_standard(study, truths, rng)
+        self._readings(study, users, truths, rng)
+        analysis_compute(study_pk=study.pk)
+        self.stdout.write(
+            f"Demo study created: {study.cases.count()} phantom cases with a reference standard, "
+            f"{Reading.objects.filter(case__study=study).count()} readings by 3 readers in 2 "
+            "sessions, agreement computed."
+        )
+
+    def _users(self) -> dict[str, tuple[Any, str | None]]:
         user_model = get_user_model()
+        users = {}
         with transaction.atomic():
-            users = {}
             for username, password, role in DEMO_USERS:
                 user, _ = user_model.objects.get_or_create(username=username)
                 user.is_superuser = user.is_staff = role is None
                 user.set_password(password)
                 user.save()
+                if role == Role.MANAGER:
+                    user.user_permissions.add(Permission.objects.get(codename="add_study"))
                 users[username] = (user, role)
-            study = Study.objects.filter(name=DEMO_STUDY).first()
-            created = study is None
-            if study is None:
-                study = study_services.study_create(name=DEMO_STUDY, thresholds=DEMO_THRESHOLDS)
-            for user, role in users.values():
-                if role is not None:
-                    study_services.assignment_set(study=study, user=user, role=role)
-        if not created and study.cases.exists():
-            self.stdout.write(f"Demo study already there: {study.cases.count()} cases.")
-            return
-        with tempfile.TemporaryDirectory() as tmp:
-            case_dirs = write_phantom(Path(tmp), cases=cases, seed=seed)
-            study_services.case_set_import_trusted_files(
-                study=study,
-                name=f"Phantom cases (seed {seed})",
-                cases=[
-                    (f"Case {i:03d}", list(d.glob("*.dcm"))) for i, d in enumerate(case_dirs, 1)
-                ],
+        return users
+
+    def _reference_standard(self, study: Study, truths: dict[str, Any], rng: Any) -> None:
+        for case in study.cases.all():
+            vbq = truths[case.label]["truth"]["vbq"]
+            ReferenceStandard.objects.update_or_create(
+                case=case,
+                defaults={
+                    "dxa_t_score": round(-0.6 - 2.0 * (vbq - 2.6) + rng.normal(0, 0.7), 1),
+                    "qct_bmd": round(165 - 45 * (vbq - 2.6) + rng.normal(0, 18), 0),
+                    "fragility_fracture": bool(rng.random() < (0.75 if vbq > 3.2 else 0.1)),
+                },
             )
-            truth = json.loads((case_dirs[0] / "truth.json").read_text())
-        first_case = study.cases.order_by("label").first()
-        for user, role in users.values():
+
+    def _readings(self, study: Study, users: dict, truths: dict, rng: Any) -> None:
+        now = timezone.now()
+        cases = list(study.cases.order_by("label"))
+        for username, (user, role) in users.items():
             if role != Role.READER:
                 continue
-            reading = reader_services.reading_open(reader=user, case=first_case, session=1)
-            if reading.rois is None:
-                reading = reader_services.reading_save_rois(reading=reading, data=truth["rois"])
-                reader_services.reading_submit(reading=reading)
-        self.stdout.write(
-            f"Demo study created: {study.cases.count()} phantom cases, "
-            f"{len(DEMO_THRESHOLDS)} thresholds, one submitted reading per reader."
-        )
+            for session, when in ((1, now - timedelta(days=45)), (2, now - timedelta(days=2))):
+                todo = cases
+                if session == 2:
+                    todo = cases[: len(cases) - LEFT_IN_SESSION_2.get(username, 0)]
+                for case in todo:
+                    rois = _as_read(truths[case.label]["rois"], HABITS[username], rng)
+                    if username == "reader3" and session == 1 and case.label == "Case 002":
+                        rois["rois"] = [r for r in rois["rois"] if r["label"] != "L4"]
+                        rois["rois"].append(
+                            {"label": "L4", "excluded": True, "reason": "hemangioma"}
+                        )
+                    reading = reader_services.reading_open(reader=user, case=case, session=session)
+                    reading = reader_services.reading_save_rois(reading=reading, data=rois)
+                    reader_services.reading_compute_vbq(
+                        reading_pk=reading.pk, roi_version=reading.roi_version
+                    )
+                    reading = reader_services.reading_submit(reading=reading)
+                    Reading.objects.filter(pk=reading.pk).update(submitted_at=when)
+
+
+def _as_read(truth_rois: dict[str, Any], habit: tuple, rng: Any) -> dict[str, Any]:
+    """The suggested ROIs as a reader with this habit would place them, by hand."""
+    (dx, dy), scale = habit
+    rois = copy.deepcopy(truth_rois)
+    for roi in rois["rois"]:
+        if roi.get("shape") != "ellipse":
+            continue
+        csf = roi["label"] == "CSF"
+        jitter = rng.normal(0, 0.35 if csf else 1.2, size=2)
+        shift = (0.0, 0.0) if csf else (dx, dy)
+        roi["center"] = [
+            round(roi["center"][0] + shift[0] + jitter[0], 2),
+            round(roi["center"][1] + shift[1] + jitter[1], 2),
+        ]
+        grow = (min(scale, 1.0) if csf else scale) * float(rng.uniform(0.9, 1.05))
+        roi["radii"] = [round(r * grow, 2) for r in roi["radii"]]
+    return rois

@@ -1,0 +1,19 @@
+from django.urls import path
+
+from readers import analytics_views as views
+
+app_name = "analytics"
+
+urlpatterns = [
+    path("agreement/", views.agreement, name="agreement"),
+    path("agreement/recompute/", views.recompute, name="recompute"),
+    path("agreement/status.json", views.analysis_status, name="status"),
+    path("downloads/measurements.csv", views.measurements, {"fmt": "csv"}, "measurements_csv"),
+    path("downloads/measurements.json", views.measurements, {"fmt": "json"}, "measurements_json"),
+    path("downloads/statistics.csv", views.statistics, {"fmt": "csv"}, "statistics_csv"),
+    path("downloads/statistics.json", views.statistics, {"fmt": "json"}, "statistics_json"),
+    path("downloads/sr.zip", views.study_srs, name="study_srs"),
+    path("readings/<int:reading_pk>/sr.dcm", views.reading_sr, name="reading_sr"),
+    path("report/", views.report_html, name="report_html"),
+    path("report.pdf", views.report_pdf, name="report_pdf"),
+]

@@ -1,0 +1,158 @@
+"""Forms of the study managers' pages: they validate; services write (``studies.services``)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django import forms
+from django.contrib.auth import get_user_model
+from django.core.validators import MinValueValidator
+
+from studies.models import Assignment, Role, Study
+from studies.reference_csv import ReferenceCsvError, ReferenceRow, parse_reference_csv
+
+LITERATURE_THRESHOLDS = [
+    {"name": "screening", "value": 2.95},
+    {"name": "osteoporosis", "value": 3.0},
+    {"name": "fracture", "value": 3.05},
+]
+"""Offered, editable, on the create form only (spec §1: seeds' screening cut-off 2.95–3.06,
+osteoporosis ≥ 3.0, fragility-fracture risk ≥ 3.05). Nothing else reads these numbers: a study's
+thresholds are its own data."""
+
+REFERENCE_CSV_MAX_BYTES = 2 * 1024 * 1024
+
+
+class StudyForm(forms.ModelForm):
+    """A study's design. Used for validation only: ``study_create_with_manager`` and
+    ``study_update`` write (the form is never ``save()``d)."""
+
+    class Meta:
+        model = Study
+        fields = [
+            "name",
+            "description",
+            "roi_statistic",
+            "level_aggregate",
+            "min_levels",
+            "sessions",
+            "washout_days",
+            "allow_edit_after_submit",
+            "randomise_order",
+        ]
+        widgets = {
+            "name": forms.TextInput(attrs={"autofocus": True}),
+            "description": forms.Textarea(attrs={"rows": 3}),
+            "min_levels": forms.NumberInput(attrs={"min": 1, "max": 4}),
+            "sessions": forms.NumberInput(attrs={"min": 1, "max": 10}),
+            "washout_days": forms.NumberInput(attrs={"min": 0}),
+        }
+        labels = {
+            "roi_statistic": "ROI statistic",
+            "min_levels": "Minimum levels",
+            "washout_days": "Wash-out (days)",
+            "allow_edit_after_submit": "Readers may edit a reading after submitting it",
+            "randomise_order": "Randomise each reader's case order (new in every session)",
+        }
+
+    def settings(self) -> dict[str, Any]:
+        """The cleaned design fields, as keyword arguments of the services."""
+        return {name: self.cleaned_data[name] for name in self.Meta.fields}
+
+
+class ThresholdForm(forms.Form):
+    name = forms.SlugField(
+        max_length=50, help_text="Letters, digits, hyphens, underscores: e.g. fracture-risk."
+    )
+    value = forms.FloatField(
+        validators=[MinValueValidator(0.0)],
+        widget=forms.NumberInput(attrs={"step": "any", "min": 0}),
+        help_text="A reading is in the category when VBQ ≥ this value.",
+    )
+
+
+class BaseThresholdFormSet(forms.BaseFormSet):
+    def clean(self) -> None:
+        super().clean()
+        if any(self.errors):
+            return
+        seen: set[str] = set()
+        for form in self.forms:
+            if self._should_delete_form(form) or not form.cleaned_data:
+                continue
+            name = form.cleaned_data["name"]
+            if name in seen:
+                raise forms.ValidationError(f"Two thresholds are named {name!r}.")
+            seen.add(name)
+
+    def thresholds(self) -> dict[str, float]:
+        """Name → value of the rows that are filled in and not marked for deletion."""
+        return {
+            form.cleaned_data["name"]: form.cleaned_data["value"]
+            for form in self.forms
+            if form.cleaned_data and not self._should_delete_form(form)
+        }
+
+
+ThresholdFormSet = forms.formset_factory(
+    ThresholdForm,
+    formset=BaseThresholdFormSet,
+    extra=1,
+    can_delete=True,
+    max_num=20,
+    validate_max=True,
+)
+
+
+class AssignmentForm(forms.Form):
+    """Add a person to a study by username, with one role."""
+
+    username = forms.CharField(max_length=150)
+    role = forms.ChoiceField(choices=Role.choices, initial=Role.READER)
+
+    def __init__(self, *args: Any, study: Study, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.study = study
+
+    def clean_username(self) -> Any:
+        username = self.cleaned_data["username"].strip()
+        user = get_user_model().objects.filter(username=username, is_active=True).first()
+        if user is None:
+            raise forms.ValidationError(f"There is no active user named {username!r}.")
+        existing = Assignment.objects.filter(study=self.study, user=user).first()
+        if existing is not None:
+            raise forms.ValidationError(
+                f"{username} is already {existing.get_role_display().lower()} of this study; "
+                "remove them first to change their role."
+            )
+        self.cleaned_data["user"] = user
+        return username
+
+
+class ReferenceUploadForm(forms.Form):
+    """A reference-standard CSV; valid only when every line of it is (see ``reference_csv``)."""
+
+    file = forms.FileField(label="CSV file")
+
+    def __init__(self, *args: Any, known_cases: set[str], **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.known_cases = known_cases
+
+    def clean_file(self) -> Any:
+        upload = self.cleaned_data["file"]
+        if upload.size > REFERENCE_CSV_MAX_BYTES:
+            raise forms.ValidationError("The file is larger than 2 MB; is it the right one?")
+        try:
+            text = upload.read().decode("utf-8-sig")
+        except UnicodeDecodeError:
+            raise forms.ValidationError(
+                "The file is not UTF-8 text; save it as “CSV UTF-8” and upload it again."
+            ) from None
+        try:
+            self.cleaned_data["rows"] = parse_reference_csv(text, self.known_cases)
+        except ReferenceCsvError as exc:
+            raise forms.ValidationError(exc.messages()) from None
+        return upload
+
+    def rows(self) -> dict[str, ReferenceRow]:
+        return self.cleaned_data["rows"]

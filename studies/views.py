@@ -1,0 +1,182 @@
+"""Study design pages, for a study's managers and site admins. Thin: fetch through ``access``,
+validate with a form, write with a service, redirect.
+
+Creating a study needs the ``studies.add_study`` permission (or a site admin); everything else
+needs the study's manager role: 404 when the study is not visible, 403 for its readers.
+"""
+
+from __future__ import annotations
+
+import copy
+
+from django.contrib import messages
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.views.decorators.http import require_http_methods, require_POST
+
+from studies import selectors, services
+from studies.access import AnyUser, is_site_admin, role_in_study, study_for_manager
+from studies.forms import (
+    LITERATURE_THRESHOLDS,
+    AssignmentForm,
+    ReferenceUploadForm,
+    StudyForm,
+    ThresholdFormSet,
+)
+from studies.models import Assignment, Role
+
+THRESHOLDS_PREFIX = "thresholds"
+
+
+def can_create_study(user: AnyUser) -> bool:
+    return is_site_admin(user) or user.has_perm("studies.add_study")
+
+
+@require_http_methods(["GET", "POST"])
+def study_create(request: HttpRequest) -> HttpResponse:
+    """A new study, with the literature's thresholds offered; its creator becomes its manager."""
+    if not can_create_study(request.user):
+        raise PermissionDenied("You may not create studies.")
+    data = request.POST if request.method == "POST" else None
+    form = StudyForm(data)
+    thresholds = ThresholdFormSet(data, initial=LITERATURE_THRESHOLDS, prefix=THRESHOLDS_PREFIX)
+    if data is not None and all([form.is_valid(), thresholds.is_valid()]):
+        study = services.study_create_with_manager(
+            manager=request.user, thresholds=thresholds.thresholds(), **form.settings()
+        )
+        messages.success(request, f"Study “{study.name}” created; you manage it.")
+        return redirect("study", pk=study.pk)
+    return render(
+        request,
+        "studies/design/study_form.html",
+        {"form": form, "thresholds": thresholds, "study": None},
+        status=400 if data is not None else 200,
+    )
+
+
+@require_http_methods(["GET", "POST"])
+def study_edit(request: HttpRequest, pk: int) -> HttpResponse:
+    """Change a study's design; new measurement settings rescore its readings."""
+    study = study_for_manager(request.user, pk)
+    data = request.POST if request.method == "POST" else None
+    # A bound ModelForm writes onto its instance while validating: keep ``study`` as stored.
+    form = StudyForm(data, instance=copy.copy(study))
+    thresholds = ThresholdFormSet(
+        data,
+        initial=[{"name": t.name, "value": t.value} for t in study.thresholds.all()],
+        prefix=THRESHOLDS_PREFIX,
+    )
+    if data is not None and all([form.is_valid(), thresholds.is_valid()]):
+        changed = services.study_update(
+            study=study, thresholds=thresholds.thresholds(), **form.settings()
+        )
+        if not changed:
+            messages.info(request, "Nothing changed.")
+        elif changed & services.MEASUREMENT_FIELDS:
+            messages.success(
+                request, "Study saved. Its readings are being rescored with the new settings."
+            )
+        else:
+            messages.success(request, "Study saved.")
+        return redirect("study", pk=study.pk)
+    return render(
+        request,
+        "studies/design/study_form.html",
+        {"form": form, "thresholds": thresholds, "study": study},
+        status=400 if data is not None else 200,
+    )
+
+
+@require_http_methods(["GET", "POST"])
+def study_people(request: HttpRequest, pk: int) -> HttpResponse:
+    """The study's managers and readers; POST adds one person with one role."""
+    study = study_for_manager(request.user, pk)
+    data = request.POST if request.method == "POST" else None
+    form = AssignmentForm(data, study=study)
+    if data is not None and form.is_valid():
+        user, role = form.cleaned_data["user"], form.cleaned_data["role"]
+        try:
+            assignment = services.assignment_add(study=study, user=user, role=role)
+        except ValidationError as exc:
+            form.add_error(None, exc)
+        else:
+            messages.success(
+                request,
+                f"{user.get_username()} is now {assignment.get_role_display().lower()} "
+                "of this study.",
+            )
+            return redirect("studies:people", pk=study.pk)
+    managers = list(selectors.study_managers(study=study))
+    return render(
+        request,
+        "studies/design/people.html",
+        {
+            "study": study,
+            "form": form,
+            "managers": managers,
+            "readers": selectors.study_readers(study=study),
+            "last_manager_pk": managers[0].pk if len(managers) == 1 else None,
+        },
+        status=400 if data is not None else 200,
+    )
+
+
+@require_POST
+def assignment_remove(request: HttpRequest, pk: int) -> HttpResponse:
+    """Take a role away; a reader's readings stay stored but are no longer theirs to see."""
+    assignment = _assignment_for_manager(request.user, pk)
+    study, username = assignment.study, assignment.user.get_username()
+    try:
+        services.assignment_revoke(assignment=assignment)
+    except ValidationError as exc:
+        messages.error(request, " ".join(exc.messages))
+        return redirect("studies:people", pk=study.pk)
+    if assignment.role == Role.READER:
+        messages.success(
+            request, f"{username} no longer reads this study; their readings are kept."
+        )
+    else:
+        messages.success(request, f"{username} no longer manages this study.")
+    if role_in_study(request.user, study) is None:
+        return redirect("home")  # they removed themselves
+    return redirect("studies:people", pk=study.pk)
+
+
+@require_http_methods(["GET", "POST"])
+def study_reference(request: HttpRequest, pk: int) -> HttpResponse:
+    """Each case's reference values, and a CSV upload that stores all of its rows or none."""
+    study = study_for_manager(request.user, pk)
+    cases = list(selectors.study_cases(study=study).select_related("reference"))
+    data = request.POST if request.method == "POST" else None
+    form = ReferenceUploadForm(data, request.FILES or None, known_cases={c.label for c in cases})
+    if data is not None and form.is_valid():
+        stored = services.reference_standard_import(study=study, rows=form.rows())
+        kept = len(cases) - stored
+        messages.success(
+            request,
+            f"Reference values stored for {stored} case{'s' if stored != 1 else ''}"
+            + (f"; the other {kept} keep their values." if kept else "."),
+        )
+        return redirect("studies:reference", pk=study.pk)
+    rows = [(case, getattr(case, "reference", None)) for case in cases]
+    return render(
+        request,
+        "studies/design/reference.html",
+        {
+            "study": study,
+            "form": form,
+            "rows": rows,
+            "n_with_reference": sum(ref is not None for _, ref in rows),
+        },
+        status=400 if data is not None else 200,
+    )
+
+
+def _assignment_for_manager(user: AnyUser, pk: int) -> Assignment:
+    """An assignment of a study the user manages: 404 when not visible, 403 for its readers."""
+    assignment = Assignment.objects.select_related("study", "user").filter(pk=pk).first()
+    if assignment is None:
+        raise Http404("No such assignment")
+    study_for_manager(user, assignment.study_id)
+    return assignment

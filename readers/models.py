@@ -102,9 +102,7 @@ class StudyAnalysis(models.Model):
     treated as lost, so a broker outage cannot stop recomputation for good).
     """
 
-    study = models.OneToOneField(
-        "studies.Study", on_delete=models.CASCADE, related_name="analysis"
-    )
+    study = models.OneToOneField("studies.Study", on_delete=models.CASCADE, related_name="analysis")
     claimed_at = models.DateTimeField(null=True, blank=True)
     requested_at = models.DateTimeField(null=True, blank=True)
     computed_at = models.DateTimeField(null=True, blank=True)

@@ -5,29 +5,40 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('readers', '0001_initial'),
-        ('studies', '0002_assignment_order_seed_study_randomise_order_and_more'),
+        ("readers", "0001_initial"),
+        ("studies", "0002_assignment_order_seed_study_randomise_order_and_more"),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='StudyAnalysis',
+            name="StudyAnalysis",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('claimed_at', models.DateTimeField(blank=True, null=True)),
-                ('requested_at', models.DateTimeField(blank=True, null=True)),
-                ('computed_at', models.DateTimeField(blank=True, null=True)),
-                ('fingerprint', models.CharField(blank=True, max_length=64)),
-                ('records', models.JSONField(default=list)),
-                ('analysis', models.JSONField(default=dict)),
-                ('diagnostics', models.JSONField(blank=True, null=True)),
-                ('error', models.TextField(blank=True)),
-                ('study', models.OneToOneField(on_delete=django.db.models.deletion.CASCADE, related_name='analysis', to='studies.study')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("claimed_at", models.DateTimeField(blank=True, null=True)),
+                ("requested_at", models.DateTimeField(blank=True, null=True)),
+                ("computed_at", models.DateTimeField(blank=True, null=True)),
+                ("fingerprint", models.CharField(blank=True, max_length=64)),
+                ("records", models.JSONField(default=list)),
+                ("analysis", models.JSONField(default=dict)),
+                ("diagnostics", models.JSONField(blank=True, null=True)),
+                ("error", models.TextField(blank=True)),
+                (
+                    "study",
+                    models.OneToOneField(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="analysis",
+                        to="studies.study",
+                    ),
+                ),
             ],
             options={
-                'verbose_name_plural': 'study analyses',
+                "verbose_name_plural": "study analyses",
             },
         ),
     ]

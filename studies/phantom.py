@@ -10,16 +10,32 @@ image that honours it:
   [80, 160], and L1-L4 marrow signals spread a few per cent around ``VBQ x CSF`` whose median (the
   mean of the middle two) is exactly ``VBQ x CSF``. All truth is in modality units (after Rescale
   Slope/Intercept).
-* **Unbiased where it matters.** Marrow texture is multiplicative, smooth and zero-mean (sd
-  ``texture_sd_rel`` x SI); after painting, each body is offset so that the median of the
-  noise-free image over its suggested ROI on the midsagittal slice (over its marrow >= 3 mm
-  inside the cortex on other slices) *is* the true SI. Every suggested ROI is checked to stay,
-  grown by 2 mm, inside its own tissue (not cortex, endplate, basivertebral cleft, root, dura),
-  or generation fails. CSF has no texture. Noise is Rician (magnitude of complex Gaussian noise
-  of sd ``noise_sd`` per channel); the noise-free amplitude is set to ``sqrt(SI^2 - sd^2)`` so
-  that the *median of the noisy magnitude* equals the SI to well under 0.1 % at the SNRs used
-  (checked numerically: SNR 8 gives +0.02 %). A reader's ROI median therefore recovers the
-  truth within sampling noise.
+* **Heterogeneous like a patient.** Were marrow and CSF uniform, any two readers' ROIs would give
+  the same medians and inter-reader ICCs near 1, which no real VBQ study sees (about 0.8-0.95).
+  So within each body the marrow has a head-to-feet gradient (6-14 %, either sign) and a
+  front-to-back one, brighter fatty zones under the endplates (up to +25 %, fading over
+  5-7 mm), a smooth low-frequency field (sd 5-7 %, Gaussian sigma 7 mm) and a fine texture
+  (sd ``texture_sd_rel``);
+  the CSF gets brighter caudally (flow slows; +-12-20 % over 10-16 mm, centred near L3), carries
+  two flow waves along the sac, a front-to-back gradient, partial-volume brightening at the dura
+  and around the roots, filum and conus (fading over 1-2 mm), and off the midline from the
+  lateral dura. A suggested ROI moved 3 px (marrow) or 5 px along the sac (CSF) thus changes its
+  median by a few per cent, and three readers with realistic hand jitter agree with an ICC of
+  about 0.9. ``roi_sd`` in ``truth.json`` gives the noise-free sd over each suggested ROI.
+  The smooth fields are shared by neighbouring slices (blended by lateral offset), the texture
+  is not; the heterogeneity draws come from a stream of their own, so the truth and geometry of a
+  seed do not depend on them.
+* **Unbiased where it matters.** Marrow and CSF variations are multiplicative and smooth; after
+  painting, each body (and the CSF) is offset so that the median of the noise-free image over its
+  suggested ROI on the midsagittal slice (over its marrow >= 3 mm inside the cortex on other
+  slices; the CSF of other slices keeps the midsagittal gain) *is* the true SI. Every suggested
+  ROI is checked to stay, grown by 2 mm, inside its own tissue (not cortex, endplate,
+  basivertebral cleft, root, dura), or generation fails. Noise is Rician (magnitude of complex
+  Gaussian noise of sd ``noise_sd`` per channel); the noise-free amplitude is set to
+  ``sqrt(SI^2 - sd^2)`` so that the *median of the noisy magnitude* of a pixel equals its SI to
+  well under 0.1 % at the SNRs used (checked numerically: SNR 8 gives +0.02 %). A reader's
+  median over the suggested ROI therefore recovers the truth within sampling noise, which the
+  heterogeneity widens (the CSF median scatters by 0.5-1 %, noise alone would give 0.4 %).
 * **Looks like a spine.** T11/T12-sacrum along a lordotic curve with a sacral kink; rounded
   vertebral bodies with a dark cortex and endplates and a posterior basivertebral cleft; discs that
   bulge a little; a thecal sac with the conus ending at L1-L2 and cauda equina roots lying dorsally
@@ -145,13 +161,17 @@ def make_case(
     images: list[npt.NDArray[np.uint16]] = []
     mid = params.mid_index
     rois: list[dict[str, Any]] = []
+    roi_sd: dict[str, float] = {}
     for k, x_lat in enumerate(params.slice_lateral_mm):
         rng = np.random.default_rng(np.random.SeedSequence([seed, index, 1000 + k]))
         if k == mid:
             rois = anatomy.suggested_rois(x_lat)
-        images.append(anatomy.render(x_lat, rng, rois if k == mid else None))
+            pixels, roi_sd = anatomy.render(x_lat, rng, rois)
+        else:
+            pixels, _ = anatomy.render(x_lat, rng, None)
+        images.append(pixels)
     datasets = [_dataset(params, k, pix) for k, pix in enumerate(images)]
-    truth = _truth_document(params, datasets, rois)
+    truth = _truth_document(params, datasets, rois, roi_sd)
     return PhantomCase(
         name=params.name, datasets=datasets, truth=truth, midsagittal_index=params.mid_index
     )
@@ -257,6 +277,27 @@ class _Vertebra:
     depth: float  # mm, anterior-posterior
     marrow: float  # SI of the trabecular marrow (modality units)
     sacral: bool
+    # Smooth marrow heterogeneity, relative to ``marrow``: a linear gradient from the body's
+    # centre to its endplates (head to feet, + brighter caudally) and to its walls (anterior to
+    # posterior), and the peak of the brighter fatty zone under each endplate.
+    grad_si: float = 0.0
+    grad_ap: float = 0.0
+    fat_top: float = 0.0
+    fat_bottom: float = 0.0
+
+
+@dataclass(frozen=True)
+class _Sac:
+    """The thecal sac in the canal window: curve coordinates and its walls (all mm)."""
+
+    s: FloatArray
+    d: FloatArray
+    front: FloatArray  # anterior wall, ignoring disc bulges
+    back: FloatArray
+    dura_front: FloatArray  # anterior wall, indented by the discs
+    ap: FloatArray
+    mask: BoolArray
+    cord_r: FloatArray  # cord / conus radius in this slice (0 below the conus)
 
 
 @dataclass(frozen=True)
@@ -288,6 +329,17 @@ class _Params:
     bits_stored: int
     noise_sd: float
     texture_rel: float
+    # heterogeneity, relative to the tissue's SI (the module docstring gives the ranges)
+    marrow_field_rel: float  # sd of the smooth low-frequency marrow field
+    endplate_fat_mm: float  # decay length of the fatty zones under the endplates
+    csf_trend: tuple[float, float, float]  # (amplitude, centre s, width mm): brighter caudally
+    csf_flow: tuple[tuple[float, float, float], ...]  # (amplitude, wavelength mm, phase) along s
+    csf_ap_rel: float  # front-to-back CSF gradient across the sac (flow is not uniform)
+    csf_wall_rel: float  # partial-volume brightening at the dura (peak)
+    csf_wall_mm: float  # ... and its decay length
+    csf_root_rel: float  # partial-volume brightening around roots, filum and conus (peak)
+    csf_root_mm: float
+    csf_field_rel: float  # sd of a smooth low-frequency CSF field
     # patient
     sex: str
     age: int
@@ -397,7 +449,7 @@ def _draw_params(seed: int, index: int, *, n_slices: int | None, rescaled: bool 
         "L5": round(vbq_drawn * csf * uni(0.97, 1.06), 2),
     }
     noise_sd = round(csf / uni(26.0, 38.0), 3)
-    texture_rel = round(uni(0.035, 0.055), 4)
+    texture_rel = round(uni(0.045, 0.07), 4)
 
     fat = csf * uni(4.6, 5.6)
     muscle = csf * uni(1.5, 1.9)
@@ -450,8 +502,25 @@ def _draw_params(seed: int, index: int, *, n_slices: int | None, rescaled: bool 
     sacral_si = levels["L5"] * uni(1.0, 1.08)
     for nm in ("S1", "S2", "S3", "S4"):
         marrow[nm] = sacral_si
+    # Heterogeneity comes from a stream of its own, so that it leaves every draw above alone.
+    het = np.random.default_rng(np.random.SeedSequence([seed, index, 11]))
+
+    def hu(lo: float, hi: float) -> float:
+        return float(het.uniform(lo, hi))
+
     vertebrae = tuple(
-        _Vertebra(nm, s_centre[nm], heights[nm], depths[nm], marrow[nm], nm.startswith("S"))
+        _Vertebra(
+            nm,
+            s_centre[nm],
+            heights[nm],
+            depths[nm],
+            marrow[nm],
+            nm.startswith("S"),
+            grad_si=(1.0 if het.uniform() < 0.5 else -1.0) * hu(0.06, 0.14),
+            grad_ap=hu(-0.06, 0.06),
+            fat_top=hu(0.08, 0.25),
+            fat_bottom=hu(0.08, 0.25),
+        )
         for nm in names
     )
     discs = []
@@ -501,6 +570,19 @@ def _draw_params(seed: int, index: int, *, n_slices: int | None, rescaled: bool 
         bits_stored=bits,
         noise_sd=noise_sd,
         texture_rel=texture_rel,
+        marrow_field_rel=hu(0.05, 0.07),
+        endplate_fat_mm=hu(5.0, 7.0),
+        csf_trend=(hu(0.12, 0.2), s_centre[CSF_LEVEL] + hu(-6.0, 6.0), hu(10.0, 16.0)),
+        csf_flow=(
+            (hu(0.06, 0.1), hu(30.0, 45.0), hu(0.0, 2 * math.pi)),
+            (hu(0.03, 0.05), hu(10.0, 16.0), hu(0.0, 2 * math.pi)),
+        ),
+        csf_ap_rel=hu(-0.08, 0.08),
+        csf_wall_rel=hu(0.3, 0.5),
+        csf_wall_mm=hu(1.2, 2.0),
+        csf_root_rel=hu(0.2, 0.35),
+        csf_root_mm=hu(1.0, 1.6),
+        csf_field_rel=hu(0.02, 0.04),
         sex="F" if rng.uniform() < 0.6 else "M",
         age=int(rng.integers(50, 86)),
         height_m=round(uni(1.52, 1.85), 2),
@@ -631,12 +713,32 @@ class _Anatomy:
         self.bowel_a, self.bowel_b = self.fields.pair(bank, 5.0)
         self.fine, self.fine_b = self.fields.pair(bank, 0.9)
         self.coarse, self.coarse_b = self.fields.pair(bank, 3.0)
+        # Low-frequency heterogeneity of marrow and CSF: not shifted per slice but blended
+        # between two fields by the lateral offset (see _lateral_field), so that neighbouring
+        # slices see much the same pattern, as in a real spine.
+        self.marrow_lf = self.fields.pair(bank, 7.0)
+        self.csf_lf = self.fields.pair(bank, 3.0)
         self.env_img, self.env_lab, self.belly = self._envelope()
         # Windows holding the canal and the prevertebral space: painting is confined to them.
         sac_end = p.sac_end_s + 5.0
         self.win_canal = _bbox((self.nrm > 0.0) & (self.nrm < 50.0) & (self.arc < sac_end))
         s1 = next(vb.s for vb in p.vertebrae if vb.name == "S1")
         self.win_front = _bbox((self.nrm > -110.0) & (self.nrm < 25.0) & (self.arc < s1 + 20.0))
+        # CSF gain: the CSF modulation's median over the suggested CSF ROI on the midsagittal
+        # slice becomes 1, on every slice alike (render then pins the exact median).
+        x_mid = p.slice_lateral_mm[p.mid_index]
+        csf_roi = self.suggested_rois(x_mid)[-1]
+        sac = self._sac(abs(x_mid))
+        modulation = self._csf_modulation(x_mid, sac, self._root_lines(sac))
+        in_roi = _ellipse_mask(csf_roi, (p.n, p.n))[self.win_canal] & sac.mask
+        self.csf_gain = 1.0 / float(np.median(modulation[in_roi]))
+
+    def _lateral_field(self, pair: tuple[FloatArray, FloatArray], x_lat: float) -> FloatArray:
+        """A unit-sd field that varies smoothly with the lateral offset (correlation
+        ``cos(dx / 8 mm)`` between slices ``dx`` apart)."""
+        angle = x_lat / 8.0
+        result: FloatArray = math.cos(angle) * pair[0] + math.sin(angle) * pair[1]
+        return result
 
     # -- the spine curve: centres of the vertebral bodies ------------------------------------
 
@@ -789,13 +891,15 @@ class _Anatomy:
 
     def render(
         self, x_lat: float, rng: np.random.Generator, rois: list[dict[str, Any]] | None
-    ) -> npt.NDArray[np.uint16]:
-        """Stored pixel values of the slice at lateral offset ``x_lat`` mm (left positive).
+    ) -> tuple[npt.NDArray[np.uint16], dict[str, float]]:
+        """Stored pixel values of the slice at lateral offset ``x_lat`` mm (left positive), and
+        the sd of the noise-free signal over each ROI (modality units; empty without ROIs).
 
         With ``rois`` (the midsagittal slice) every ROI is first checked to lie, with a 2 mm
-        margin, inside the tissue it claims, and each body is offset so that the median of the
-        noise-free image over its ROI is exactly the true SI; on other slices the same is done
-        over each body's marrow >= 3 mm inside its cortex.
+        margin, inside the tissue it claims, and each body (and the CSF) is offset so that the
+        median of the noise-free image over its ROI is exactly the true SI; on other slices the
+        same is done over each body's marrow >= 3 mm inside its cortex (the CSF keeps the gain
+        found for the midsagittal slice).
         """
         p = self.p
         n = p.n
@@ -817,7 +921,7 @@ class _Anatomy:
         self._paint_bowel(paint, ax)
         self._paint_vessels_psoas(paint, x_lat)
         self._paint_canal(paint, ax)
-        self._paint_sac(paint, ax)
+        self._paint_sac(paint, x_lat)
         self._paint_flava(paint, ax)
         self._paint_posterior(paint, ax)
         self._paint_discs(paint, ax)
@@ -828,6 +932,7 @@ class _Anatomy:
         img[soft] *= 1.0 + 0.025 * tex_tissue[soft]
 
         texture = p.texture_rel * (0.8 * tex_fine + 0.6 * tex_coarse)
+        texture += p.marrow_field_rel * self._lateral_field(self.marrow_lf, x_lat)
         marrow = _MARROW[lab]
         img[marrow] *= 1.0 + texture[marrow]
         value = _blur(img, 0.5)  # partial volume at edges; the texture is smooth already
@@ -842,6 +947,10 @@ class _Anatomy:
             zone = value[roi_masks[vb.name]] if vb.name in roi_masks else value[sl][interior & body]
             if zone.size:
                 value[sl][body] += vb.marrow - float(np.median(zone))
+        if "CSF" in roi_masks:  # the gain got it to within the blur's doing: now exactly
+            csf = lab == CSF
+            value[csf] += p.csf - float(np.median(value[roi_masks["CSF"]]))
+        roi_sd = {label: round(float(np.std(value[mask])), 3) for label, mask in roi_masks.items()}
         value = value.astype(np.float32)
         # Rician noise; float32 from here on is ample (values < 10^4, noise sd > 2) and faster.
         sd = np.float32(p.noise_sd)
@@ -855,7 +964,7 @@ class _Anatomy:
         np.rint(magnitude, out=magnitude)
         np.clip(magnitude, 0, 2**p.bits_stored - 1, out=magnitude)
         result: npt.NDArray[np.uint16] = magnitude.astype(np.uint16)
-        return result
+        return result, roi_sd
 
     def _check_roi(
         self,
@@ -1004,11 +1113,9 @@ class _Anatomy:
             lf = near & (d > half + canal - thick) & (d < half + canal + 0.5) & (ax < width)
             paint(w, lf, t["flavum"], LIGAMENT)
 
-    def _paint_sac(self, paint: Painter, ax: float) -> None:
-        """Thecal sac: CSF, cord and conus, dorsal cauda equina roots and the filum."""
-        p, t = self.p, self.p.tissue
-        if ax >= p.sac_half_width:
-            return
+    def _sac(self, ax: float) -> _Sac:
+        """The thecal sac's geometry in the canal window, ``ax`` mm off the midline."""
+        p = self.p
         w = self.win_canal
         s, d = self.arc[w], self.nrm[w]
         half = self.depth_at[w] / 2
@@ -1017,29 +1124,87 @@ class _Anatomy:
             if amount > 0:
                 centre, hw = 0.5 * (top + bottom), 0.5 * (bottom - top) + 3.0
                 bulge = np.maximum(bulge, amount * np.clip(1 - ((s - centre) / hw) ** 2, 0, 1))
-        lateral = math.sqrt(1.0 - (ax / p.sac_half_width) ** 2)
+        lateral = math.sqrt(max(0.0, 1.0 - (ax / p.sac_half_width) ** 2))
         taper = 1.0 - _smoothstep(s, p.sac_end_s - 25.0, p.sac_end_s)
         ap0 = p.sac_ap * (1.0 - 0.25 * _smoothstep(s, p.vertebrae[6].s, p.vertebrae[7].s))
         ap = ap0 * taper * lateral
         front = half + p.epidural_ant + (ap0 - ap) / 2
         back = front + ap
-        sac = (d > front + bulge) & (d < back) & (s < p.sac_end_s) & (ap > 0.5)
-        paint(w, sac, p.csf, CSF)
-        # Spinal cord and conus medullaris (a cone over its last 18 mm), centred in the sac.
+        mask = (d > front + bulge) & (d < back) & (s < p.sac_end_s) & (ap > 0.5)
         cord_r = 3.8 * np.clip((p.conus_tip_s - s) / 18.0, 0.0, 1.0) ** 0.6
-        cord_lat = max(0.0, 1.0 - (ax / 5.0) ** 2)
-        mid_d = front + ap / 2
-        if cord_lat > 0:
-            cord = sac & (np.abs(d - mid_d) < cord_r * math.sqrt(cord_lat))
+        cord_r = cord_r * math.sqrt(max(0.0, 1.0 - (ax / 5.0) ** 2))
+        return _Sac(s, d, front, back, front + bulge, ap, mask, cord_r)
+
+    def _root_lines(self, sac: _Sac) -> list[tuple[FloatArray, BoolArray]]:
+        """Depth of each cauda equina root along the sac, and where it runs."""
+        p, s = self.p, sac.s
+        return [
+            (
+                sac.front + frac * sac.ap + amp * np.sin(s / 9.0 + phase),
+                (s > p.conus_tip_s - 20.0) & (s < s_exit),
+            )
+            for frac, s_exit, phase, amp in p.roots
+        ]
+
+    def _csf_modulation(
+        self, x_lat: float, sac: _Sac, roots: list[tuple[FloatArray, BoolArray]]
+    ) -> FloatArray:
+        """Relative CSF signal in the canal window (1 = the sac's nominal SI).
+
+        Pulsatile flow makes the signal vary smoothly along the sac (two waves) and from its
+        front to its back; the dura, the roots, the filum and the conus, all thinner than the
+        slice or blurred by the point spread, brighten the CSF next to them (partial volume),
+        and a sac cut off the midline is brightened by the lateral dura in the slice; a faint
+        low-frequency field does the rest.
+        """
+        p = self.p
+        s, d = sac.s, sac.d
+        ax = abs(x_lat)
+        m = np.ones_like(s)
+        amplitude, centre, width = p.csf_trend
+        m += amplitude * np.tanh((s - centre) / width)
+        for amplitude, wavelength, phase in p.csf_flow:
+            m += amplitude * np.sin(2.0 * math.pi * s / wavelength + phase)
+        depth = np.clip((d - sac.front) / np.maximum(sac.ap, 0.5), 0.0, 1.0)
+        m += p.csf_ap_rel * (2.0 * depth - 1.0)
+        to_wall = np.minimum(np.abs(d - sac.dura_front), np.abs(sac.back - d))
+        m += p.csf_wall_rel * np.exp(-to_wall / p.csf_wall_mm)
+        to_nerve = np.where(sac.cord_r > 0, np.abs(d - (sac.front + sac.ap / 2)) - sac.cord_r, 99.0)
+        for line, runs in roots:
+            to_nerve = np.where(runs, np.minimum(to_nerve, np.abs(d - line)), to_nerve)
+        if ax < 1.5:
+            filum = np.abs(d - (sac.front + _FILUM * sac.ap))
+            to_nerve = np.where(s > p.conus_tip_s, np.minimum(to_nerve, filum), to_nerve)
+        to_nerve = np.maximum(to_nerve - _ROOT_HALF_WIDTH, 0.0)
+        m += p.csf_root_rel * np.exp(-to_nerve / p.csf_root_mm)
+        m += 0.5 * p.csf_wall_rel * (ax / p.sac_half_width) ** 2
+        m += p.csf_field_rel * self._lateral_field(self.csf_lf, x_lat)[self.win_canal]
+        return m
+
+    def _paint_sac(self, paint: Painter, x_lat: float) -> None:
+        """Thecal sac: CSF, cord and conus, dorsal cauda equina roots and the filum."""
+        p, t = self.p, self.p.tissue
+        ax = abs(x_lat)
+        if ax >= p.sac_half_width:
+            return
+        w = self.win_canal
+        sac = self._sac(ax)
+        s, d, sac_mask = sac.s, sac.d, sac.mask
+        roots = self._root_lines(sac)
+        csf = p.csf * self.csf_gain * self._csf_modulation(x_lat, sac, roots)
+        paint(w, sac_mask, csf, CSF)
+        # Spinal cord and conus medullaris (a cone over its last 18 mm), centred in the sac.
+        mid_d = sac.front + sac.ap / 2
+        cord = sac_mask & (np.abs(d - mid_d) < sac.cord_r)
+        if cord.any():
             paint(w, cord, t["cord"], CORD)
         # Roots of the cauda equina (and the filum terminale) lie dorsally in a supine patient.
-        for frac, s_exit, phase, amp in p.roots:
-            line = front + frac * ap + amp * np.sin(s / 9.0 + phase)
+        for line, runs in roots:
             wt = np.clip(1.0 - np.abs(d - line) / _ROOT_HALF_WIDTH, 0.0, 1.0)
-            mask = sac & (wt > 0) & (s > p.conus_tip_s - 20.0) & (s < s_exit)
-            paint(w, mask, p.csf + (t["root"] - p.csf) * wt, ROOT)
-        filum_d = front + _FILUM * ap
-        filum = sac & (np.abs(d - filum_d) < 0.45) & (s > p.conus_tip_s) & (ax < 1.5)
+            mask = sac_mask & (wt > 0) & runs
+            paint(w, mask, csf + (t["root"] - csf) * wt, ROOT)
+        filum_d = sac.front + _FILUM * sac.ap
+        filum = sac_mask & (np.abs(d - filum_d) < 0.45) & (s > p.conus_tip_s) & (ax < 1.5)
         paint(w, filum, t["root"], ROOT)
 
     def _paint_discs(self, paint: Painter, ax: float) -> None:
@@ -1079,7 +1244,7 @@ class _Anatomy:
         bodies: list[tuple[int, Window, BoolArray]] = []
         if g <= 0:
             return bodies
-        sacral_marrow: list[tuple[Window, BoolArray, int, float]] = []
+        sacral_marrow: list[tuple[Window, BoolArray, int, FloatArray]] = []
         for i, vb in enumerate(p.vertebrae):
             sl = self._window(vb.s, math.hypot(0.5 * vb.height + 3.0, 0.5 * vb.depth + 2.0) + 2.0)
             a, b = self._frame(vb.s, sl)
@@ -1099,14 +1264,15 @@ class _Anatomy:
                 if vb.name == "S1":  # the S1 upper endplate is a real endplate
                     inner = np.maximum(inner, -(a + 0.5 * vb.height - 1.6))
                 paint(sl, outer <= 0, t["cortex"], CORTEX)
-                sacral_marrow.append((sl, inner <= 0, i, vb.marrow))
+                si = vb.marrow * (1.0 + vb.grad_si * a / (0.5 * vb.height))
+                sacral_marrow.append((sl, inner <= 0, i, si))
                 bodies.append((i, sl, inner < -3.0))
                 continue
             outer = _rounded_box(a, bb, hh, hd, r)
             inner = _rounded_box(a, bb, hh - 1.8, hd - 1.2, r - 1.0)
             marrow = inner <= 0
             paint(sl, outer <= 0, t["cortex"], CORTEX)
-            paint(sl, marrow, vb.marrow, MARROW)
+            paint(sl, marrow, self._marrow_si(vb, a, bb, hh, hd), MARROW)
             level[sl][marrow] = i
             bodies.append((i, sl, inner < -3.0))
             if ax < 5.0:
@@ -1129,6 +1295,22 @@ class _Anatomy:
         paint(sl, line, t["disc"] * 0.85, DISC)
         level[sl][line] = -1
         return bodies
+
+    def _marrow_si(
+        self, vb: _Vertebra, a: FloatArray, b: FloatArray, hh: FloatArray, hd: float
+    ) -> FloatArray:
+        """Marrow SI of a lumbar or thoracic body in its frame (a along, b across, mm).
+
+        Linear gradients head to feet and front to back, and a brighter (fattier) zone under
+        each endplate, fading over ``endplate_fat_mm``; ``hh`` is the local half-height of the
+        body (the endplates are concave), ``hd`` its half-depth in this slice.
+        """
+        lam = self.p.endplate_fat_mm
+        rel = vb.grad_si * a / (0.5 * vb.height) + vb.grad_ap * b / max(hd, 1.0)
+        rel += vb.fat_top * np.exp(-np.maximum(a + hh, 0.0) / lam)
+        rel += vb.fat_bottom * np.exp(-np.maximum(hh - a, 0.0) / lam)
+        result: FloatArray = vb.marrow * (1.0 + rel)
+        return result
 
     def _bone(
         self,
@@ -1381,7 +1563,7 @@ def _dataset(p: _Params, k: int, pixels: npt.NDArray[np.uint16]) -> Dataset:
 
 
 def _truth_document(
-    p: _Params, datasets: Sequence[Dataset], rois: list[dict[str, Any]]
+    p: _Params, datasets: Sequence[Dataset], rois: list[dict[str, Any]], roi_sd: dict[str, float]
 ) -> dict[str, Any]:
     mid = datasets[p.mid_index]
     series_uid = str(mid.SeriesInstanceUID)
@@ -1416,6 +1598,7 @@ def _truth_document(
         "rescale": {"slope": p.slope, "intercept": p.intercept},
         "noise_sd": p.noise_sd,
         "texture_sd_rel": p.texture_rel,
+        "roi_sd": {r["label"]: roi_sd[r["label"]] for r in rois},
         "truth": {
             "levels": {name: p.levels[name] for name in LUMBAR},
             "other_levels": {"T12": p.levels["T12"], "L5": p.levels["L5"]},

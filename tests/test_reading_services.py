@@ -119,7 +119,7 @@ def test_compute_twice_leaves_one_result(world, phantom) -> None:
     assert first.pk == second.pk
     assert VbqResult.objects.filter(reading=reading).count() == 1
     assert second.status == VbqResult.Status.OK
-    assert second.vbq == pytest.approx(truth["truth"]["vbq"], rel=0.03)
+    assert second.vbq == pytest.approx(truth["truth"]["vbq"], rel=0.05)  # the phantom's bound
 
 
 def test_a_measurement_error_is_stored_as_a_clear_error(world, phantom) -> None:

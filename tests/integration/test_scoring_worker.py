@@ -60,7 +60,7 @@ def test_worker_scores_a_reading_saved_through_the_page(celery_worker, client, w
     assert payload["status"] == "ok"
     assert payload["vbq"] == expected["vbq"]
     assert payload["detail"] == expected
-    assert payload["vbq"] == pytest.approx(truth["truth"]["vbq"], rel=0.03)
+    assert payload["vbq"] == pytest.approx(truth["truth"]["vbq"], rel=0.05)  # the phantom's bound
 
 
 def test_second_delivery_of_the_same_task_leaves_one_result(celery_worker, world, phantom_case):

@@ -8,6 +8,7 @@ project's own measurement code from its suggested ROIs.
 
 from __future__ import annotations
 
+import copy
 import itertools
 import json
 import math
@@ -42,6 +43,7 @@ TRUTH_KEYS = {
     "rescale",
     "noise_sd",
     "texture_sd_rel",
+    "roi_sd",
     "truth",
     "rois",
 }
@@ -235,6 +237,8 @@ def test_truth_sidecar_has_the_documented_shape(phantom: list[Path]) -> None:
             assert roi["shape"] == "ellipse"
             assert min(roi["radii"]) > 2
             assert roi.get("level", "L3") == "L3"
+        assert set(truth["roi_sd"]) == set(labels)
+        assert all(sd > 0 for sd in truth["roi_sd"].values())
 
 
 def test_true_vbq_is_the_median_level_over_csf(phantom: list[Path]) -> None:
@@ -256,19 +260,21 @@ def test_true_vbq_spans_the_clinical_range(phantom: list[Path]) -> None:
 # -- the suggested ROIs recover the truth through the project's measurement code ---------------
 
 
-def median_tolerance(noise_sd: float, texture_sd: float, n_pixels: int, slope: float) -> float:
+def median_tolerance(noise_sd: float, roi_sd: float, n_pixels: int, slope: float) -> float:
     """Four standard errors of an ROI median, plus half a quantisation step.
 
     The standard error of a sample median is sqrt(pi/2) * sd / sqrt(n). ``sd`` combines the
-    Rician noise (``noise_sd``, nearly Gaussian at these SNRs) with the marrow texture
-    (``texture_sd_rel`` x SI) as if the texture were noise too. That overstates the error (the
-    phantom makes the noise-free median over the suggested ROI exactly the SI), which keeps the
-    bound conservative. Stored values are integers, so half a Rescale Slope step is added (with
-    CSF noise sd of 2-6 units the median's own rounding to half-integers is not negligible).
-    Over 360 generated cases (seeds 1-30) the largest error used 42 % of this tolerance for
-    marrow, 77 % for CSF, and the largest VBQ error 77 % of the 2 % allowed.
+    Rician noise (``noise_sd``, nearly Gaussian at these SNRs) with the anatomy's own variation
+    over the ROI (``roi_sd``: texture, gradients, flow, partial volume) as if it were noise too.
+    It is not noise (the phantom makes the noise-free median over the suggested ROI exactly the
+    SI), but a spread-out signal lowers the density at the median and so widens the noisy
+    median's scatter, which this bounds conservatively. Stored values are integers, so half a
+    Rescale Slope step is added (with CSF noise sd of 2-6 units the median's own rounding to
+    half-integers is not negligible). Over 360 generated cases (seeds 1-30) the largest error
+    used 49 % of this tolerance for marrow and 66 % for CSF. The VBQ is allowed 5 %: its error
+    is mostly the CSF median's (sd about 1 %, largest 3.7 % over those cases).
     """
-    sd = math.hypot(noise_sd, texture_sd)
+    sd = math.hypot(noise_sd, roi_sd)
     return 4.0 * math.sqrt(math.pi / 2.0) * sd / math.sqrt(n_pixels) + 0.5 * slope
 
 
@@ -281,22 +287,69 @@ def test_suggested_rois_recover_the_truth(phantom: list[Path]) -> None:
         roi_set = rois_module.parse_roi_set(truth["rois"])
         images = dicomio.load_images([case_dir], wanted_uids=roi_set.referenced_uids)
         result = measure.measure_vbq(roi_set, images)
-        noise, texture, slope = (
-            truth["noise_sd"],
-            truth["texture_sd_rel"],
-            truth["rescale"]["slope"],
-        )
+        noise, roi_sd, slope = truth["noise_sd"], truth["roi_sd"], truth["rescale"]["slope"]
         for level, si in truth["truth"]["levels"].items():
             got = result["levels"][level]
-            tolerance = median_tolerance(noise, texture * si, got["n_pixels"], slope)
+            tolerance = median_tolerance(noise, roi_sd[level], got["n_pixels"], slope)
             assert got["n_pixels"] >= 150, (case_dir.name, level)
             assert got["si"] == pytest.approx(si, abs=tolerance), (case_dir.name, level)
         csf = result["csf"]
-        tolerance = median_tolerance(noise, 0.0, csf["n_pixels"], slope)
+        csf_si = truth["truth"]["csf"]["si"]
+        csf_tol = median_tolerance(noise, roi_sd["CSF"], csf["n_pixels"], slope)
         assert csf["n_pixels"] >= 60, case_dir.name
         assert csf["level"] == "L3"
-        assert csf["si"] == pytest.approx(truth["truth"]["csf"]["si"], abs=tolerance)
-        assert result["vbq"] == pytest.approx(truth["truth"]["vbq"], rel=0.02), case_dir.name
+        assert csf["si"] == pytest.approx(csf_si, abs=csf_tol)
+        assert result["vbq"] == pytest.approx(truth["truth"]["vbq"], rel=0.05), case_dir.name
+
+
+def moved_along(doc: dict[str, Any], labels: set[str], pixels: float) -> dict[str, Any]:
+    """A copy of an ROI set with the ``labels`` ROIs moved ``pixels`` along their second axis
+    (the spine's long axis: the first axis of every suggested ellipse crosses the spine)."""
+    doc = copy.deepcopy(doc)
+    for roi in doc["rois"]:
+        if roi["label"] in labels:
+            angle = math.radians(roi["angle_deg"])
+            x, y = roi["center"]
+            roi["center"] = [x - pixels * math.sin(angle), y + pixels * math.cos(angle)]
+    return doc
+
+
+def test_roi_placement_changes_the_median_as_in_real_images(phantom: list[Path]) -> None:
+    """Marrow and CSF are heterogeneous (gradients, fatty endplate zones, flow, partial volume),
+    so where a reader puts an ROI matters: without that, readers would agree perfectly.
+
+    Moved 5 px along the sac (it stays in CSF), the CSF ROI's median changes by several per
+    cent; moved 3 px along the spine (it stays in marrow), a marrow ROI's by a few per cent.
+    The larger change of the two directions is taken: a gradient may be flat on one side.
+    """
+    dicomio = pytest.importorskip("readers.dicomio")
+    measure = pytest.importorskip("readers.measure")
+    rois_module = pytest.importorskip("readers.rois")
+    csf_changes: list[float] = []
+    marrow_changes: list[float] = []
+    for case_dir in phantom:
+        doc = truth_of(case_dir)["rois"]
+        roi_set = rois_module.parse_roi_set(doc)
+        images = dicomio.load_images([case_dir], wanted_uids=roi_set.referenced_uids)
+        base = measure.measure_vbq(roi_set, images)
+        moves = [
+            measure.measure_vbq(rois_module.parse_roi_set(moved_along(doc, {"CSF"}, 5 * s)), images)
+            for s in (-1, 1)
+        ]
+        csf_changes.append(max(abs(m["csf"]["si"] / base["csf"]["si"] - 1) for m in moves))
+        moves = [
+            measure.measure_vbq(
+                rois_module.parse_roi_set(moved_along(doc, set(LUMBAR), 3 * s)), images
+            )
+            for s in (-1, 1)
+        ]
+        for level in LUMBAR:
+            si = base["levels"][level]["si"]
+            marrow_changes.append(max(abs(m["levels"][level]["si"] / si - 1) for m in moves))
+    assert np.mean(csf_changes) >= 0.03
+    assert np.mean(np.array(csf_changes) >= 0.03) >= 0.5
+    assert np.mean(marrow_changes) >= 0.02
+    assert max(csf_changes + marrow_changes) < 0.3  # heterogeneous, not chaotic
 
 
 def test_is_phantom_output_recognises_only_its_own_folders(

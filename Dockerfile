@@ -28,7 +28,7 @@ COPY static ./static
 # collectstatic needs settings, not secrets: a throw-away key for this one build step.
 RUN DJANGO_SECRET_KEY=build-only-not-a-secret python manage.py collectstatic --noinput -v 0
 
-RUN useradd --system --uid 1000 --home /app vbq && mkdir -p /var/lib/vbq/media \
+RUN useradd --system --uid 1000 --home /app vbq && mkdir -p /var/lib/vbq/media /var/lib/vbq/uploads \
     && chown -R vbq /var/lib/vbq
 USER vbq
 EXPOSE 8000

@@ -8,14 +8,16 @@ the study allows edits after submission).
 
 from __future__ import annotations
 
+import functools
+
 from django.core.exceptions import PermissionDenied
 from django.db.models import QuerySet
 from django.http import Http404
 
 from readers.models import Reading
 from readers.sessions import reader_current_session
-from studies.access import AnyUser, role_in_study, studies_read_by
-from studies.models import Role, Study
+from studies.access import AnyUser, role_in_study, studies_read_by, studies_visible_to
+from studies.models import Instance, Role, Series, Study
 
 
 def readings_of_reader(user: AnyUser) -> QuerySet[Reading]:
@@ -60,3 +62,72 @@ def reading_for_manager(user: AnyUser, pk: int, *, study: Study) -> Reading:
     if role_in_study(user, study) != Role.MANAGER:
         raise Http404("No such reading")
     return reading
+
+
+# --- Images (DICOMweb) -------------------------------------------------------------------------
+#
+# Pixels are not ROIs: every reader of a study sees every case's images, and so do its managers
+# (read-only) and site admins. What nobody sees: another study's cases, a series that is not the
+# case's selected reading series, and an instance held in quarantine (ingest, issue 4). Anything
+# outside that scope is a 404, exactly as if the UID did not exist, so that guessing UIDs tells a
+# reader nothing.
+
+
+@functools.cache
+def _has_quarantine() -> bool:
+    return any(f.name == "quarantined" for f in Instance._meta.get_fields())
+
+
+def _without_quarantined(instances: QuerySet[Instance]) -> QuerySet[Instance]:
+    """Drop quarantined instances, once the ingest adds the flag (``Instance.quarantined``)."""
+    return instances.exclude(quarantined=True) if _has_quarantine() else instances
+
+
+def instances_for_user(user: AnyUser) -> QuerySet[Instance]:
+    """The instances whose pixels ``user`` may retrieve (see the comment above)."""
+    instances = Instance.objects.filter(
+        series__selected=True, series__case__study__in=studies_visible_to(user)
+    )
+    return _without_quarantined(instances)
+
+
+def image_series_for_user(user: AnyUser, study_uid: str, series_uid: str) -> Series:
+    """The case's reading series by its DICOM UIDs, if ``user`` may see its images; else 404."""
+    series = (
+        Series.objects.select_related("case")
+        .filter(
+            series_instance_uid=series_uid,
+            case__study_instance_uid=study_uid,
+            selected=True,
+            case__study__in=studies_visible_to(user),
+        )
+        .order_by()
+        .first()
+    )
+    if series is None:
+        raise Http404("No such series")
+    return series
+
+
+def image_instance_for_user(
+    user: AnyUser, study_uid: str, series_uid: str, sop_uid: str
+) -> Instance:
+    """One instance by its three DICOM UIDs, if ``user`` may see it; else 404.
+
+    This runs for every frame a viewer fetches, so it is one lean query: no ordering joins, no
+    related rows, only the columns a response needs.
+    """
+    instance = (
+        instances_for_user(user)
+        .filter(
+            sop_instance_uid=sop_uid,
+            series__series_instance_uid=series_uid,
+            series__case__study_instance_uid=study_uid,
+        )
+        .only("pk", "sop_instance_uid", "file", "sha256", "size", "series_id")
+        .order_by()
+        .first()
+    )
+    if instance is None:
+        raise Http404("No such instance")
+    return instance

@@ -9,4 +9,6 @@ urlpatterns = [
     path("<int:pk>/", views.reading_detail, name="detail"),
     path("<int:pk>/submit/", views.reading_submit, name="submit"),
     path("<int:pk>/score.json", views.reading_score, name="score"),
+    path("<int:pk>/rois.json", views.reading_rois, name="rois"),
+    path("<int:pk>/submit.json", views.reading_submit_json, name="submit_json"),
 ]

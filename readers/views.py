@@ -1,18 +1,25 @@
 """Reading pages, and the study page (it shows readings, so it lives on this side of the
 ``readers → studies`` dependency). Thin: fetch through ``access``, call a service, render.
 
-Until the viewer exists, a reading's ROI set is edited as ``vbq.rois/1`` JSON; the score is
-computed by a Celery worker and polled from ``score.json``.
+A reader's own reading opens in the viewer (``static/src/viewer``, ``docs/viewer.md``): its page
+carries one JSON payload with this reading alone, the viewer autosaves the ROI set to
+``rois.json``, submits through ``submit.json`` and polls ``score.json`` while the Celery worker
+computes the score. Managers (read-only) see the ROI set as JSON with the score. A form post of
+``rois`` to the page itself is kept for scripts and clients without JavaScript.
 """
 
 from __future__ import annotations
 
 import json
 
+from django.conf import settings
 from django.contrib import messages
-from django.core.exceptions import ValidationError
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.middleware.csrf import get_token
 from django.shortcuts import redirect, render
+from django.templatetags.static import static
+from django.urls import reverse
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
@@ -93,20 +100,96 @@ def reading_detail(request: HttpRequest, pk: int) -> HttpResponse:
             messages.success(request, "ROIs saved; the score is being computed.")
             return redirect("readers:detail", pk=reading.pk)
     series = reading.case.reading_series
+    is_own = reading.reader_id == request.user.pk
     return render(
         request,
         "readers/reading_detail.html",
         {
             "reading": reading,
             "writable": writable,
-            "is_own": reading.reader_id == request.user.pk,
+            "is_own": is_own,
             "rois_text": rois_text,
             "series": series,
             "instances": series.instances.all() if series else [],
             "result": reading.current_result(),
+            "viewer": viewer_payload(request, reading, writable) if is_own and series else None,
         },
         status=status,
     )
+
+
+def viewer_payload(request: HttpRequest, reading: Reading, writable: bool) -> dict[str, object]:
+    """Everything the viewer starts from, as one JSON document in the page.
+
+    Blinding: it holds this reading and nothing else: no other reader's ROIs or scores, and
+    nothing of the reader's earlier sessions (``reading_for_user`` refuses those readings, and
+    the payload never looks beyond the one it is given).
+    """
+    series = reading.case.reading_series
+    assert series is not None
+    return {
+        "reading": {
+            "id": reading.pk,
+            "session": reading.session,
+            "status": reading.status,
+            "writable": writable,
+            "locked": reading.is_locked,
+            "roi_version": reading.roi_version,
+            "rois": reading.rois,
+        },
+        "csrf_token": get_token(request),
+        "case": {"label": reading.case.label},
+        "study": {"sessions": reading.case.study.sessions},
+        "dicomweb": {
+            "root": request.build_absolute_uri(reverse("dicomweb:studies")).removesuffix(
+                "/studies"
+            ),
+            "study_instance_uid": reading.case.study_instance_uid,
+            "series_instance_uid": series.series_instance_uid,
+        },
+        "urls": {
+            "save": reverse("readers:rois", kwargs={"pk": reading.pk}),
+            "submit": reverse("readers:submit_json", kwargs={"pk": reading.pk}),
+            "score": reverse("readers:score", kwargs={"pk": reading.pk}),
+            "study": reverse("study", kwargs={"pk": reading.case.study_id}),
+            "worker": static("dist/decodeImageFrameWorker.js"),
+            "wasm": request.build_absolute_uri(settings.STATIC_URL + "dist/wasm/"),
+        },
+    }
+
+
+@require_POST
+def reading_rois(request: HttpRequest, pk: int) -> JsonResponse:
+    """The viewer's autosave: a ``vbq.rois/1`` JSON body replaces the reading's ROI set.
+
+    Refusals change nothing and say why: 400 for JSON that is not a valid ROI set of this case
+    (unknown keys, NaN, an instance of another series...), 403 for a reading that can no longer
+    change, 404 for a reading that is not the user's.
+    """
+    try:
+        reading = reading_for_writer(request.user, pk)
+    except PermissionDenied as exc:
+        return JsonResponse({"error": str(exc) or "This reading cannot be changed."}, status=403)
+    try:
+        data = json.loads(request.body, parse_constant=_reject_constant)
+        reading = services.reading_save_rois(reading=reading, data=data)
+    except (ValueError, ValidationError) as exc:
+        error = " ".join(exc.messages) if isinstance(exc, ValidationError) else str(exc)
+        return JsonResponse({"error": error}, status=400)
+    return JsonResponse({"status": "saved", "roi_version": reading.roi_version})
+
+
+@require_POST
+def reading_submit_json(request: HttpRequest, pk: int) -> JsonResponse:
+    """The viewer's Submit: lock a complete reading (400 naming what is missing)."""
+    try:
+        reading = reading_for_writer(request.user, pk)
+        reading = services.reading_submit(reading=reading)
+    except PermissionDenied as exc:
+        return JsonResponse({"error": str(exc) or "This reading cannot be changed."}, status=403)
+    except ValidationError as exc:
+        return JsonResponse({"error": " ".join(exc.messages)}, status=400)
+    return JsonResponse({"status": reading.status, "roi_version": reading.roi_version})
 
 
 @require_POST

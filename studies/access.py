@@ -12,7 +12,7 @@ from django.core.exceptions import PermissionDenied
 from django.db.models import QuerySet
 from django.http import Http404
 
-from studies.models import Assignment, Case, Role, Study
+from studies.models import Assignment, Case, Role, Study, Upload
 
 AnyUser = AbstractBaseUser | AnonymousUser
 
@@ -86,3 +86,13 @@ def case_for_manager(user: AnyUser, pk: int) -> Case:
         raise Http404("No such case")
     study_for_manager(user, case.study_id)
     return case
+
+
+def upload_for_manager(user: AnyUser, pk: int) -> Upload:
+    """An upload, for a manager of its study: 404 when the study is not visible, 403 for its
+    readers (the ingest report names files by position only, but it is still the managers')."""
+    upload = Upload.objects.select_related("study").filter(pk=pk).first()
+    if upload is None:
+        raise Http404("No such upload")
+    study_for_manager(user, upload.study_id)
+    return upload

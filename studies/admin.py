@@ -1,6 +1,16 @@
 from django.contrib import admin
 
-from studies.models import Assignment, Case, CaseSet, Instance, Series, Study, Threshold
+from studies.models import (
+    Assignment,
+    Case,
+    CaseSet,
+    Instance,
+    Series,
+    Study,
+    Threshold,
+    Upload,
+    UploadItem,
+)
 
 
 class ThresholdInline(admin.TabularInline):
@@ -50,6 +60,40 @@ class SeriesAdmin(admin.ModelAdmin):
 
 @admin.register(Instance)
 class InstanceAdmin(admin.ModelAdmin):
-    list_display = ["sop_instance_uid", "series", "instance_number", "rows", "columns", "size"]
+    """Quarantined instances (possible burned-in text) wait here for a site admin."""
+
+    list_display = [
+        "sop_instance_uid",
+        "series",
+        "instance_number",
+        "rows",
+        "columns",
+        "size",
+        "quarantined",
+    ]
+    list_filter = ["quarantined"]
     search_fields = ["sop_instance_uid"]
-    readonly_fields = ["sha256", "size"]
+    readonly_fields = ["sha256", "size", "quarantine_reason", "upload"]
+
+
+class UploadItemInline(admin.TabularInline):
+    model = UploadItem
+    extra = 0
+    can_delete = False
+    fields = ["position", "file_index", "member_index", "status", "reason", "sop_instance_uid"]
+    readonly_fields = fields
+
+
+@admin.register(Upload)
+class UploadAdmin(admin.ModelAdmin):
+    list_display = [
+        "name",
+        "study",
+        "status",
+        "files_total_expected",
+        "instances_stored",
+        "created_at",
+    ]
+    list_filter = ["status", "study"]
+    readonly_fields = [f.name for f in Upload._meta.fields]
+    inlines = [UploadItemInline]

@@ -8,7 +8,7 @@ from django import forms
 from django.contrib.auth import get_user_model
 from django.core.validators import MinValueValidator
 
-from studies.models import Assignment, Role, Study
+from studies.models import Assignment, Case, Role, Study
 from studies.reference_csv import ReferenceCsvError, ReferenceRow, parse_reference_csv
 
 LITERATURE_THRESHOLDS = [
@@ -156,3 +156,82 @@ class ReferenceUploadForm(forms.Form):
 
     def rows(self) -> dict[str, ReferenceRow]:
         return self.cleaned_data["rows"]
+
+
+class UploadCreateForm(forms.Form):
+    """What the browser announces before it sends a byte (validated, then ``upload_create``)."""
+
+    name = forms.CharField(max_length=200, required=False)
+    files = forms.IntegerField(min_value=0)
+    bytes = forms.IntegerField(min_value=0)
+
+
+class EligibilityRangesForm(forms.ModelForm):
+    """The study's T1 spin-echo TR/TE ranges, which decide series eligibility."""
+
+    class Meta:
+        model = Study
+        fields = ["ingest_tr_min_ms", "ingest_tr_max_ms", "ingest_te_min_ms", "ingest_te_max_ms"]
+        widgets = {
+            name: forms.NumberInput(attrs={"step": "any", "min": 0})
+            for name in [
+                "ingest_tr_min_ms",
+                "ingest_tr_max_ms",
+                "ingest_te_min_ms",
+                "ingest_te_max_ms",
+            ]
+        }
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean() or {}
+        for lo, hi, label in (
+            ("ingest_tr_min_ms", "ingest_tr_max_ms", "TR"),
+            ("ingest_te_min_ms", "ingest_te_max_ms", "TE"),
+        ):
+            if data.get(lo) is not None and data.get(hi) is not None and data[lo] > data[hi]:
+                raise forms.ValidationError(f"The {label} range is upside down.")
+        return data
+
+    def ranges(self) -> dict[str, float]:
+        return {name: self.cleaned_data[name] for name in self.Meta.fields}
+
+
+def _series_label(series: Any) -> str:
+    """What tells two series apart in the override form (descriptions repeat)."""
+    facts = [series.orientation or "orientation unknown", f"TR/TE {series.tr_te_label} ms"]
+    facts.append(f"{series.n_instances} instances")
+    if series.eligible is not None:
+        facts.append("eligible" if series.eligible else "not eligible")
+    return f"{series.description or '(no description)'} — {', '.join(facts)}"
+
+
+class SeriesChoiceForm(forms.Form):
+    """A manager's override of the reading series: one series, none, or back to automatic."""
+
+    AUTOMATIC = "auto"
+    NONE = "none"
+
+    choice = forms.ChoiceField(widget=forms.RadioSelect)
+    reason = forms.CharField(
+        max_length=500,
+        required=False,
+        widget=forms.TextInput(
+            attrs={"placeholder": "e.g. only sagittal T1 available; TR 1100 ms accepted"}
+        ),
+    )
+
+    def __init__(self, *args: Any, case: Case, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.case = case
+        self.series_by_pk = {str(s.pk): s for s in case.series.all()}
+        self.fields["choice"].choices = [
+            (self.AUTOMATIC, "Automatic: the best eligible series"),
+            *((pk, _series_label(s)) for pk, s in self.series_by_pk.items()),
+            (self.NONE, "No series: this case cannot be read"),
+        ]
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean() or {}
+        if data.get("choice") not in (None, self.AUTOMATIC) and not data.get("reason", "").strip():
+            self.add_error("reason", "Say why: the reason is kept with the choice.")
+        return data

@@ -549,6 +549,8 @@ def _parse_and_check(data: bytes, force: bool, limits: IngestLimits) -> ReadResu
     except Exception as error:
         return _reject(f"corrupt DICOM data set ({type(error).__name__})")
 
+    if _ends_inside_an_element(ds):
+        return _reject("the file ends inside its data set (truncated)")
     problem = _convert_all(ds, limits.max_sequence_depth)
     if problem is not None:
         return _reject(problem)
@@ -568,6 +570,20 @@ def _parse_and_check(data: bytes, force: bool, limits: IngestLimits) -> ReadResu
         if problem is None:
             problem = _mr_problem(ds) or _pixel_data_problem(ds, syntax, claimed, frames)
     return ReadResult(ds, None) if problem is None else _reject(problem)
+
+
+def _ends_inside_an_element(ds: Dataset) -> bool:
+    """pydicom reads a file cut inside an element's value without error, keeping the short
+    value: the last element then holds fewer bytes than its header declares. (Pixel data is
+    length-checked later with a more precise reason.)"""
+    if not len(ds):
+        return False
+    tag = max(ds.keys())
+    raw = ds.get_item(tag)
+    if tag == 0x7FE00010 or not isinstance(raw, RawDataElement):
+        return False
+    value, length = raw.value, raw.length
+    return isinstance(value, (bytes, bytearray)) and length != 0xFFFFFFFF and len(value) < length
 
 
 def _convert_all(ds: Dataset, max_depth: int) -> str | None:

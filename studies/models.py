@@ -55,6 +55,30 @@ class Study(models.Model):
         default=True,
         help_text="Show each reader the cases in their own random order, new in every session.",
     )
+    ingest_tr_min_ms = models.FloatField(
+        default=300.0,
+        validators=[MinValueValidator(0.0)],
+        verbose_name="TR from (ms)",
+        help_text="Series eligibility: the T1 spin-echo TR range, lower end.",
+    )
+    ingest_tr_max_ms = models.FloatField(
+        default=1000.0,
+        validators=[MinValueValidator(0.0)],
+        verbose_name="TR to (ms)",
+        help_text="Series eligibility: the T1 spin-echo TR range, upper end.",
+    )
+    ingest_te_min_ms = models.FloatField(
+        default=5.0,
+        validators=[MinValueValidator(0.0)],
+        verbose_name="TE from (ms)",
+        help_text="Series eligibility: the T1 spin-echo TE range, lower end.",
+    )
+    ingest_te_max_ms = models.FloatField(
+        default=30.0,
+        validators=[MinValueValidator(0.0)],
+        verbose_name="TE to (ms)",
+        help_text="Series eligibility: the T1 spin-echo TE range, upper end.",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
@@ -69,10 +93,22 @@ class Study(models.Model):
                 name="study_min_levels_1_to_4",
             ),
             models.CheckConstraint(condition=models.Q(sessions__gte=1), name="study_sessions_ge_1"),
+            models.CheckConstraint(
+                condition=models.Q(ingest_tr_min_ms__lte=models.F("ingest_tr_max_ms"))
+                & models.Q(ingest_te_min_ms__lte=models.F("ingest_te_max_ms")),
+                name="study_ingest_ranges_ordered",
+            ),
         ]
 
     def __str__(self) -> str:
         return self.name
+
+    def eligibility_settings(self) -> dict[str, tuple[float, float]]:
+        """The keyword arguments of ``studies.ingest.classify_series`` for this study."""
+        return {
+            "tr_range_ms": (self.ingest_tr_min_ms, self.ingest_tr_max_ms),
+            "te_range_ms": (self.ingest_te_min_ms, self.ingest_te_max_ms),
+        }
 
     def measurement_settings(self) -> dict[str, object]:
         """The keyword arguments of ``readers.measure.measure_vbq`` for this study."""
@@ -167,6 +203,11 @@ class Case(models.Model):
     )
     label = models.CharField(max_length=64)
     study_instance_uid = models.CharField(max_length=64, help_text="De-identified (2.25.…).")
+    patient_pseudonym = models.CharField(
+        max_length=64,
+        blank=True,
+        help_text="The de-identified Patient ID (an HMAC pseudonym), never the source ID.",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -205,6 +246,31 @@ class Series(models.Model):
     selected = models.BooleanField(
         default=False, help_text="The series readers measure on (one per case)."
     )
+    upload = models.ForeignKey(
+        "Upload",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="series_created",
+        help_text="The upload that created it (what a failed ingest removes again).",
+    )
+    orientation = models.CharField(max_length=16, blank=True)
+    n_instances = models.PositiveIntegerField(default=0)
+    eligible = models.BooleanField(
+        null=True,
+        blank=True,
+        help_text="Whether the series can be read for VBQ (None: not judged).",
+    )
+    eligibility = models.JSONField(
+        default=dict,
+        blank=True,
+        help_text="Every rule, passed and failed, with its reason (classify_series().to_dict()).",
+    )
+    eligibility_overridden_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    override_reason = models.CharField(max_length=500, blank=True)
+    overridden_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -221,6 +287,15 @@ class Series(models.Model):
     def __str__(self) -> str:
         return f"{self.case} / {self.description or self.series_instance_uid}"
 
+    @property
+    def tr_te_label(self) -> str:
+        """``TR / TE`` in ms as a person writes them (``551 / 14.9``), ``—`` when unknown."""
+
+        def ms(value: float | None) -> str:
+            return "—" if value is None else f"{round(value, 2):g}"
+
+        return f"{ms(self.repetition_time_ms)} / {ms(self.echo_time_ms)}"
+
 
 def instance_upload_to(instance: Instance, filename: str) -> str:
     """Store by de-identified UIDs only: no source file or folder name ever reaches storage."""
@@ -231,10 +306,30 @@ def instance_upload_to(instance: Instance, filename: str) -> str:
     )
 
 
+class InstanceQuerySet(models.QuerySet["Instance"]):
+    def readable(self) -> InstanceQuerySet:
+        """What readers may see: never a quarantined instance (possible burned-in text)."""
+        return self.filter(quarantined=False)
+
+
 class Instance(models.Model):
-    """One de-identified DICOM file, stored through Django's storage API."""
+    """One de-identified DICOM file, stored through Django's storage API.
+
+    A *quarantined* instance (declared or suspected burned-in annotation) is stored for a site
+    admin but never shown to readers: use ``series.instances.readable()`` for them.
+    """
 
     series = models.ForeignKey(Series, on_delete=models.CASCADE, related_name="instances")
+    upload = models.ForeignKey(
+        "Upload",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="instances",
+        help_text="The upload that stored it (what a failed ingest removes again).",
+    )
+    quarantined = models.BooleanField(default=False)
+    quarantine_reason = models.CharField(max_length=200, blank=True)
     sop_instance_uid = models.CharField(max_length=64, unique=True)
     sop_class_uid = models.CharField(max_length=64)
     instance_number = models.IntegerField(null=True, blank=True)
@@ -243,6 +338,8 @@ class Instance(models.Model):
     file = models.FileField(upload_to=instance_upload_to, max_length=255)
     size = models.PositiveBigIntegerField(default=0)
     sha256 = models.CharField(max_length=64, blank=True)
+
+    objects = InstanceQuerySet.as_manager()
 
     class Meta:
         ordering = ["series", "instance_number", "sop_instance_uid"]
@@ -262,3 +359,111 @@ class ReferenceStandard(models.Model):
 
     def __str__(self) -> str:
         return f"reference of {self.case}"
+
+
+class UploadStatus(models.TextChoices):
+    RECEIVING = "receiving", "Receiving files"
+    QUEUED = "queued", "Waiting for the worker"
+    PROCESSING = "processing", "Processing"
+    DONE = "done", "Done"
+    FAILED = "failed", "Failed"
+    CANCELLED = "cancelled", "Cancelled"
+
+
+class Upload(models.Model):
+    """A case set on its way in: the transfer, the queued ingest, and its report.
+
+    The row is the transactional outbox of the ingest: "Finish" commits ``status = queued``
+    first and only then sends the task, so a broker that is down or hung loses nothing (a
+    dispatcher sends queued uploads again) and the task claims the row with a conditional
+    UPDATE, so it runs once however often it is sent. Nothing here holds a source file or
+    folder name: the bytes wait in ``VBQ_UPLOAD_ROOT/<id>/`` under server-chosen names.
+    """
+
+    study = models.ForeignKey(Study, on_delete=models.CASCADE, related_name="uploads")
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    name = models.CharField(
+        max_length=200, help_text="The case set's name, typed by the manager (not a file name)."
+    )
+    case_set = models.ForeignKey(
+        CaseSet, null=True, blank=True, on_delete=models.SET_NULL, related_name="uploads"
+    )
+    status = models.CharField(
+        max_length=12, choices=UploadStatus.choices, default=UploadStatus.RECEIVING
+    )
+    # Transfer (browser -> server).
+    files_total_expected = models.PositiveIntegerField(default=0)
+    bytes_total_expected = models.PositiveBigIntegerField(default=0)
+    files_received = models.PositiveIntegerField(default=0)
+    bytes_received = models.PositiveBigIntegerField(default=0)
+    # Processing (worker): sources are files and zip members.
+    sources_total = models.PositiveIntegerField(default=0)
+    files_processed = models.PositiveIntegerField(default=0)
+    files_rejected = models.PositiveIntegerField(default=0)
+    files_duplicate = models.PositiveIntegerField(default=0)
+    files_quarantined = models.PositiveIntegerField(default=0)
+    instances_stored = models.PositiveIntegerField(default=0)
+    cases_created = models.PositiveIntegerField(default=0)
+    message = models.TextField(blank=True)
+    # Outbox bookkeeping.
+    attempts = models.PositiveSmallIntegerField(default=0, help_text="Times the task claimed it.")
+    dispatch_attempts = models.PositiveIntegerField(default=0)
+    dispatch_attempted_at = models.DateTimeField(null=True, blank=True)
+    dispatch_error = models.CharField(max_length=200, blank=True)
+    enqueued_at = models.DateTimeField(
+        null=True, blank=True, help_text="When the broker last accepted the ingest task."
+    )
+    started_at = models.DateTimeField(null=True, blank=True)
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-created_at", "-pk"]
+        indexes = [models.Index(fields=["status", "dispatch_attempted_at"])]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.get_status_display().lower()})"
+
+    @property
+    def is_finished(self) -> bool:
+        return self.status in (UploadStatus.DONE, UploadStatus.FAILED, UploadStatus.CANCELLED)
+
+
+class ItemStatus(models.TextChoices):
+    ACCEPTED = "accepted", "Stored"
+    QUARANTINED = "quarantined", "Quarantined"
+    DUPLICATE = "duplicate", "Duplicate"
+    REJECTED = "rejected", "Rejected"
+
+
+class UploadItem(models.Model):
+    """What became of one source (a file, or a zip member) of an upload.
+
+    Identified by positions only: ``file_index`` is the file's place in what the browser sent
+    (the page maps it back to a name while it still holds the files), ``member_index`` its place
+    in a zip. The source's name is never stored: names carry identifiers.
+    """
+
+    upload = models.ForeignKey(Upload, on_delete=models.CASCADE, related_name="items")
+    position = models.PositiveIntegerField(help_text="1-based, in processing order.")
+    file_index = models.PositiveIntegerField()
+    member_index = models.PositiveIntegerField(null=True, blank=True)
+    status = models.CharField(max_length=12, choices=ItemStatus.choices)
+    reason = models.CharField(max_length=500, blank=True)
+    sop_instance_uid = models.CharField(max_length=64, blank=True, help_text="The new UID.")
+    case = models.ForeignKey(
+        Case, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+
+    class Meta:
+        ordering = ["upload", "position"]
+        constraints = [
+            models.UniqueConstraint(fields=["upload", "position"], name="upload_item_position")
+        ]
+
+    def __str__(self) -> str:
+        return f"#{self.position} {self.status}"

@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from studies import views
+from studies import upload_views, views
 
 app_name = "studies"
 
@@ -12,4 +12,14 @@ urlpatterns = [
     path("<int:pk>/people/", views.study_people, name="people"),
     path("assignments/<int:pk>/remove/", views.assignment_remove, name="people_remove"),
     path("<int:pk>/reference/", views.study_reference, name="reference"),
+    # Case-set upload and ingest (studies.upload_views)
+    path("<int:pk>/uploads/", upload_views.study_uploads, name="uploads"),
+    path("<int:pk>/uploads/new", upload_views.upload_create_view, name="upload_create"),
+    path("uploads/<int:pk>/", upload_views.upload_report, name="upload_report"),
+    path("uploads/<int:pk>/status.json", upload_views.upload_status, name="upload_status"),
+    path("uploads/<int:pk>/chunk", upload_views.upload_chunk, name="upload_chunk"),
+    path("uploads/<int:pk>/finish", upload_views.upload_finish_view, name="upload_finish"),
+    path("uploads/<int:pk>/cancel", upload_views.upload_cancel_view, name="upload_cancel"),
+    path("<int:pk>/cases/", upload_views.study_cases, name="cases"),
+    path("cases/<int:pk>/series/", upload_views.case_series, name="case_series"),
 ]

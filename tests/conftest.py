@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -26,6 +27,22 @@ def media_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
     override.enable()
     yield root
     override.disable()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def upload_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Uploads wait in a temporary folder, shared with the test Celery worker (environment)."""
+    root = tmp_path_factory.mktemp("uploads")
+    override = override_settings(VBQ_UPLOAD_ROOT=root)
+    override.enable()
+    previous = os.environ.get("VBQ_UPLOAD_ROOT")
+    os.environ["VBQ_UPLOAD_ROOT"] = str(root)  # the integration worker inherits it
+    yield root
+    override.disable()
+    if previous is None:
+        os.environ.pop("VBQ_UPLOAD_ROOT", None)
+    else:
+        os.environ["VBQ_UPLOAD_ROOT"] = previous
 
 
 @dataclass

@@ -8,10 +8,16 @@ means "log in first".
 
 from __future__ import annotations
 
+import io
+
+import numpy as np
 import pytest
+from django.core.files.base import ContentFile
 from django.urls import URLPattern, URLResolver, get_resolver, reverse
 
+from studies.upload_service import upload_create
 from tests import factories
+from tests.dicomfactory import mr_dataset
 
 ROLES = [
     "anonymous",
@@ -197,6 +203,60 @@ TABLE |= {
     "analytics:report_pdf": ("get", "study", _managers_only(302)),
 }
 
+# Case-set upload and ingest (studies.upload_views): the study's managers and site admins.
+TABLE |= {
+    "studies:uploads": ("get", "study", _managers_only(200)),
+    "studies:upload_create": ("post", "study", _managers_only(400)),  # empty body: not JSON
+    "studies:upload_report": ("get", "upload", _managers_only(200)),
+    "studies:upload_status": ("get", "upload", _managers_only(200)),
+    "studies:upload_chunk": ("post", "upload", _managers_only(400)),  # no X-Upload-Pieces
+    "studies:upload_finish": ("post", "upload", _managers_only(409)),  # 0 of 1 file arrived
+    "studies:upload_cancel": ("post", "upload", _managers_only(302)),
+    "studies:cases": ("get", "study", _managers_only(200)),
+    "studies:case_series": ("get", "case", _managers_only(200)),
+}
+
+# The viewer's JSON endpoints: the reading's own reader may write (an empty body is not an ROI
+# set, and a reading without ROIs cannot be submitted: 400), its managers see it but may not
+# change it (403), nobody else learns it exists (404).
+_WRITE_JSON = {
+    "anonymous": LOGIN,
+    "reader": 400,
+    "other_reader": 404,
+    "reader_b": 404,
+    "manager": 403,
+    "manager_b": 404,
+    "outsider": 404,
+    "admin": 403,
+}
+TABLE |= {
+    "readers:rois": ("post", "reading", _WRITE_JSON),
+    "readers:submit_json": ("post", "reading", _WRITE_JSON),
+}
+
+# DICOMweb: a study's images are for its readers and managers (and site admins); a UID of any
+# other study is a 404 for everyone else, as if it did not exist. Search without a study in the
+# path answers everyone who is logged in, with what they may see (an empty list for outsiders).
+_IMAGES = {
+    "anonymous": LOGIN,
+    "reader": 200,
+    "other_reader": 200,
+    "reader_b": 404,
+    "manager": 200,
+    "manager_b": 404,
+    "outsider": 404,
+    "admin": 200,
+}
+TABLE |= {
+    "dicomweb:studies": ("get", "none", {"anonymous": LOGIN} | dict.fromkeys(ROLES[1:], 200)),
+    "dicomweb:series": ("get", "dicom_study", _IMAGES),
+    "dicomweb:instances": ("get", "dicom_series", _IMAGES),
+    "dicomweb:series_metadata": ("get", "dicom_series", _IMAGES),
+    "dicomweb:instance": ("get", "dicom_instance", _IMAGES),
+    "dicomweb:instance_metadata": ("get", "dicom_instance", _IMAGES),
+    "dicomweb:frames": ("get", "dicom_frames", _IMAGES),
+}
+
 # Posting ROIs to a reading (the same URL as readers:detail, other method).
 POST_ROIS = {
     "anonymous": LOGIN,
@@ -230,11 +290,26 @@ def test_every_url_is_in_the_table() -> None:
 @pytest.fixture
 def objects(world):
     case = factories.CaseFactory(study=world.study_a)
-    factories.InstanceFactory(series=factories.SeriesFactory(case=case))
+    series = factories.SeriesFactory(case=case)
+    buffer = io.BytesIO()
+    mr_dataset(np.arange(16).reshape(4, 4)).save_as(buffer, enforce_file_format=True)
+    instance = factories.InstanceFactory(
+        series=series, file=ContentFile(buffer.getvalue(), name="x.dcm"), rows=4, columns=4
+    )
     reading = factories.ReadingFactory(reader=world.reader, case=case)
+    uids = {"study_uid": case.study_instance_uid, "series_uid": series.series_instance_uid}
+    upload = upload_create(
+        study=world.study_a, created_by=world.manager, name="u", files=1, total_bytes=10
+    )
     return {
+        "dicom_study": {"study_uid": case.study_instance_uid},
+        "dicom_series": uids,
+        "dicom_instance": uids | {"sop_uid": instance.sop_instance_uid},
+        "dicom_frames": uids | {"sop_uid": instance.sop_instance_uid, "frame_list": "1"},
         "none": {},
         "study": {"pk": world.study_a.pk},
+        "upload": {"pk": upload.pk},
+        "case": {"pk": case.pk},
         "case_session": {"case_pk": case.pk, "session": 1},
         "reading": {"pk": reading.pk},
         "assignment": {"pk": world.study_a.assignments.get(user=world.reader).pk},

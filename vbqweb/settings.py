@@ -12,10 +12,15 @@ Variables:
     VBQ_VAR_DIR          where SQLite and uploaded media live by default (default ./var)
     VBQ_MEDIA_ROOT       where de-identified instances are stored (default $VBQ_VAR_DIR/media)
     VBQ_TASK_TIME_LIMIT  hard time limit of one task in seconds (default 600)
+    VBQ_INGEST_TIME_LIMIT hard time limit of one upload's ingest in seconds (default 3600)
+    VBQ_DEID_SECRET      the HMAC key of the de-identification (UIDs, pseudonyms, date shifts);
+                         DJANGO_SECRET_KEY when empty. Keep it constant for the site's lifetime.
+    VBQ_UPLOAD_ROOT      where uploads wait for the ingest (default $VBQ_VAR_DIR/uploads)
 """
 
 from __future__ import annotations
 
+import mimetypes
 import os
 from pathlib import Path
 
@@ -134,9 +139,25 @@ STORAGES = {
     "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
 }
 
+# --- Ingest ------------------------------------------------------------------------------------
+# The de-identification's HMAC key; SECRET_KEY when empty (studies.ingest_service.deid_config).
+VBQ_DEID_SECRET = os.environ.get("VBQ_DEID_SECRET", "")
+# Uploaded bytes wait here, one folder per upload under server-chosen names, until the ingest
+# task ends (then the folder is deleted, also on failure and on cancel). Not under MEDIA_ROOT.
+VBQ_UPLOAD_ROOT = Path(os.environ.get("VBQ_UPLOAD_ROOT", VAR_DIR / "uploads"))
+# One request of the chunked upload: at most this many bytes and this many file pieces, so
+# Django's own limits (DATA_UPLOAD_MAX_MEMORY_SIZE, DATA_UPLOAD_MAX_NUMBER_FILES) stay as they are:
+# a chunk is a raw body streamed to disk, never parsed as a form.
+VBQ_UPLOAD_CHUNK_BYTES = 8 * 1024 * 1024
+VBQ_UPLOAD_CHUNK_PIECES = 100
+# Overrides of studies.ingest.IngestLimits (files per upload, bytes per file and per upload, zip
+# ratio, pixel bytes ...); the defaults fit MR case sets with a wide margin.
+VBQ_INGEST_LIMITS: dict[str, float] = {}
+
 # --- Celery ------------------------------------------------------------------------------------
 REDIS_URL = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
 VBQ_TASK_TIME_LIMIT = int(os.environ.get("VBQ_TASK_TIME_LIMIT", "600"))
+VBQ_INGEST_TIME_LIMIT = int(os.environ.get("VBQ_INGEST_TIME_LIMIT", "3600"))
 
 CELERY_BROKER_URL = REDIS_URL
 CELERY_TASK_IGNORE_RESULT = True  # the database, not the result backend, holds every outcome
@@ -148,7 +169,7 @@ CELERY_TASK_SOFT_TIME_LIMIT = int(VBQ_TASK_TIME_LIMIT * 0.9)
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_BROKER_TRANSPORT_OPTIONS = {
     # An unacknowledged task is redelivered after this; it must exceed the longest task.
-    "visibility_timeout": int(VBQ_TASK_TIME_LIMIT * 1.1),
+    "visibility_timeout": int(max(VBQ_TASK_TIME_LIMIT, VBQ_INGEST_TIME_LIMIT) * 1.1),
     # A broker that accepts connections but never answers must not hang a web request.
     "socket_timeout": 5,
     "socket_connect_timeout": 5,
@@ -156,6 +177,11 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {
 }
 CELERY_TASK_PUBLISH_RETRY_POLICY = {"max_retries": 2, "interval_start": 0, "interval_step": 0.5}
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
+# The outbox's dispatcher: sends queued uploads again (run with ``celery worker --beat``, or
+# ``manage.py dispatch_uploads`` from cron).
+CELERY_BEAT_SCHEDULE = {
+    "dispatch-uploads": {"task": "studies.tasks.dispatch_uploads", "schedule": 60.0},
+}
 
 LOGGING = {
     "version": 1,
@@ -163,3 +189,9 @@ LOGGING = {
     "handlers": {"console": {"class": "logging.StreamHandler"}},
     "root": {"handlers": ["console"], "level": os.environ.get("VBQ_LOG_LEVEL", "INFO")},
 }
+
+# The viewer's codecs (static/dist/wasm/, built by `npm run build`) must be served as
+# application/wasm, or browsers refuse to compile them as they stream. WhiteNoise and Python's
+# table both know the type on a full Debian; a slim image may lack /etc/mime.types.
+mimetypes.add_type("application/wasm", ".wasm")
+WHITENOISE_MIMETYPES = {".wasm": "application/wasm"}

@@ -21,4 +21,5 @@ urlpatterns = [
     path("studies/<int:pk>/", include("readers.analytics_urls")),
     path("readings/", include("readers.urls")),
     path("studies/", include("studies.urls")),
+    path("dicomweb/", include("readers.dicomweb_urls")),
 ]

@@ -436,7 +436,7 @@ def test_source_without_opener_reports_reason() -> None:
 # --- the real files, in a subprocess that reports its peak memory -----------------------------
 
 _PROBE = """
-import json, resource, sys, time
+import json, sys, time
 from studies.ingest import iter_sources, read_untrusted
 out = []
 for folder in sys.argv[1:]:
@@ -445,7 +445,11 @@ for folder in sys.argv[1:]:
         result = read_untrusted(source)
         out.append({"folder": folder, "name": source.name, "ok": result.dataset is not None,
                     "reason": result.reason, "seconds": time.perf_counter() - start})
-rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+# VmHWM is this process's own peak: getrusage's ru_maxrss would also carry the peak of the
+# (large) pytest process it was forked from, since Linux keeps it across execve.
+with open("/proc/self/status") as status:
+    hwm = next(line for line in status if line.startswith("VmHWM:"))
+rss_mb = int(hwm.split()[1]) / 1024
 print(json.dumps({"results": out, "rss_mb": rss_mb}))
 """
 

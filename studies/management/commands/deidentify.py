@@ -1,9 +1,11 @@
 """``manage.py deidentify SRC DST``: de-identify a DICOM file, folder or zip (spec sections 3, 4).
 
-The same code path as the site's ingest: :func:`studies.ingest.iter_sources` and
-:func:`studies.ingest.read_untrusted` read the untrusted input safely, and
-:func:`studies.deid.deidentify_dataset` applies the profile. Output files are named from the new
-UIDs only, ``DST/<study uid>/<series uid>/<sop uid>.dcm``; no source name reaches DST.
+The same code path as the site's ingest: :func:`studies.ingest_service.deidentified_sources`
+(which the upload task and the demo's :func:`~studies.ingest_service.case_set_ingest_paths` use
+too) reads the untrusted input safely with :mod:`studies.ingest`, applies the profile of
+:mod:`studies.deid` and serialises each instance; this command only decides where the bytes go.
+Output files are named from the new UIDs only, ``DST/<study uid>/<series uid>/<sop uid>.dcm``;
+no source name reaches DST.
 
 Prints ``{"instances": n, "series": m, "rejected": [{"name": ..., "reason": ...}]}``: ``name``
 is the source's path relative to SRC (or its zip member name), printed for the operator and
@@ -35,21 +37,17 @@ import tempfile
 from pathlib import Path
 from typing import Any, NoReturn
 
-from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from studies.deid import DeidConfig, deidentify_dataset, write_deidentified
-from studies.ingest import IngestError, iter_sources, quiet_pydicom, read_untrusted
+from studies.deid import DeidConfig
+from studies.ingest import IngestError, quiet_pydicom
+from studies.ingest_service import deid_config, deidentified_sources
+
+__all__ = ["Command", "deid_config"]
 
 
 def _one_line(text: str) -> str:
     return " ".join(text.split())
-
-
-def deid_config() -> DeidConfig:
-    """The site's de-identification settings (the same for the command and the web ingest)."""
-    secret = getattr(settings, "VBQ_DEID_SECRET", None) or settings.SECRET_KEY
-    return DeidConfig.from_text(str(secret))
 
 
 class Command(BaseCommand):
@@ -113,12 +111,11 @@ class Command(BaseCommand):
         quarantined: list[dict[str, str]] = []
         written: set[str] = set()
         series: set[str] = set()
-        for source in iter_sources(src):
-            result = read_untrusted(source)
-            if result.dataset is None:
-                rejected.append({"name": source.name, "reason": result.reason or "unreadable"})
+        for outcome in deidentified_sources([src], config=config):
+            source, deid = outcome, outcome.deid
+            if deid is None or outcome.data is None:
+                rejected.append({"name": source.name, "reason": outcome.reason or "unreadable"})
                 continue
-            deid = deidentify_dataset(result.dataset, config=config)
             relative = deid.relative_path
             if deid.quarantine_reason is not None:
                 relative = f"quarantine/{relative}"
@@ -132,7 +129,8 @@ class Command(BaseCommand):
                 continue
             target = staging / relative
             target.parent.mkdir(parents=True, exist_ok=True)
-            write_deidentified(deid.dataset, target)
+            with open(target, "xb") as handle:
+                handle.write(outcome.data)
             written.add(deid.sop_uid)
             series.add(deid.series_uid)
             if deid.quarantine_reason is not None:

@@ -174,7 +174,9 @@ def parse_accept(header: str | None) -> list[MediaRange]:
 
 
 def _split(text: str, sep: str) -> list[str]:
-    out, current, quoted = [], [], False
+    out: list[str] = []
+    current: list[str] = []
+    quoted = False
     for char in text:
         if char == '"':
             quoted = not quoted

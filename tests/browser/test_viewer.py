@@ -229,10 +229,6 @@ def test_reader_draws_excludes_submits_and_sees_the_server_vbq(
     assert page.errors == []
 
 
-@pytest.mark.skip(
-    reason="Enter did not submit in one full-suite run under load (the draft was saved); "
-    "kept out of CI until the viewer's key handling is fixed (issue 5 follow-up)"
-)
 def test_keyboard_only_run(celery_worker, page, live_server, world, tmp_path):
     case_dir, truth = _phantom(tmp_path, seed=32)
     case = _import_case(world.study_a, case_dir)
@@ -280,14 +276,21 @@ def test_keyboard_only_run(celery_worker, page, live_server, world, tmp_path):
     assert next(r for r in doc["rois"] if r["label"] == "L3")["reason"] == "hemangioma"
     assert next(r for r in doc["rois"] if r["label"] == "L2")["shape"] == "rectangle"
 
+    # The closed dialog hands the keyboard back to the image at once (no focus left behind).
+    assert page.evaluate("document.activeElement.id") == "viewport"
     page.keyboard.press("Enter")  # opens the confirmation, focused on Submit
+    page.wait_for_selector("#submit-dialog[open]")
+    assert page.evaluate("document.activeElement.id") == "submit-confirm"
     page.keyboard.press("Enter")
     try:
         page.wait_for_selector("#reading-status.submitted")
     except Exception as error:
-        status = page.inner_text("#viewer-status"), page.inner_text("#save-state")
-        doc = page.evaluate("vbqViewer.roiJson()")
-        raise AssertionError(f"not submitted: {status}, {doc}") from error
+        status = page.evaluate(
+            "[document.querySelector('#viewer-status').textContent, "
+            "document.querySelector('#save-state').textContent, "
+            "document.querySelector('#submit-dialog').open, document.activeElement.outerHTML]"
+        )
+        raise AssertionError(f"not submitted: {status}; console: {page.errors}") from error
     page.wait_for_selector("#server-vbq", timeout=60_000)
     score = page.evaluate("vbqViewer.score()")
     assert score["detail"] == expected_score(reading, case_dir)

@@ -440,7 +440,11 @@ async function submit() {
     setStatus(`Not yet measured or excluded: ${missing.join(", ")}.`, true);
     return;
   }
-  if (!(await saveNow())) return;
+  setStatus("Submitting…");
+  if (!(await saveNow())) {
+    setStatus("Not submitted: the ROIs could not be saved.", true);
+    return;
+  }
   const { ok, payload, status } = await postJson(config.urls.submit, "{}");
   if (!ok) {
     setStatus(`Not submitted: ${payload.error || `HTTP ${status}`}`, true);
@@ -650,9 +654,16 @@ function wireUi() {
     if (e.submitter?.value === "cancel") return;
     confirmExclusion();
   });
+  // A dialog that closes must hand the keyboard back to the viewer at once. Left alone, the
+  // focus stays on the closed dialog's control until the browser's next focus fix-up, and a key
+  // pressed before that (Enter, straight after confirming an exclusion) was taken for typing in
+  // that control and ignored.
+  for (const id of ["exclude-dialog", "submit-dialog"]) {
+    $(id).addEventListener("close", () => element.focus({ preventScroll: true }));
+  }
   // Enter confirms an exclusion from the reason list too (a <select> does not submit a form).
   $("exclude-dialog").addEventListener("keydown", (e) => {
-    if (e.key !== "Enter" || e.target instanceof HTMLButtonElement) return;
+    if (e.key !== "Enter" || e.target instanceof HTMLButtonElement || !$("exclude-dialog").open) return;
     e.preventDefault();
     e.stopPropagation(); // the same Enter must not reach the viewer's keys (it would submit)
     confirmExclusion();
@@ -689,6 +700,7 @@ function wireUi() {
   });
   csfSelect.disabled = csfOther.disabled = !state.writable;
   window.addEventListener("keydown", onKey);
+  element.focus({ preventScroll: true });
   window.addEventListener("beforeunload", (e) => {
     if (state.writable && JSON.stringify(protocol.toJson()) !== state.savedJson) {
       saveNow();

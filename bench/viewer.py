@@ -72,6 +72,7 @@ def _set_up(work: Path, port: int) -> dict:
 
     from readers import services
     from studies import services as study_services
+    from studies.ingest_service import case_set_ingest_paths
     from studies.models import Case, Role
     from studies.phantom import write_phantom
 
@@ -82,9 +83,7 @@ def _set_up(work: Path, port: int) -> dict:
     study = study_services.study_create(name="Bench")
     study_services.assignment_set(study=study, user=reader, role=Role.READER)
     case_dir = write_phantom(work / "phantom", cases=1, seed=2026)[0]
-    study_services.case_set_import_trusted_files(
-        study=study, name="bench", cases=[("Case 001", sorted(case_dir.glob("*.dcm")))]
-    )
+    case_set_ingest_paths(study=study, paths=sorted(case_dir.glob("*.dcm")), name="bench")
     case = Case.objects.get(study=study)
     reading = services.reading_open(reader=reader, case=case, session=1)
     series = case.reading_series

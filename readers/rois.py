@@ -34,7 +34,7 @@ import json
 import math
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final, TypeAlias
 
@@ -462,3 +462,20 @@ def load_roi_file(path: str | os.PathLike[str]) -> RoiSet:
         return loads_roi_set(raw)
     except RoiError as error:
         raise RoiError(f"{os.fspath(path)}: {error}") from None
+
+
+def remap_uids(data: Mapping[str, Any], new_uid: Callable[[str], str]) -> dict[str, Any]:
+    """A copy of a ``vbq.rois/1`` object with its series and instance UIDs mapped by ``new_uid``.
+
+    Why: ROIs drawn on source files (the phantom's suggested ROIs, a set exported from another
+    site) name the source UIDs, but the site stores de-identified instances under new UIDs
+    (spec section 4). Mapping through the site's UID function keeps such a set valid for the
+    stored images. The input is validated first, so a bad set fails here, not later.
+    """
+    roi_set = parse_roi_set(data)
+    out = roi_set.to_json()
+    out["series_instance_uid"] = new_uid(roi_set.series_instance_uid)
+    for item in out["rois"]:
+        if "sop_instance_uid" in item:
+            item["sop_instance_uid"] = new_uid(item["sop_instance_uid"])
+    return out

@@ -6,24 +6,16 @@ directly for writes.
 
 from __future__ import annotations
 
-import hashlib
-from collections.abc import Iterable, Mapping
-from pathlib import Path
+from collections.abc import Mapping
 
-import pydicom
 from django.contrib.auth.models import AbstractBaseUser
 from django.core.exceptions import ValidationError
-from django.core.files.base import ContentFile
 from django.db import transaction
 
 from studies.models import (
     Assignment,
-    Case,
-    CaseSet,
-    Instance,
     ReferenceStandard,
     Role,
-    Series,
     Study,
     Threshold,
 )
@@ -61,75 +53,6 @@ def assignment_set(*, study: Study, user: AbstractBaseUser, role: str) -> Assign
 
 def assignment_remove(*, study: Study, user: AbstractBaseUser) -> None:
     Assignment.objects.filter(study=study, user=user).delete()
-
-
-@transaction.atomic
-def case_set_import_trusted_files(
-    *, study: Study, name: str, cases: Iterable[tuple[str, Iterable[Path]]]
-) -> CaseSet:
-    """Import already de-identified DICOM files as cases, one series per case.
-
-    For the demo and tests only: the files (the project's own phantom) are trusted and already
-    carry no real identifiers. Uploads from users go through the de-identifying ingest instead.
-    Importing the same files twice is a no-op for the instances that exist already.
-    """
-    case_set = CaseSet.objects.create(study=study, name=name)
-    for label, paths in cases:
-        case: Case | None = None
-        series: Series | None = None
-        for path in sorted(paths):
-            data = path.read_bytes()
-            ds = pydicom.dcmread(path, stop_before_pixels=True)
-            if case is None:
-                case, _ = Case.objects.get_or_create(
-                    study=study,
-                    study_instance_uid=str(ds.StudyInstanceUID),
-                    defaults={"label": label, "case_set": case_set},
-                )
-            if series is None:
-                series, _ = Series.objects.get_or_create(
-                    series_instance_uid=str(ds.SeriesInstanceUID),
-                    defaults={
-                        "case": case,
-                        "modality": str(ds.get("Modality", "MR")),
-                        "description": str(ds.get("SeriesDescription", "")),
-                        "manufacturer": str(ds.get("Manufacturer", "")),
-                        "model_name": str(ds.get("ManufacturerModelName", "")),
-                        "field_strength_t": _float_or_none(ds.get("MagneticFieldStrength")),
-                        "repetition_time_ms": _float_or_none(ds.get("RepetitionTime")),
-                        "echo_time_ms": _float_or_none(ds.get("EchoTime")),
-                        "selected": True,
-                    },
-                )
-            if Instance.objects.filter(sop_instance_uid=str(ds.SOPInstanceUID)).exists():
-                continue
-            instance = Instance(
-                series=series,
-                sop_instance_uid=str(ds.SOPInstanceUID),
-                sop_class_uid=str(ds.SOPClassUID),
-                instance_number=_int_or_none(ds.get("InstanceNumber")),
-                rows=int(ds.Rows),
-                columns=int(ds.Columns),
-                size=len(data),
-                sha256=hashlib.sha256(data).hexdigest(),
-            )
-            instance.file.save(f"{ds.SOPInstanceUID}.dcm", ContentFile(data), save=False)
-            instance.save()
-    return case_set
-
-
-def _float_or_none(value: object) -> float | None:
-    try:
-        return float(value)  # type: ignore[arg-type]
-    except (TypeError, ValueError):
-        return None
-
-
-def _int_or_none(value: object) -> int | None:
-    try:
-        return int(value)  # type: ignore[call-overload]
-    except (TypeError, ValueError):
-        return None
 
 
 # --- Study design (managers' pages) -----------------------------------------------------------

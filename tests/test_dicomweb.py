@@ -17,9 +17,9 @@ from django.urls import reverse
 from readers.dicomweb_io import EXPLICIT_LE
 from studies.models import Case, Instance
 from studies.phantom import write_phantom
-from studies.services import case_set_import_trusted_files
 from tests import factories
 from tests.dicomfactory import mr_dataset
+from tests.factories import case_set_import_trusted_files
 
 J2K = Path(settings.BASE_DIR).parent / "shared/data/compressed/JPEG2000Lossless__MR2_J2KR.dcm"
 CORNERSTONE_ACCEPT = "multipart/related; type=application/octet-stream; transfer-syntax=*"

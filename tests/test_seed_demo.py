@@ -4,13 +4,16 @@ from __future__ import annotations
 
 from io import StringIO
 
+import pydicom
 import pytest
 from django.contrib.auth import authenticate
 from django.core.management import call_command
 
 from readers.management.commands.seed_demo import DEMO_STUDY, DEMO_USERS
 from readers.models import Reading
-from studies.models import Instance, ReferenceStandard, Role, Study
+from studies.ingest_service import deid_uid
+from studies.models import Instance, ReferenceStandard, Role, Series, Study
+from studies.phantom import make_case
 
 
 @pytest.mark.django_db
@@ -33,6 +36,21 @@ def test_seed_demo_twice_builds_one_study_and_prints_working_logins() -> None:
     assert study.analysis.computed_at is not None
     assert study.analysis.analysis["readers"] == ["reader1", "reader2", "reader3"]
     assert study.analysis.diagnostics is not None
+    # Built through the ingest: one finished upload, every file accepted, de-identified bytes
+    # under the site's UIDs for the phantom's own (which are nowhere).
+    upload = study.uploads.get()
+    assert upload.status == "done"
+    assert set(upload.items.values_list("status", flat=True)) == {"accepted"}
+    phantom = make_case(3, 1).datasets[0]
+    stored = Instance.objects.get(sop_instance_uid=deid_uid(str(phantom.SOPInstanceUID)))
+    with stored.file.open("rb") as handle:
+        ds = pydicom.dcmread(handle)
+    assert ds.PatientIdentityRemoved == "YES"
+    assert ds.StudyDate != phantom.StudyDate  # shifted
+    assert not Instance.objects.filter(sop_instance_uid=str(phantom.SOPInstanceUID)).exists()
+    assert all(s.selected and s.eligible for s in Series.objects.filter(case__study=study))
+    reading = readings.first()
+    assert reading.rois["series_instance_uid"] == reading.case.reading_series.series_instance_uid
     text = out.getvalue()
     for username, password, _ in DEMO_USERS:
         assert f"{username:<9} {password}" in text

@@ -16,7 +16,7 @@ from readers import services
 from readers.tasks import compute_reading_vbq
 from studies.models import Case
 from studies.phantom import write_phantom
-from studies.services import case_set_import_trusted_files
+from tests.factories import case_set_import_trusted_files
 from vbqweb.celery import app as celery_app
 
 

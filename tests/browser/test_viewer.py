@@ -24,10 +24,10 @@ from readers import services
 from readers.dicomio import load_images, read_slice
 from readers.measure import measure_vbq, roi_mask
 from readers.models import Reading
-from readers.rois import parse_roi_set
+from readers.rois import parse_roi_set, remap_uids
+from studies.ingest_service import case_choose_series, case_set_ingest_paths, deid_uid
 from studies.models import Case
 from studies.phantom import write_phantom
-from studies.services import case_set_import_trusted_files
 from tests import factories
 from tests.browser.conftest import login, login_fast, open_viewer
 
@@ -39,16 +39,28 @@ SHARED_DATA = Path(settings.BASE_DIR).parent / "shared" / "data"
 # --- set-up -------------------------------------------------------------------------------------
 
 
-def _import_case(study, case_dir: Path, label: str = "Case 001") -> Case:
-    case_set_import_trusted_files(
-        study=study, name=label, cases=[(label, sorted(case_dir.glob("*.dcm")))]
-    )
-    return Case.objects.get(study=study, label=label)
+def _import_case(study, folder: Path, manager=None) -> Case:
+    """Ingest a folder's DICOM files as a manager's upload would (de-identified, new UIDs).
+
+    A case whose series is not eligible for VBQ (a real brain series, a single JPEG 2000
+    image) gets it chosen by the manager's override, as the issue describes."""
+    upload = case_set_ingest_paths(study=study, paths=sorted(folder.glob("*.dcm")), name="test")
+    assert upload.status == "done", upload.message
+    case = Case.objects.get(pk=upload.items.exclude(case=None).values("case").first()["case"])
+    if case.reading_series is None:
+        assert manager is not None, "the series is not eligible: say who overrides"
+        case_choose_series(
+            case=case, series=case.series.get(), reason="test: real images", by=manager
+        )
+    return case
 
 
 def _phantom(tmp_path: Path, seed: int) -> tuple[Path, dict]:
+    """A phantom case and its truth, the ROIs remapped to the UIDs the ingest gives them."""
     case_dir = write_phantom(tmp_path / f"phantom-{seed}", cases=1, seed=seed)[0]
-    return case_dir, json.loads((case_dir / "truth.json").read_text())
+    truth = json.loads((case_dir / "truth.json").read_text())
+    truth["rois"] = remap_uids(truth["rois"], deid_uid)
+    return case_dir, truth
 
 
 def _rotation(ax_deg: float, az_deg: float) -> np.ndarray:
@@ -164,11 +176,13 @@ def _screenshot(page, target: Path) -> None:
     image.quantize(colors=256, method=Image.Quantize.FASTOCTREE).save(target, optimize=True)
 
 
-def expected_score(reading: Reading, case_dir: Path) -> dict:
+def expected_score(reading: Reading) -> dict:
+    """``measure_vbq`` on the reading's saved ROI JSON and the stored (de-identified) files."""
     reading.refresh_from_db()
+    files = [i.file.path for i in reading.case.reading_series.instances.all()]
     return measure_vbq(
         parse_roi_set(reading.rois),
-        load_images([case_dir]),
+        load_images(files),
         **reading.case.study.measurement_settings(),
     )
 
@@ -223,7 +237,7 @@ def test_reader_draws_excludes_submits_and_sees_the_server_vbq(
     assert reading.is_locked
     assert reading.rois == doc
     shown = float(page.inner_text("#server-vbq"))
-    expected = expected_score(reading, case_dir)
+    expected = expected_score(reading)
     assert shown == pytest.approx(expected["vbq"], abs=5e-4)
     assert page.evaluate("vbqViewer.score()")["detail"] == expected
     assert page.errors == []
@@ -293,7 +307,7 @@ def test_keyboard_only_run(celery_worker, page, live_server, world, tmp_path):
         raise AssertionError(f"not submitted: {status}; console: {page.errors}") from error
     page.wait_for_selector("#server-vbq", timeout=60_000)
     score = page.evaluate("vbqViewer.score()")
-    assert score["detail"] == expected_score(reading, case_dir)
+    assert score["detail"] == expected_score(reading)
     assert_preview_matches_server(page, score)
     assert page.errors == []
 
@@ -356,7 +370,7 @@ def test_preview_equals_server_for_every_tool(
     score = wait_saved_and_scored(page)
     assert score["status"] == "ok", (score, page.evaluate("vbqViewer.roiJson()"))
     assert_preview_matches_server(page, score)
-    assert score["detail"] == expected_score(reading, case_dir)
+    assert score["detail"] == expected_score(reading)
     if orientation == "axis-aligned" and (target := os.environ.get("VBQ_VIEWER_SCREENSHOT")):
         _screenshot(page, Path(target))
     # Cornerstone's own EllipticalROI statistics count the same pixels (spec §2), even on the
@@ -387,17 +401,20 @@ def test_opens_a_jpeg_2000_mr_and_measures_its_decoded_pixels(
     folder = tmp_path / "j2k"
     folder.mkdir()
     (folder / "IM0001.dcm").write_bytes(source.read_bytes())
-    case = _import_case(world.study_a, folder, "J2K MR")
+    case = _import_case(world.study_a, folder, world.manager)
     reading = services.reading_open(reader=world.reader, case=case, session=1)
     login_fast(page, live_server, world.reader)
     open_viewer(page, reading.pk)
-    assert page.evaluate("vbqViewer.sopAt(0)") == pydicom.dcmread(source).SOPInstanceUID
+    assert page.evaluate("vbqViewer.sopAt(0)") == deid_uid(pydicom.dcmread(source).SOPInstanceUID)
     roi = {"center": [512.0, 400.0], "radii": [60.0, 40.0]}
     draw(page, "ellipse", roi)
     page.wait_for_function("vbqViewer.preview().L1?.n_pixels > 0")
     preview = page.evaluate("vbqViewer.preview()")["L1"]
     drawn = page.evaluate("vbqViewer.roiJson()")["rois"][0]
-    image = read_slice(folder / "IM0001.dcm")
+    stored = case.reading_series.instances.get()
+    stored_syntax = pydicom.dcmread(stored.file.path, stop_before_pixels=True).file_meta
+    assert stored_syntax.TransferSyntaxUID == pydicom.dcmread(source).file_meta.TransferSyntaxUID
+    image = read_slice(stored.file.path)
     shape = (
         parse_roi_set(
             {
@@ -420,7 +437,7 @@ def test_opens_the_real_scanner_series_at_the_middle_and_scrolls(
     page, live_server, world, tmp_path
 ):
     folder = _shared("real-mr-sagittal-t1-brain")
-    case = _import_case(world.study_a, folder, "Real MR")
+    case = _import_case(world.study_a, folder, world.manager)
     reading = services.reading_open(reader=world.reader, case=case, session=1)
     login_fast(page, live_server, world.reader)
     open_viewer(page, reading.pk)

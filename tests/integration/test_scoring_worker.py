@@ -18,7 +18,7 @@ from readers.rois import parse_roi_set
 from readers.tasks import compute_reading_vbq
 from studies.models import Case
 from studies.phantom import write_phantom
-from studies.services import case_set_import_trusted_files
+from tests.factories import case_set_import_trusted_files
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
 

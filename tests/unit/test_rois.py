@@ -23,6 +23,7 @@ from readers.rois import (
     load_roi_file,
     loads_roi_set,
     parse_roi_set,
+    remap_uids,
 )
 
 # The machine is shared: a slow moment must not fail a property test.
@@ -363,3 +364,24 @@ def roi_sets(draw: st.DrawFn) -> RoiSet:
 def test_generated_sets_round_trip_through_json_text(roi_set: RoiSet) -> None:
     text = json.dumps(roi_set.to_json(), allow_nan=False)
     assert loads_roi_set(text) == roi_set
+
+
+def test_remap_uids_maps_the_series_and_every_instance_and_keeps_the_rest() -> None:
+    def new_uid(uid: str) -> str:
+        return "2.25.9" + uid.rsplit(".", 1)[1]
+
+    data = example()
+    mapped = remap_uids(data, new_uid)
+    assert data == example()  # the input is not changed
+    assert mapped["series_instance_uid"] == "2.25.9100"
+    uids = [item.get("sop_instance_uid") for item in mapped["rois"]]
+    assert uids == ["2.25.91", "2.25.91", "2.25.92", "2.25.92", None]  # exclusions last
+    back = parse_roi_set(mapped)
+    original = parse_roi_set(data)
+    assert [r.shape for r in back.rois] == [r.shape for r in original.rois]
+    assert back.exclusions == original.exclusions
+
+
+def test_remap_uids_refuses_an_invalid_set() -> None:
+    with pytest.raises(RoiError):
+        remap_uids(with_item(0, shape="circle"), str)

@@ -2,13 +2,15 @@
 
 Creates a site admin, a study manager and three readers with the passwords printed below, and
 a study whose thresholds are the literature's values as editable settings. Its phantom cases
-come with a reference standard (DXA T-score, QCT BMD, fragility fracture) derived from each
-case's true VBQ, and with two sessions of readings by each reader: the phantom's suggested ROIs
-moved and resized by a reader-specific habit plus random hand jitter, so that the scores, and
-hence the agreement, vary the way real readers' do. Session 1 is dated 45 days ago (past the
-wash-out); reader3 has two cases of session 2 left to read. Scores are computed with the same
-service the Celery worker runs; running the command again changes nothing but the passwords,
-which are reset to the printed ones.
+are brought in through the site's de-identifying ingest (the code path of a manager's upload:
+new UIDs, shifted dates, series eligibility) and come with a reference standard (DXA T-score,
+QCT BMD, fragility fracture) derived from each case's true VBQ, and with two sessions of
+readings by each reader: the phantom's suggested ROIs moved and resized by a reader-specific
+habit plus random hand jitter, so that the scores, and hence the agreement, vary the way real
+readers' do. Session 1 is dated 45 days ago (past the wash-out); reader3 has two cases of
+session 2 left to read. Scores are computed with the same service the Celery worker runs;
+running the command again changes nothing but the passwords, which are reset to the printed
+ones.
 """
 
 from __future__ import annotations
@@ -23,15 +25,17 @@ from typing import Any
 import numpy as np
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Permission
-from django.core.management.base import BaseCommand
+from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 from django.utils import timezone
 
 from readers import services as reader_services
 from readers.analytics import analysis_compute
 from readers.models import Reading
+from readers.rois import remap_uids
 from studies import services as study_services
-from studies.models import ReferenceStandard, Role, Study
+from studies.ingest_service import case_set_ingest_paths, deid_uid
+from studies.models import ItemStatus, ReferenceStandard, Role, Study, UploadStatus
 from studies.phantom import write_phantom
 
 DEMO_STUDY = "Demo VBQ study (phantom)"
@@ -82,19 +86,7 @@ class Command(BaseCommand):
                 study_services.assignment_set(study=study, user=user, role=role)
         with tempfile.TemporaryDirectory() as tmp:
             case_dirs = write_phantom(Path(tmp), cases=cases, seed=seed)
-            labels = [f"Case {i:03d}" for i in range(1, len(case_dirs) + 1)]
-            study_services.case_set_import_trusted_files(
-                study=study,
-                name=f"Phantom cases (seed {seed})",
-                cases=[
-                    (label, list(d.glob("*.dcm")))
-                    for label, d in zip(labels, case_dirs, strict=True)
-                ],
-            )
-            truths = {
-                label: json.loads((d / "truth.json").read_text())
-                for label, d in zip(labels, case_dirs, strict=True)
-            }
+            truths = self._ingest(study, case_dirs, seed, manager=users["manager"][0])
         rng = np.random.default_rng(seed)
         self._reference_standard(study, truths, rng)
         self._readings(study, users, truths, rng)
@@ -104,6 +96,36 @@ class Command(BaseCommand):
             f"{Reading.objects.filter(case__study=study).count()} readings by 3 readers in 2 "
             "sessions, agreement computed."
         )
+
+    def _ingest(
+        self, study: Study, case_dirs: list[Path], seed: int, *, manager: Any
+    ) -> dict[int, Any]:
+        """Bring the phantom in as a manager's upload would: through the de-identifying ingest.
+
+        Only the DICOM files go in (the truth files stay behind, as they would on a real site).
+        Returns each case's truth by case pk, its ROIs remapped to the de-identified UIDs.
+        """
+        files = [sorted(d.glob("*.dcm")) for d in case_dirs]
+        paths = [p for case_files in files for p in case_files]
+        upload = case_set_ingest_paths(
+            study=study, paths=paths, name=f"Phantom cases (seed {seed})", created_by=manager
+        )
+        if upload.status != UploadStatus.DONE:
+            raise CommandError(f"the phantom's ingest did not finish: {upload.message}")
+        case_of_file = dict(
+            upload.items.filter(status=ItemStatus.ACCEPTED).values_list("file_index", "case_id")
+        )
+        truths: dict[int, Any] = {}
+        first = 0
+        for case_dir, case_files in zip(case_dirs, files, strict=True):
+            case_ids = {case_of_file.get(i) for i in range(first, first + len(case_files))}
+            first += len(case_files)
+            if len(case_ids) != 1 or None in case_ids:
+                raise CommandError(f"{case_dir.name}: not ingested as one case ({case_ids})")
+            truth = json.loads((case_dir / "truth.json").read_text())
+            truth["rois"] = remap_uids(truth["rois"], deid_uid)
+            truths[case_ids.pop()] = truth
+        return truths
 
     def _users(self) -> dict[str, tuple[Any, str | None]]:
         user_model = get_user_model()
@@ -121,7 +143,7 @@ class Command(BaseCommand):
 
     def _reference_standard(self, study: Study, truths: dict[str, Any], rng: Any) -> None:
         for case in study.cases.all():
-            vbq = truths[case.label]["truth"]["vbq"]
+            vbq = truths[case.pk]["truth"]["vbq"]
             ReferenceStandard.objects.update_or_create(
                 case=case,
                 defaults={
@@ -142,7 +164,7 @@ class Command(BaseCommand):
                 if session == 2:
                     todo = cases[: len(cases) - LEFT_IN_SESSION_2.get(username, 0)]
                 for case in todo:
-                    rois = _as_read(truths[case.label]["rois"], HABITS[username], rng)
+                    rois = _as_read(truths[case.pk]["rois"], HABITS[username], rng)
                     if username == "reader3" and session == 1 and case.label == "Case 002":
                         rois["rois"] = [r for r in rois["rois"] if r["label"] != "L4"]
                         rois["rois"].append(

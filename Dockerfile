@@ -1,5 +1,17 @@
 # Production image for the web and worker services (see docker-compose.yml).
 # The same locked dependencies as scripts/setup (uv sync --frozen), without the dev group.
+
+# Stage 1: the reader's viewer (Cornerstone3D bundled by esbuild into static/dist/, with its
+# decode worker and codec .wasm files), from the committed package-lock.json, as scripts/setup
+# does. static/dist/ is git-ignored and .dockerignore'd: the image never ships a stale bundle.
+FROM node:20-bookworm-slim AS viewer
+WORKDIR /build
+COPY package.json package-lock.json ./
+RUN npm ci --no-audit --no-fund
+COPY static/src ./static/src
+RUN npm run build
+
+# Stage 2: the Django site and the Celery worker.
 FROM python:3.11-slim-bookworm
 
 ENV PYTHONDONTWRITEBYTECODE=1 \
@@ -25,6 +37,7 @@ COPY studies ./studies
 COPY readers ./readers
 COPY templates ./templates
 COPY static ./static
+COPY --from=viewer /build/static/dist ./static/dist
 # collectstatic needs settings, not secrets: a throw-away key for this one build step.
 RUN DJANGO_SECRET_KEY=build-only-not-a-secret python manage.py collectstatic --noinput -v 0
 

@@ -8,8 +8,6 @@ the study allows edits after submission).
 
 from __future__ import annotations
 
-import functools
-
 from django.core.exceptions import PermissionDenied
 from django.db.models import QuerySet
 from django.http import Http404
@@ -73,22 +71,11 @@ def reading_for_manager(user: AnyUser, pk: int, *, study: Study) -> Reading:
 # reader nothing.
 
 
-@functools.cache
-def _has_quarantine() -> bool:
-    return any(f.name == "quarantined" for f in Instance._meta.get_fields())
-
-
-def _without_quarantined(instances: QuerySet[Instance]) -> QuerySet[Instance]:
-    """Drop quarantined instances, once the ingest adds the flag (``Instance.quarantined``)."""
-    return instances.exclude(quarantined=True) if _has_quarantine() else instances
-
-
 def instances_for_user(user: AnyUser) -> QuerySet[Instance]:
     """The instances whose pixels ``user`` may retrieve (see the comment above)."""
-    instances = Instance.objects.filter(
+    return Instance.objects.readable().filter(
         series__selected=True, series__case__study__in=studies_visible_to(user)
     )
-    return _without_quarantined(instances)
 
 
 def image_series_for_user(user: AnyUser, study_uid: str, series_uid: str) -> Series:

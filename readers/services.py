@@ -68,9 +68,9 @@ def reading_save_rois(*, reading: Reading, data: Any) -> Reading:
         raise ValidationError("series_instance_uid is not this case's reading series.")
     referenced = {roi.sop_instance_uid for roi in roi_set.rois}
     known = set(
-        series.instances.filter(sop_instance_uid__in=referenced).values_list(
-            "sop_instance_uid", flat=True
-        )
+        series.instances.readable()
+        .filter(sop_instance_uid__in=referenced)
+        .values_list("sop_instance_uid", flat=True)
     )
     if unknown := sorted(referenced - known):
         raise ValidationError(f"ROIs reference instances not in this series: {', '.join(unknown)}")
@@ -170,7 +170,7 @@ def _load_referenced_images(reading: Reading, uids: set[str]) -> dict[str, Any]:
     if series is None:
         return {}
     images = {}
-    for instance in Instance.objects.filter(series=series, sop_instance_uid__in=uids):
+    for instance in Instance.objects.readable().filter(series=series, sop_instance_uid__in=uids):
         with instance.file.open("rb") as fh:
             image = read_slice(fh, name=instance.sop_instance_uid)
         images[image.sop_instance_uid] = image

@@ -110,7 +110,7 @@ def reading_detail(request: HttpRequest, pk: int) -> HttpResponse:
             "is_own": is_own,
             "rois_text": rois_text,
             "series": series,
-            "instances": series.instances.all() if series else [],
+            "instances": series.instances.readable() if series else [],
             "result": reading.current_result(),
             "viewer": viewer_payload(request, reading, writable) if is_own and series else None,
         },

@@ -3,10 +3,7 @@
 from __future__ import annotations
 
 import json
-import socket
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -16,8 +13,8 @@ from readers import services
 from readers.tasks import compute_reading_vbq
 from studies.models import Case
 from studies.phantom import write_phantom
+from tests.brokers import broker_down, broker_hung
 from tests.factories import case_set_import_trusted_files
-from vbqweb.celery import app as celery_app
 
 
 def test_tasks_ack_late_requeue_on_worker_loss_and_have_time_limits(settings) -> None:
@@ -28,26 +25,6 @@ def test_tasks_ack_late_requeue_on_worker_loss_and_have_time_limits(settings) ->
     visibility = settings.CELERY_BROKER_TRANSPORT_OPTIONS["visibility_timeout"]
     assert visibility > compute_reading_vbq.time_limit
     assert settings.CELERY_WORKER_PREFETCH_MULTIPLIER == 1
-
-
-@contextmanager
-def broker_at(url: str) -> Iterator[None]:
-    """Point the test process's Celery app at another broker for the duration."""
-    previous = celery_app.conf.broker_url
-
-    def reset() -> None:
-        if celery_app._pool is not None:
-            celery_app._pool.force_close_all()
-        celery_app._pool = None
-        celery_app.amqp._producer_pool = None
-
-    reset()
-    celery_app.conf.broker_url = url
-    try:
-        yield
-    finally:
-        reset()
-        celery_app.conf.broker_url = previous
 
 
 @pytest.fixture
@@ -75,10 +52,7 @@ def test_broker_down_the_rois_are_saved_and_the_score_stays_pending(
     client, world, reading_with_truth
 ) -> None:
     reading, rois = reading_with_truth
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        closed_port = s.getsockname()[1]  # nothing listens here once the socket closes
-    with broker_at(f"redis://127.0.0.1:{closed_port}/0"):
+    with broker_down():
         status, _ = _save_through_the_page(client, world, reading, rois)
     assert status == 302
     reading.refresh_from_db()
@@ -92,11 +66,8 @@ def test_broker_down_the_rois_are_saved_and_the_score_stays_pending(
 def test_hung_broker_does_not_hang_the_request(client, world, reading_with_truth) -> None:
     """A broker that accepts connections but never answers: the request still returns."""
     reading, rois = reading_with_truth
-    with socket.socket() as server:
-        server.bind(("127.0.0.1", 0))
-        server.listen(16)  # the kernel accepts; nobody ever reads or answers
-        with broker_at(f"redis://127.0.0.1:{server.getsockname()[1]}/0"):
-            status, elapsed = _save_through_the_page(client, world, reading, rois)
+    with broker_hung():
+        status, elapsed = _save_through_the_page(client, world, reading, rois)
     assert status == 302
     assert elapsed < 30, f"the request took {elapsed:.1f} s"
     reading.refresh_from_db()

@@ -11,13 +11,9 @@ import io
 import json
 import os
 import re
-import socket
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import timedelta
 
-import kombu.pools
 import pytest
 from django.urls import reverse
 from django.utils import timezone
@@ -30,8 +26,8 @@ from studies.upload_service import (
     upload_receive_chunk,
     uploads_dispatch_due,
 )
+from tests.brokers import broker_down, broker_hung
 from tests.unit.test_deid import phi_dataset
-from vbqweb.celery import app as celery_app
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -44,48 +40,6 @@ def small_files(n: int, *, series: int = 1) -> list[bytes]:
         phi_dataset(index=index, series=series).save_as(buffer, enforce_file_format=True)
         out.append(buffer.getvalue())
     return out
-
-
-@contextmanager
-def broker_at(url: str) -> Iterator[None]:
-    """Point the test process's Celery app at another broker for the duration.
-
-    Unlike ``tests.test_tasks.broker_at``, kombu's global pool registry is cleared rather than
-    its pools force-closed in place: a closed pool stays registered under the broker's URL and
-    breaks every later ``apply_async`` to the real broker ("Acquire on closed pool").
-    """
-    previous = celery_app.conf.broker_url
-
-    def reset() -> None:
-        kombu.pools.reset()
-        celery_app._pool = None
-        celery_app.amqp._producer_pool = None
-
-    reset()
-    celery_app.conf.broker_url = url
-    try:
-        yield
-    finally:
-        reset()
-        celery_app.conf.broker_url = previous
-
-
-@contextmanager
-def broker_down() -> Iterator[None]:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    with broker_at(f"redis://127.0.0.1:{port}/0"):
-        yield
-
-
-@contextmanager
-def broker_hung() -> Iterator[None]:
-    with socket.socket() as server:
-        server.bind(("127.0.0.1", 0))
-        server.listen(16)  # the kernel accepts; nobody ever answers
-        with broker_at(f"redis://127.0.0.1:{server.getsockname()[1]}/0"):
-            yield
 
 
 class Browser:
@@ -322,7 +276,8 @@ def test_broker_down_the_upload_is_kept_queued_and_the_page_says_so(browser):
         response = browser.finish()
         elapsed = time.monotonic() - started
         assert response.status_code == 200
-        assert elapsed < 3, f"finish took {elapsed:.1f} s"
+        # A refused connection fails at once; the margin is for a loaded 2-core CI machine.
+        assert elapsed < 5, f"finish took {elapsed:.1f} s"
         payload = response.json()
         assert payload["status"] == UploadStatus.QUEUED
         assert payload["waiting_for_worker"] is True
@@ -340,7 +295,7 @@ def test_broker_down_the_upload_is_kept_queued_and_the_page_says_so(browser):
 
 
 @pytest.mark.integration
-def test_hung_broker_the_finish_request_still_answers_within_seconds(browser):
+def test_hung_broker_the_finish_request_still_answers_within_seconds(browser, settings):
     files = small_files(1)
     browser.create(files)
     browser.send(files)
@@ -349,7 +304,10 @@ def test_hung_broker_the_finish_request_still_answers_within_seconds(browser):
         response = browser.finish()
         elapsed = time.monotonic() - started
     assert response.status_code == 200
-    assert elapsed < 6, f"finish took {elapsed:.1f} s"
+    # Bounded by the broker's socket timeout (5 s), not by the broker: a few seconds of margin
+    # for a loaded CI machine, far from the "indefinitely" of an unbounded .delay().
+    limit = settings.CELERY_BROKER_TRANSPORT_OPTIONS["socket_timeout"] + 5
+    assert elapsed < limit, f"finish took {elapsed:.1f} s"
     assert response.json()["status"] == UploadStatus.QUEUED
     upload = Upload.objects.get(pk=response.json()["id"])
     assert upload.dispatch_error

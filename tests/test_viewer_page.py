@@ -14,7 +14,7 @@ from django.utils import timezone
 
 from readers import services
 from readers.models import Reading
-from studies.models import Case
+from studies.models import Case, Instance
 from studies.phantom import write_phantom
 from tests.factories import case_set_import_trusted_files
 
@@ -168,6 +168,25 @@ def test_rois_of_another_case_are_400(client, world, phantom) -> None:
     response = _post(client, reading, json.dumps(other_truth["rois"]))
     assert response.status_code == 400
     assert _state(reading) == before
+
+
+def test_rois_on_a_quarantined_instance_are_400_and_it_is_not_listed(
+    client, world, phantom
+) -> None:
+    """A quarantined instance (possible burned-in text) is not the reader's to see, so an ROI
+    posted on it by hand is refused like one on an unknown instance."""
+    (case, _), (truth, _) = phantom
+    l1 = next(r for r in truth["rois"]["rois"] if r["label"] == "L1")
+    Instance.objects.filter(sop_instance_uid=l1["sop_instance_uid"]).update(quarantined=True)
+    reading = services.reading_open(reader=world.reader, case=case, session=1)
+    before = _state(reading)
+    client.force_login(world.reader)
+    response = _post(client, reading, json.dumps(truth["rois"]))
+    assert response.status_code == 400
+    assert l1["sop_instance_uid"] in response.json()["error"]
+    assert _state(reading) == before
+    page = client.get(reverse("readers:detail", kwargs={"pk": reading.pk})).content.decode()
+    assert l1["sop_instance_uid"] not in page
 
 
 @pytest.mark.parametrize("body", [b"", b"{", b"\xff\xfe", b"[1, 2]", b'"text"'])

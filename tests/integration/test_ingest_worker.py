@@ -18,6 +18,7 @@ from django.urls import reverse
 from studies.ingest_service import upload_directory
 from studies.models import Case, Instance, ItemStatus, Series, Upload, UploadStatus
 from studies.upload_service import upload_dispatch
+from tests.brokers import broker_down, broker_hung
 from tests.ingestdata import (
     bomb_zip_bytes,
     many_entries_zip_bytes,
@@ -27,7 +28,7 @@ from tests.ingestdata import (
     wrong_series,
     zip_bytes,
 )
-from tests.test_upload import Browser, broker_down, broker_hung
+from tests.test_upload import Browser
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
 
@@ -105,6 +106,32 @@ def test_folder_of_many_files_and_patients(browser, settings):
     assert upload.cases_created == 9
     assert Series.objects.filter(selected=True, eligible=True).count() == 9
     assert sorted(upload.items.values_list("file_index", flat=True)) == list(range(len(files)))
+    assert_temporary_files_gone(upload)
+
+
+def test_only_ineligible_series_are_stored_and_the_report_says_why(browser):
+    files = wrong_series(45, 1, "axial-t2") + wrong_series(45, 1, "post-contrast")
+    upload = upload_through_the_site(browser, files)
+    assert upload.status == UploadStatus.DONE, upload.message
+    assert upload.instances_stored == len(files)
+    assert "No case has an eligible series" in upload.message
+    [case] = Case.objects.filter(study=browser.study)
+    assert case.reading_series is None
+    reasons = {s.description: s.eligibility for s in case.series.all()}
+    assert set(reasons) == {"AX T2", "SAG T1"}
+    page = browser.client.get(reverse("studies:upload_report", kwargs={"pk": upload.pk}))
+    assert "No case has an eligible series" in page.content.decode()
+    assert_temporary_files_gone(upload)
+
+
+def test_an_upload_of_nothing_usable_fails_and_stores_nothing(browser):
+    files = [b"not DICOM" * 50, b"%PDF-1.4\n" + b"x" * 300, no_pixel_data_bytes()]
+    upload = upload_through_the_site(browser, files)
+    assert upload.status == UploadStatus.FAILED
+    assert "Nothing was stored: none of the 3 files is a usable MR image" in upload.message
+    assert not Instance.objects.exists()
+    assert not Case.objects.filter(study=browser.study).exists()
+    assert upload.items.filter(status=ItemStatus.REJECTED).count() == 3
     assert_temporary_files_gone(upload)
 
 

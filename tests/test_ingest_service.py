@@ -70,6 +70,8 @@ def test_phantom_cases_become_labelled_cases_with_eligible_reading_series(world,
     assert upload.instances_stored == n_files == Instance.objects.count()
     assert upload.items.filter(status=ItemStatus.ACCEPTED).count() == n_files
     assert set(upload.items.values_list("file_index", flat=True)) == {0, 1}
+    size = sum(p.stat().st_size for f in folders for p in f.iterdir())
+    assert upload.bytes_received == upload.bytes_total_expected == size
     # Stored under new UIDs only; the phantom's own UIDs are not in any name.
     for name in _stored_names():
         assert "case-00" not in name

@@ -53,6 +53,35 @@ class Reading(models.Model):
         return self.results.filter(roi_version=self.roi_version).order_by("-computed_at").first()
 
 
+class ReadingRevision(models.Model):
+    """One saved version of a reading's ROI set, kept for good.
+
+    ``Reading.rois`` holds only the current set; a study that allows edits after submission must
+    still show what was submitted and what changed since (the issue: "later edits only where
+    the study allows, with history kept"). Written by ``readers.services.reading_save_rois`` in
+    the transaction that bumps ``roi_version``, so versions and revisions never disagree.
+    """
+
+    reading = models.ForeignKey(Reading, on_delete=models.CASCADE, related_name="revisions")
+    roi_version = models.PositiveIntegerField()
+    rois = models.JSONField(help_text="The ROI set as saved, spec vbq.rois/1.")
+    saved_at = models.DateTimeField(auto_now_add=True)
+    after_submit = models.BooleanField(
+        default=False, help_text="Saved while the reading was already submitted."
+    )
+
+    class Meta:
+        ordering = ["reading", "roi_version"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["reading", "roi_version"], name="readingrevision_one_per_version"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.reading} · v{self.roi_version}"
+
+
 class VbqResult(models.Model):
     """The server's computation of one reading at one ROI version.
 

@@ -18,7 +18,7 @@ from django.utils import timezone
 from readers.analytics import analysis_request
 from readers.dicomio import DicomReadError, read_slice
 from readers.measure import ALGORITHM_VERSION, MeasurementError, measure_vbq
-from readers.models import Reading, VbqResult
+from readers.models import Reading, ReadingRevision, VbqResult
 from readers.rois import RoiError, parse_roi_set
 from readers.sessions import reader_sessions
 from studies.models import Case, Instance, Study
@@ -79,6 +79,12 @@ def reading_save_rois(*, reading: Reading, data: Any) -> Reading:
             rois=roi_set.to_json(), roi_version=F("roi_version") + 1, updated_at=timezone.now()
         )
         reading.refresh_from_db()
+        ReadingRevision.objects.create(
+            reading=reading,
+            roi_version=reading.roi_version,
+            rois=reading.rois,
+            after_submit=reading.is_locked,
+        )
         reading_request_score(reading=reading)
     return reading
 

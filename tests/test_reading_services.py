@@ -11,7 +11,8 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.urls import reverse
 
 from readers import services
-from readers.models import Reading, VbqResult
+from readers.models import Reading, ReadingRevision, VbqResult
+from readers.rois import parse_roi_set
 from studies.models import Case
 from studies.phantom import write_phantom
 from tests.factories import case_set_import_trusted_files
@@ -65,6 +66,7 @@ def test_bad_roi_sets_are_refused_and_change_nothing(world, phantom, mutate, mes
         services.reading_save_rois(reading=reading, data=data)
     assert message in " ".join(excinfo.value.messages).lower() or message in str(excinfo.value)
     _unchanged(reading)
+    assert not ReadingRevision.objects.exists()
 
 
 def test_rois_of_another_case_are_refused(world, phantom) -> None:
@@ -99,6 +101,45 @@ def test_a_submitted_reading_is_locked(world, phantom, client) -> None:
     url = reverse("readers:detail", kwargs={"pk": reading.pk})
     assert client.post(url, {"rois": json.dumps(truth["rois"])}).status_code == 403
     _unchanged(reading)
+
+
+def test_every_save_is_kept_and_edits_after_submission_are_marked(world, phantom, client) -> None:
+    """A study that allows edits after submission: the submitted set and each later edit stay
+    in the history, with the score of each version; the manager sees it, nobody else does."""
+    (case, _), (truth, _) = phantom
+    case.study.allow_edit_after_submit = True
+    case.study.save()
+    reading = services.reading_open(reader=world.reader, case=case, session=1)
+    first = copy.deepcopy(truth["rois"])
+    first["rois"] = [r for r in first["rois"] if r["label"] != "L4"]
+    reading = services.reading_save_rois(reading=reading, data=first)
+    reading = services.reading_save_rois(reading=reading, data=truth["rois"])
+    reading = services.reading_submit(reading=reading)
+    services.reading_compute_vbq(reading_pk=reading.pk, roi_version=2)  # as the worker would
+    edited = copy.deepcopy(truth["rois"])
+    edited["rois"][0]["radii"] = [r * 0.8 for r in edited["rois"][0]["radii"]]
+    reading = services.reading_save_rois(reading=reading, data=edited)
+    assert reading.is_locked  # still submitted, now at version 3
+    revisions = list(reading.revisions.order_by("roi_version"))
+    assert [r.roi_version for r in revisions] == [1, 2, 3]
+    assert [r.after_submit for r in revisions] == [False, False, True]
+    assert revisions[0].rois == parse_roi_set(first).to_json()
+    assert revisions[1].rois == parse_roi_set(truth["rois"]).to_json()
+    assert revisions[2].rois == reading.rois
+    services.reading_compute_vbq(reading_pk=reading.pk, roi_version=3)
+
+    url = reverse("readers:detail", kwargs={"pk": reading.pk})
+    client.force_login(world.manager)
+    page = client.get(url).content.decode()
+    history = page[page.index('id="history"') :]
+    assert history.count("<tr>") == 1 + 3
+    assert "edited after submission" in history
+    scores = {r.roi_version: r.vbq for r in reading.results.all()}
+    assert f"{scores[3]:.3f}" in history
+    assert f"{scores[2]:.3f}" in history
+    for outsider in (world.other_reader, world.reader_b, world.manager_b):
+        client.force_login(outsider)
+        assert client.get(url).status_code == 404
 
 
 def test_session_outside_the_study_is_refused(world, phantom) -> None:

@@ -312,6 +312,39 @@ def test_keyboard_only_run(celery_worker, page, live_server, world, tmp_path):
     assert page.errors == []
 
 
+def test_a_score_that_cannot_be_computed_says_why(
+    celery_worker, page, live_server, world, tmp_path
+):
+    """The study needs 3 measured levels; the reader measures 2 and excludes 2: the server's
+    answer (no VBQ, and why) reaches the panel, not a number and not an endless "computing"."""
+    world.study_a.min_levels = 3
+    world.study_a.save()
+    case_dir, truth = _phantom(tmp_path, seed=37)
+    case = _import_case(world.study_a, case_dir)
+    reading = services.reading_open(reader=world.reader, case=case, session=1)
+    rois = {r["label"]: r for r in truth["rois"]["rois"]}
+    login_fast(page, live_server, world.reader)
+    open_viewer(page, reading.pk)
+    go_to(page, rois["L1"]["sop_instance_uid"])
+    draw(page, "ellipse", rois["L1"], 0.9)
+    for level in ("L2", "L3"):
+        page.keyboard.press(level[1])
+        page.keyboard.press("e")
+        page.keyboard.press("Enter")  # the first reason on the list
+    page.keyboard.press("4")
+    draw(page, "ellipse", rois["L4"], 0.9)
+    draw(page, "ellipse", rois["CSF"], 0.8)
+    score = wait_saved_and_scored(page)
+    assert score["status"] == "not_computed", score
+    assert page.get_attribute("#score-body", "data-status") == "not_computed"
+    shown = page.inner_text("#score-body")
+    assert shown.startswith("Not computed:")
+    assert score["message"] in shown
+    assert "3" in score["message"]  # the study's minimum is named
+    assert page.locator("#server-vbq").count() == 0
+    assert page.errors == []
+
+
 def test_a_draft_resumes_after_reload(celery_worker, page, live_server, world, tmp_path):
     case_dir, truth = _phantom(tmp_path, seed=33)
     case = _import_case(world.study_a, case_dir)

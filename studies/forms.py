@@ -10,6 +10,7 @@ from django.core.validators import MinValueValidator
 
 from studies.models import Assignment, Case, Role, Study
 from studies.reference_csv import ReferenceCsvError, ReferenceRow, parse_reference_csv
+from studies.selectors import study_highest_session_read
 
 LITERATURE_THRESHOLDS = [
     {"name": "screening", "value": 2.95},
@@ -54,6 +55,17 @@ class StudyForm(forms.ModelForm):
             "allow_edit_after_submit": "Readers may edit a reading after submitting it",
             "randomise_order": "Randomise each reader's case order (new in every session)",
         }
+
+    def clean_sessions(self) -> int:
+        sessions: int = self.cleaned_data["sessions"]
+        if self.instance.pk is not None:
+            highest = study_highest_session_read(study=self.instance)
+            if sessions < highest:
+                raise forms.ValidationError(
+                    f"Readers have readings in session {highest}: the study needs at least "
+                    f"{highest} sessions."
+                )
+        return sessions
 
     def settings(self) -> dict[str, Any]:
         """The cleaned design fields, as keyword arguments of the services."""

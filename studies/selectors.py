@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from django.db.models import Count, Prefetch, Q, QuerySet
+from django.db.models import Count, Max, Prefetch, Q, QuerySet
 
 from studies.models import (
     Assignment,
@@ -18,6 +18,16 @@ from studies.models import (
 
 def study_cases(*, study: Study) -> QuerySet[Case]:
     return study.cases.annotate(n_series=Count("series", distinct=True)).order_by("label")
+
+
+def study_highest_session_read(*, study: Study) -> int:
+    """The highest session any reader has a reading in (0 when nobody has read yet).
+
+    A study cannot have fewer sessions than this: those readings would fall outside its design
+    and out of the agreement analysis without anyone deciding so.
+    """
+    highest = Case.objects.filter(study=study).aggregate(m=Max("readings__session"))["m"]
+    return int(highest or 0)
 
 
 def study_readers(*, study: Study) -> QuerySet[Assignment]:

@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 from django.contrib.auth.models import Permission
+from django.core.exceptions import ValidationError
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.urls import reverse
 
@@ -347,6 +348,31 @@ def test_renaming_to_another_studys_name_is_refused(client, world, study_a):
     )
     assert response.status_code == 400
     assert "already exists" in response.content.decode()
+
+
+def test_sessions_cannot_drop_below_what_readers_have_read(client, world, study_a):
+    study_a.sessions = 3
+    study_a.save()
+    case = factories.CaseFactory(study=study_a)
+    factories.ReadingFactory(reader=world.reader, case=case, session=2)
+    data = design_data(initial=0, **settings_of(study_a) | {"sessions": "1"})
+    response = login(client, world, "manager").post(
+        reverse("studies:edit", kwargs={"pk": study_a.pk}), data
+    )
+    assert response.status_code == 400
+    assert "Readers have readings in session 2" in response.content.decode()
+    study_a.refresh_from_db()
+    assert study_a.sessions == 3
+    with pytest.raises(ValidationError, match="at least 2 sessions"):
+        services.study_update(study=study_a, sessions=1)
+    study_a.refresh_from_db()
+    assert study_a.sessions == 3
+    # Down to the highest session read is allowed.
+    data["sessions"] = "2"
+    response = client.post(reverse("studies:edit", kwargs={"pk": study_a.pk}), data)
+    assert response.status_code == 302
+    study_a.refresh_from_db()
+    assert study_a.sessions == 2
 
 
 def test_study_update_compares_with_the_stored_row(world, sent):

@@ -42,6 +42,10 @@ image that honours it:
   (supine); posterior elements, ligamentum flavum, epidural fat, paraspinal muscle, subcutaneous
   fat, prevertebral vessels, bowel, air. Structures narrow or vanish on parasagittal slices the way
   they do in patients (body depth, sac width, pedicles and foramina laterally, psoas).
+* **Wrong series on request.** A real study holds more than the sagittal T1, so
+  :func:`wrong_series_datasets` (and ``write_phantom(..., wrong_series=...)``) adds an axial T2
+  or a post-contrast T1 series to a case, for the ingest to judge ineligible; the truth keeps
+  describing the T1 series only.
 * **Deterministic.** Every random draw comes from ``numpy.random.SeedSequence([seed, index, ...])``
   and every UID is a ``2.25.`` UID hashed from the seed, so one seed gives byte-identical files on
   one platform; nothing time-dependent is written.
@@ -55,6 +59,7 @@ Pure module: numpy and pydicom only (no Django), ``mypy --strict`` clean.
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
 import math
@@ -76,10 +81,12 @@ from pydicom.uid import UID, ExplicitVRLittleEndian
 __all__ = [
     "MR_IMAGE_STORAGE",
     "SCHEMA",
+    "WRONG_SERIES_KINDS",
     "PhantomCase",
     "is_phantom_output",
     "make_case",
     "write_phantom",
+    "wrong_series_datasets",
 ]
 
 FloatArray = npt.NDArray[np.float64]
@@ -97,6 +104,15 @@ VBQ_LOW: Final = 2.0
 VBQ_HIGH: Final = 4.0
 VBQ_BLOCK: Final = 10
 CSF_LEVEL: Final = "L3"
+# Second series a real lumbar study also holds, which the ingest must judge ineligible for VBQ
+# (see :func:`wrong_series_datasets`).
+WRONG_SERIES_KINDS: Final = ("axial-t2", "post-contrast")
+# First file number (``IM2001.dcm`` ...) of each variant in a case folder: far above the 11-15
+# slices of the sagittal T1, so the names never collide; Series Number as a scanner would give it.
+_WRONG_SERIES_FIRST_FILE: Final = {"axial-t2": 2001, "post-contrast": 3001}
+_WRONG_SERIES_NUMBER: Final = {"axial-t2": "5", "post-contrast": "7"}
+_AXIAL_IOP: Final = (1.0, 0.0, 0.0, 0.0, 1.0, 0.0)
+_AXIAL_SPACING_MM: Final = 4.0
 
 _CASE_DIR = re.compile(r"^case-\d{3,}$")
 _CASE_FILE = re.compile(r"^(IM\d{4}\.dcm|truth\.json|rois\.json)$")
@@ -187,11 +203,19 @@ def is_phantom_output(path: Path) -> bool:
     return path.is_dir() and _foreign_entry(path) is None and any(path.iterdir())
 
 
-def write_phantom(out_dir: Path, *, cases: int, seed: int) -> list[Path]:
+def write_phantom(
+    out_dir: Path, *, cases: int, seed: int, wrong_series: Sequence[str] = ()
+) -> list[Path]:
     """Write ``cases`` cases under ``out_dir`` and return the case folders, in order.
 
     Layout: ``out_dir/case-001/IM0001.dcm ...``, ``out_dir/case-001/truth.json`` and
     ``out_dir/case-001/rois.json`` (the suggested ROI set alone, for ``measure_vbq --rois``).
+
+    ``wrong_series`` names variants of :data:`WRONG_SERIES_KINDS` to add to every case as a
+    further series (see :func:`wrong_series_datasets`; a kind named twice is written once):
+    ``IM2001.dcm ...`` for ``"axial-t2"``, ``IM3001.dcm ...`` for ``"post-contrast"``. The truth
+    and its ROIs still describe the sagittal T1 series alone (its ``n_slices`` counts only that
+    series), so a reader of the folder picks the T1 files by their Series Instance UID.
 
     ``out_dir`` may be missing, empty, or a previous phantom output (see :func:`is_phantom_output`),
     whose case folders are then replaced so that no stale case survives. Anything else raises
@@ -203,6 +227,7 @@ def write_phantom(out_dir: Path, *, cases: int, seed: int) -> list[Path]:
         raise ValueError(f"cases must be >= 1, got {cases}")
     if seed < 0:
         raise ValueError(f"seed must be >= 0, got {seed}")
+    kinds = _wrong_series_kinds(wrong_series)
     out_dir = Path(out_dir)
     if out_dir.exists():
         if not out_dir.is_dir():
@@ -222,6 +247,10 @@ def write_phantom(out_dir: Path, *, cases: int, seed: int) -> list[Path]:
             case_dir.mkdir()
             for name, ds in zip(case.file_names, case.datasets, strict=True):
                 dcmwrite(case_dir / name, ds, enforce_file_format=True)
+            for kind in kinds:
+                first = _WRONG_SERIES_FIRST_FILE[kind]
+                for k, ds in enumerate(_wrong_series(case, kind)):
+                    dcmwrite(case_dir / f"IM{first + k:04d}.dcm", ds, enforce_file_format=True)
             (case_dir / "truth.json").write_text(
                 json.dumps(case.truth, indent=2, sort_keys=False) + "\n", encoding="utf-8"
             )
@@ -242,6 +271,76 @@ def write_phantom(out_dir: Path, *, cases: int, seed: int) -> list[Path]:
         shutil.rmtree(staging, ignore_errors=True)
         raise
     return [out_dir / name for name in names]
+
+
+def wrong_series_datasets(seed: int, index: int, kind: str) -> list[Dataset]:
+    """A second series of phantom case ``index`` that VBQ must not be read on.
+
+    Why: a lumbar spine study as it leaves a PACS holds more than the sagittal T1, and the
+    ingest has to judge every other series ineligible yet still select the T1. Each variant
+    fails different rules of ``studies.ingest.classify_series``:
+
+    * ``"axial-t2"``: axial slices (IOP ``[1, 0, 0, 0, 1, 0]``, 4 mm apart along the patient's
+      feet-head axis) with TR 3000 ms and TE 90 ms, described ``AX T2``;
+    * ``"post-contrast"``: the sagittal T1 itself after gadolinium, with Contrast/Bolus Agent
+      set and *nothing else* giving it away (still described ``SAG T1``), so the agent alone
+      must exclude it.
+
+    The variant shares the case's patient, study and frame of reference (it joins the case as
+    another series) and has its own Series and SOP Instance UIDs, hashed from the seed like every
+    phantom UID, so one seed gives identical files. Its pixels are the T1 slices': the ingest
+    judges headers, and no truth is claimed for these images. Instance Numbers run 1..n as in
+    any series. Raises ``ValueError`` for a kind not in :data:`WRONG_SERIES_KINDS` (and for the
+    arguments :func:`make_case` refuses).
+    """
+    _wrong_series_kinds([kind])
+    return _wrong_series(make_case(seed, index), kind)
+
+
+def _wrong_series_kinds(kinds: Sequence[str]) -> tuple[str, ...]:
+    """The requested variants, checked, each once and in the order first named."""
+    if isinstance(kinds, str):
+        raise TypeError("wrong_series must be a sequence of kinds, not a string")
+    for kind in kinds:
+        if kind not in WRONG_SERIES_KINDS:
+            raise ValueError(
+                f"unknown wrong series {kind!r}; choose from {', '.join(WRONG_SERIES_KINDS)}"
+            )
+    return tuple(dict.fromkeys(kinds))
+
+
+def _wrong_series(case: PhantomCase, kind: str) -> list[Dataset]:
+    """The ``kind`` variant of ``case``'s T1 series (see :func:`wrong_series_datasets`)."""
+    seed, index = case.truth["seed"], case.truth["index"]
+    series_uid = UID(_uid(seed, index, "series", kind))
+    out: list[Dataset] = []
+    for k, source in enumerate(case.datasets):
+        ds = copy.deepcopy(source)
+        sop_uid = UID(_uid(seed, index, "sop", kind, k + 1))
+        ds.SOPInstanceUID = sop_uid
+        ds.file_meta.MediaStorageSOPInstanceUID = sop_uid
+        ds.SeriesInstanceUID = series_uid
+        ds.SeriesNumber = _WRONG_SERIES_NUMBER[kind]
+        if kind == "axial-t2":
+            half_fov = 0.5 * float(ds.Rows) * float(ds.PixelSpacing[0])
+            z = float(source.ImagePositionPatient[2]) - _AXIAL_SPACING_MM * k
+            ds.ImageOrientationPatient = [_ds(v) for v in _AXIAL_IOP]
+            ds.ImagePositionPatient = [_ds(-half_fov, 3), _ds(-half_fov, 3), _ds(z, 3)]
+            ds.SliceLocation = _ds(z, 3)  # the normal of an axial slice is +z
+            ds.SliceThickness = ds.SpacingBetweenSlices = _ds(_AXIAL_SPACING_MM)
+            ds.RepetitionTime = _ds(3000.0)
+            ds.EchoTime = _ds(90.0)
+            ds.FlipAngle = _ds(150.0)
+            ds.SeriesDescription = "AX T2"
+            ds.ProtocolName = "t2_tse_tra"
+            ds.SeriesTime = ds.AcquisitionTime = "093012"
+            ds.ContentTime = f"0932{k % 60:02d}"
+        else:  # "post-contrast"
+            ds.ContrastBolusAgent = "Gadobutrol"
+            ds.SeriesTime = ds.AcquisitionTime = "094805"
+            ds.ContentTime = f"0950{k % 60:02d}"
+        out.append(ds)
+    return out
 
 
 def _foreign_entry(path: Path) -> Path | None:

@@ -1,9 +1,9 @@
 """Test inputs for the ingest: phantom case sets, wrong-series variants and hostile uploads.
 
-The wrong-series variants (``--wrong-series`` in the issue) are built here from phantom
-datasets rather than in ``studies/phantom.py``: an axial T2 series (axial IOP, TR 3000 ms,
-TE 90 ms) and a post-contrast T1 series (Contrast/Bolus Agent set). Each gets its own series
-and SOP Instance UIDs so that it joins the phantom case as a second series.
+The wrong-series variants (an axial T2 series and a post-contrast T1 series, each with its own
+series and SOP Instance UIDs so that it joins the phantom case as a second series) are built by
+:func:`studies.phantom.wrong_series_datasets`, the same code behind ``make_phantom
+--wrong-series``; :func:`wrong_series` only encodes them as file bytes.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from pathlib import Path
 from pydicom.dataset import Dataset
 from pydicom.uid import generate_uid
 
-from studies.phantom import make_case
+from studies.phantom import make_case, wrong_series_datasets
 
 DATA = Path(__file__).resolve().parents[1] / ".." / "shared" / "data"
 
@@ -38,28 +38,7 @@ def phantom_case_bytes(seed: int, index: int) -> tuple[bytes, ...]:
 
 def wrong_series(seed: int, index: int, kind: str) -> list[bytes]:
     """A second series for phantom case ``index``: ``"axial-t2"`` or ``"post-contrast"``."""
-    datasets = [copy.deepcopy(ds) for ds in make_case(seed, index).datasets]
-    series_uid = generate_uid(entropy_srcs=[str(seed), str(index), kind])
-    out = []
-    for k, ds in enumerate(datasets):
-        ds.SeriesInstanceUID = series_uid
-        sop = generate_uid(entropy_srcs=[str(seed), str(index), kind, str(k)])
-        ds.SOPInstanceUID = sop
-        ds.file_meta.MediaStorageSOPInstanceUID = sop
-        ds.SeriesNumber = "7"
-        if kind == "axial-t2":
-            ds.ImageOrientationPatient = [1, 0, 0, 0, 1, 0]
-            ds.ImagePositionPatient = [0.0, 0.0, float(4 * k)]
-            ds.RepetitionTime = "3000"
-            ds.EchoTime = "90"
-            ds.SeriesDescription = "AX T2"
-        elif kind == "post-contrast":
-            ds.ContrastBolusAgent = "Gadobutrol"
-            ds.SeriesDescription = "SAG T1"
-        else:
-            raise ValueError(kind)
-        out.append(dicom_bytes(ds))
-    return out
+    return [dicom_bytes(ds) for ds in wrong_series_datasets(seed, index, kind)]
 
 
 def write_files(folder: Path, files: dict[str, bytes]) -> list[Path]:

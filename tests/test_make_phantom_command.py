@@ -39,6 +39,7 @@ def test_it_writes_cases_and_prints_a_summary(tmp_path: Path) -> None:
         "cases": 2,
         "out": str(out),
         "case_dirs": [str(out / "case-001"), str(out / "case-002")],
+        "wrong_series": [],
     }
     for case_dir in map(Path, summary["case_dirs"]):
         truth = json.loads((case_dir / "truth.json").read_text(encoding="utf-8"))
@@ -103,18 +104,49 @@ def test_it_rejects_bad_numbers(tmp_path: Path, options: dict[str, int], message
     assert not (tmp_path / "out").exists()
 
 
+def manage(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [PYTHON, str(REPO / "manage.py"), "make_phantom", *args],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        timeout=120,
+        check=False,
+    )
+
+
+def test_wrong_series_are_added_to_every_case(tmp_path: Path) -> None:
+    buffer = io.StringIO()
+    args = ["--wrong-series", "axial-t2", "--wrong-series", "post-contrast"]
+    call_command("make_phantom", str(tmp_path), "--cases", "2", "--seed", "6", *args, stdout=buffer)
+    summary = json.loads(buffer.getvalue())
+    assert summary["wrong_series"] == ["axial-t2", "post-contrast"]
+    for case_dir in map(Path, summary["case_dirs"]):
+        truth = json.loads((case_dir / "truth.json").read_text(encoding="utf-8"))
+        n = truth["n_slices"]
+        assert len(list(case_dir.glob("IM0*.dcm"))) == n
+        assert len(list(case_dir.glob("IM2*.dcm"))) == n
+        assert len(list(case_dir.glob("IM3*.dcm"))) == n
+    # Re-running over its own output (wrong series included) replaces it.
+    assert run(tmp_path, cases=1, seed=6)["wrong_series"] == []
+    assert not list(tmp_path.glob("case-001/IM[23]*.dcm"))
+
+
+def test_a_bad_wrong_series_kind_is_one_error_line(tmp_path: Path) -> None:
+    bad = manage(str(tmp_path / "out"), "--cases", "1", "--wrong-series", "sag-t2")
+    assert bad.returncode == 2
+    assert bad.stdout == ""
+    assert bad.stderr.startswith("make_phantom: error: argument --wrong-series: invalid choice")
+    assert len(bad.stderr.splitlines()) == 1, bad.stderr
+    assert "'sag-t2'" in bad.stderr
+    assert not (tmp_path / "out").exists()
+    with pytest.raises(CommandError, match="unknown wrong series 'dwi'"):
+        run(tmp_path / "out", cases=1, wrong_series=["dwi"])
+    assert not (tmp_path / "out").exists()
+
+
 def test_the_command_line_prints_json_or_one_error_line(tmp_path: Path) -> None:
     out = tmp_path / "cli"
-
-    def manage(*args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [PYTHON, str(REPO / "manage.py"), "make_phantom", *args],
-            capture_output=True,
-            text=True,
-            cwd=REPO,
-            timeout=120,
-            check=False,
-        )
 
     ok = manage(str(out), "--cases", "1", "--seed", "4")
     assert ok.returncode == 0, ok.stderr

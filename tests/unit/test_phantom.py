@@ -20,7 +20,16 @@ import pydicom
 import pytest
 from pydicom.uid import UID, ExplicitVRLittleEndian
 
-from studies.phantom import MR_IMAGE_STORAGE, SCHEMA, is_phantom_output, make_case, write_phantom
+from studies.ingest import classify_series
+from studies.phantom import (
+    MR_IMAGE_STORAGE,
+    SCHEMA,
+    WRONG_SERIES_KINDS,
+    is_phantom_output,
+    make_case,
+    write_phantom,
+    wrong_series_datasets,
+)
 
 SEED = 1
 N_CASES = 12
@@ -363,3 +372,120 @@ def test_is_phantom_output_recognises_only_its_own_folders(
     with pytest.raises(ValueError, match=r"notes\.txt"):
         write_phantom(tmp_path, cases=1, seed=1)
     assert [p.name for p in (tmp_path / "case-001").iterdir()] == ["notes.txt"]
+
+
+# -- wrong series (``write_phantom(wrong_series=...)``, ``make_phantom --wrong-series``) -------
+
+
+def floats(value: Any) -> list[float]:
+    return [float(v) for v in value]
+
+
+def test_wrong_series_are_axial_t2_or_post_contrast_and_ineligible() -> None:
+    case = make_case(SEED, 2)
+    t1 = case.datasets[0]
+    before = [copy.deepcopy(ds) for ds in case.datasets]
+    axial = wrong_series_datasets(SEED, 2, "axial-t2")
+    contrast = wrong_series_datasets(SEED, 2, "post-contrast")
+    assert len(axial) == len(contrast) == len(case.datasets)
+
+    for ds in axial:
+        assert floats(ds.ImageOrientationPatient) == [1, 0, 0, 0, 1, 0]
+        assert (float(ds.RepetitionTime), float(ds.EchoTime)) == (3000.0, 90.0)
+        assert ds.SeriesDescription == "AX T2"
+        assert "ContrastBolusAgent" not in ds
+    # Distinct axial slices (4 mm apart along z), each SliceLocation on its own position.
+    z = [floats(ds.ImagePositionPatient)[2] for ds in axial]
+    assert [float(ds.SliceLocation) for ds in axial] == z
+    assert np.allclose(np.diff(z), -4.0)
+    for ds in contrast:
+        assert ds.ContrastBolusAgent == "Gadobutrol"
+        # Nothing else gives it away: still a sagittal T1 described as such.
+        assert floats(ds.ImageOrientationPatient) == floats(t1.ImageOrientationPatient)
+        assert (ds.RepetitionTime, ds.EchoTime) == (t1.RepetitionTime, t1.EchoTime)
+        assert ds.SeriesDescription == "SAG T1"
+
+    # Same patient, study and frame; a series (and SOP Instance UIDs) of their own.
+    series = [case.datasets, axial, contrast]
+    for datasets in series:
+        assert len({ds.SeriesInstanceUID for ds in datasets}) == 1
+        assert {(ds.PatientID, ds.StudyInstanceUID, ds.FrameOfReferenceUID) for ds in datasets} == {
+            (t1.PatientID, t1.StudyInstanceUID, t1.FrameOfReferenceUID)
+        }
+        assert [int(ds.InstanceNumber) for ds in datasets] == list(range(1, len(datasets) + 1))
+        for ds in datasets:
+            assert ds.file_meta.MediaStorageSOPInstanceUID == ds.SOPInstanceUID
+            assert UID(ds.SeriesInstanceUID).is_valid
+            assert UID(ds.SOPInstanceUID).is_valid
+    assert len({datasets[0].SeriesInstanceUID for datasets in series}) == 3
+    sops = [ds.SOPInstanceUID for datasets in series for ds in datasets]
+    assert len(set(sops)) == len(sops)
+
+    # What the ingest makes of them: only the T1 series may be read.
+    assert classify_series(case.datasets).eligible
+    judged_axial = classify_series(axial)
+    assert not judged_axial.eligible
+    assert judged_axial.orientation == "axial"
+    assert any("axial slices" in r for r in judged_axial.reasons)
+    assert any("TR 3000 ms" in r for r in judged_axial.reasons)
+    assert any("TE 90 ms" in r for r in judged_axial.reasons)
+    judged_contrast = classify_series(contrast)
+    assert not judged_contrast.eligible
+    assert judged_contrast.contrast is True
+    assert judged_contrast.orientation == "sagittal"
+
+    # Deterministic, and the case they were made from is left as it was.
+    again = wrong_series_datasets(SEED, 2, "axial-t2")
+    assert [ds.SOPInstanceUID for ds in again] == [ds.SOPInstanceUID for ds in axial]
+    assert [ds.SOPInstanceUID for ds in make_case(SEED, 2).datasets] == [
+        ds.SOPInstanceUID for ds in before
+    ]
+    assert wrong_series_datasets(SEED + 1, 2, "axial-t2")[0].SeriesInstanceUID != (
+        axial[0].SeriesInstanceUID
+    )
+
+
+def test_wrong_series_rejects_an_unknown_kind(tmp_path: Path) -> None:
+    assert WRONG_SERIES_KINDS == ("axial-t2", "post-contrast")
+    with pytest.raises(ValueError, match="unknown wrong series 'sag-t2'"):
+        wrong_series_datasets(SEED, 1, "sag-t2")
+    with pytest.raises(ValueError, match="unknown wrong series 'dwi'"):
+        write_phantom(tmp_path / "out", cases=1, seed=1, wrong_series=["axial-t2", "dwi"])
+    with pytest.raises(TypeError, match="not a string"):
+        write_phantom(tmp_path / "out", cases=1, seed=1, wrong_series="axial-t2")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_write_phantom_adds_wrong_series_beside_the_t1(tmp_path: Path) -> None:
+    kinds = ["post-contrast", "axial-t2", "post-contrast"]  # a repeat is written once
+    [case_dir] = write_phantom(tmp_path / "mixed", cases=1, seed=5, wrong_series=kinds)
+    [plain_dir] = write_phantom(tmp_path / "plain", cases=1, seed=5)
+    truth = truth_of(case_dir)
+    n = truth["n_slices"]
+    t1_names = [f"IM{k:04d}.dcm" for k in range(1, n + 1)]
+    names = sorted(p.name for p in case_dir.iterdir())
+    assert names == sorted(
+        [*t1_names, "rois.json", "truth.json"]
+        + [f"IM{2000 + k:04d}.dcm" for k in range(1, n + 1)]
+        + [f"IM{3000 + k:04d}.dcm" for k in range(1, n + 1)]
+    )
+    # The T1 files and the truth are exactly those written without wrong series.
+    for name in [*t1_names, "truth.json", "rois.json"]:
+        assert (case_dir / name).read_bytes() == (plain_dir / name).read_bytes()
+    by_series: dict[str, list[str]] = {}
+    for path in sorted(case_dir.glob("IM*.dcm")):
+        ds = pydicom.dcmread(path)  # valid Part 10 files, like the T1 ones
+        by_series.setdefault(str(ds.SeriesInstanceUID), []).append(path.name)
+    assert len(by_series) == 3
+    assert by_series[truth["series_instance_uid"]] == t1_names
+    assert truth["rois"]["series_instance_uid"] == truth["series_instance_uid"]
+    axial = pydicom.dcmread(case_dir / "IM2001.dcm")
+    contrast = pydicom.dcmread(case_dir / "IM3001.dcm")
+    assert axial.SeriesDescription == "AX T2"
+    assert contrast.ContrastBolusAgent == "Gadobutrol"
+    assert axial.SeriesInstanceUID == wrong_series_datasets(5, 1, "axial-t2")[0].SeriesInstanceUID
+
+    # Still recognised as phantom output: a re-run replaces it, wrong series and all.
+    assert is_phantom_output(tmp_path / "mixed")
+    write_phantom(tmp_path / "mixed", cases=1, seed=5)
+    assert sorted(p.name for p in case_dir.iterdir()) == sorted(p.name for p in plain_dir.iterdir())

@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import io
 import json
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -17,10 +15,7 @@ import pytest
 from django.core.management import CommandError, call_command
 
 from studies.agreement import ICC_FORMS
-
-REPO = Path(__file__).resolve().parent.parent
-VENV_PYTHON = REPO / ".venv" / "bin" / "python"
-PYTHON = str(VENV_PYTHON) if VENV_PYTHON.exists() else sys.executable
+from tests.cli import assert_one_line_error, run_manage
 
 # Bland & Altman (1986): the PEFR pairs behind the spec example's Bland-Altman numbers.
 WRIGHT = [494, 395, 516, 434, 476, 557, 413, 442, 650, 433, 417, 656, 267, 478, 178, 423, 427]
@@ -44,17 +39,6 @@ def write(tmp_path: Path, text: str, name: str = "readings.csv") -> Path:
     return path
 
 
-def run(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [PYTHON, "manage.py", "agreement", *args],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-
-
 def agreement(*args: str) -> dict[str, Any]:
     out = io.StringIO()
     call_command("agreement", *args, stdout=out)
@@ -66,7 +50,7 @@ def agreement(*args: str) -> dict[str, Any]:
 
 
 def test_cli_prints_the_spec_json(tmp_path: Path) -> None:
-    done = run(str(pefr_csv(tmp_path)), "--threshold", "screening=450")
+    done = run_manage("agreement", str(pefr_csv(tmp_path)), "--threshold", "screening=450")
     assert done.returncode == 0, done.stderr
     assert done.stderr == ""
     result = json.loads(done.stdout)
@@ -99,16 +83,11 @@ def test_cli_prints_the_spec_json(tmp_path: Path) -> None:
 
 def test_cli_bad_csv_gives_one_line_naming_the_file(tmp_path: Path) -> None:
     path = write(tmp_path, "case,reader,session,vbq\nc1,A,1,3.0\nc1,B,1,3.1\nc1,A,1,2.9\n")
-    done = run(str(path))
-    assert done.returncode != 0
-    assert done.stdout == ""
-    lines = done.stderr.splitlines()
-    assert len(lines) == 1, done.stderr
-    assert str(path) in lines[0]
-    assert "line 4" in lines[0]
-    assert "duplicate" in lines[0]
-    assert "line 2" in lines[0]
-    assert "Traceback" not in done.stderr
+    line = assert_one_line_error(run_manage("agreement", str(path)), 1)
+    assert str(path) in line
+    assert "line 4" in line
+    assert "duplicate" in line
+    assert "line 2" in line
 
 
 # --- call_command ----------------------------------------------------------------------------

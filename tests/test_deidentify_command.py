@@ -4,9 +4,6 @@ from __future__ import annotations
 
 import io
 import json
-import os
-import subprocess
-import sys
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -18,9 +15,9 @@ from django.core.management.base import CommandError
 from django.test import override_settings
 
 from studies.ingest import classify_series
+from tests.cli import REPO, assert_one_line_error, run_manage
 from tests.unit.test_deid import NEEDLES, assert_clean, phi_dataset
 
-REPO = Path(__file__).resolve().parents[1]
 DATA = REPO / ".." / "shared" / "data"
 PHI_DIR = "Zebulonix Quixotica PID-8675309"
 
@@ -221,20 +218,8 @@ def test_zip_bomb_member_rejected(tmp_path: Path) -> None:
 
 
 def test_one_line_error_and_exit_status(tmp_path: Path) -> None:
-    completed = subprocess.run(
-        [sys.executable, "manage.py", "deidentify", str(tmp_path / "missing"), str(tmp_path / "o")],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        env={**os.environ},
-        check=False,
-    )
-    assert completed.returncode != 0
-    assert completed.stdout == ""
-    lines = completed.stderr.strip().splitlines()
-    assert len(lines) == 1
-    assert "missing" in lines[0]
+    completed = run_manage("deidentify", str(tmp_path / "missing"), str(tmp_path / "o"))
+    assert "missing" in assert_one_line_error(completed, 1)
 
 
 def _data(folder: str) -> Path:

@@ -8,17 +8,13 @@ from __future__ import annotations
 
 import io
 import json
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
 from django.core.management import CommandError, call_command
 
-REPO = Path(__file__).resolve().parent.parent
-VENV_PYTHON = REPO / ".venv" / "bin" / "python"
-PYTHON = str(VENV_PYTHON) if VENV_PYTHON.exists() else sys.executable
+from tests.cli import assert_one_line_error, run_manage
 
 
 def run(out: Path, **options: Any) -> dict[str, Any]:
@@ -104,17 +100,6 @@ def test_it_rejects_bad_numbers(tmp_path: Path, options: dict[str, int], message
     assert not (tmp_path / "out").exists()
 
 
-def manage(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [PYTHON, str(REPO / "manage.py"), "make_phantom", *args],
-        capture_output=True,
-        text=True,
-        cwd=REPO,
-        timeout=120,
-        check=False,
-    )
-
-
 def test_wrong_series_are_added_to_every_case(tmp_path: Path) -> None:
     buffer = io.StringIO()
     args = ["--wrong-series", "axial-t2", "--wrong-series", "post-contrast"]
@@ -133,12 +118,10 @@ def test_wrong_series_are_added_to_every_case(tmp_path: Path) -> None:
 
 
 def test_a_bad_wrong_series_kind_is_one_error_line(tmp_path: Path) -> None:
-    bad = manage(str(tmp_path / "out"), "--cases", "1", "--wrong-series", "sag-t2")
-    assert bad.returncode == 2
-    assert bad.stdout == ""
-    assert bad.stderr.startswith("make_phantom: error: argument --wrong-series: invalid choice")
-    assert len(bad.stderr.splitlines()) == 1, bad.stderr
-    assert "'sag-t2'" in bad.stderr
+    args = ("make_phantom", str(tmp_path / "out"), "--cases", "1", "--wrong-series", "sag-t2")
+    line = assert_one_line_error(run_manage(*args), 2)
+    assert line.startswith("make_phantom: error: argument --wrong-series: invalid choice")
+    assert "'sag-t2'" in line
     assert not (tmp_path / "out").exists()
     with pytest.raises(CommandError, match="unknown wrong series 'dwi'"):
         run(tmp_path / "out", cases=1, wrong_series=["dwi"])
@@ -148,14 +131,11 @@ def test_a_bad_wrong_series_kind_is_one_error_line(tmp_path: Path) -> None:
 def test_the_command_line_prints_json_or_one_error_line(tmp_path: Path) -> None:
     out = tmp_path / "cli"
 
-    ok = manage(str(out), "--cases", "1", "--seed", "4")
+    ok = run_manage("make_phantom", str(out), "--cases", "1", "--seed", "4")
     assert ok.returncode == 0, ok.stderr
     assert json.loads(ok.stdout)["case_dirs"] == [str(out / "case-001")]
 
     for args, status in ((["--cases", "0"], 1), (["--cases", "many"], 2)):
-        bad = manage(str(tmp_path / "other"), *args)
-        assert bad.returncode == status
-        assert bad.stdout == ""
-        assert len(bad.stderr.splitlines()) == 1, bad.stderr
-        assert "--cases" in bad.stderr
+        bad = run_manage("make_phantom", str(tmp_path / "other"), *args)
+        assert "--cases" in assert_one_line_error(bad, status)
     assert not (tmp_path / "other").exists()

@@ -9,8 +9,6 @@ from __future__ import annotations
 import io
 import json
 import math
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -18,11 +16,8 @@ import numpy as np
 import pytest
 from django.core.management import CommandError, call_command
 
+from tests.cli import assert_one_line_error, run_manage
 from tests.dicomfactory import SERIES_UID, write_mr
-
-REPO = Path(__file__).resolve().parent.parent
-VENV_PYTHON = REPO / ".venv" / "bin" / "python"
-PYTHON = str(VENV_PYTHON) if VENV_PYTHON.exists() else sys.executable
 
 # Slice A: L1..L4 as constant 5 x 5 patches; slice B: the CSF and a second L1 patch.
 LEVEL_VALUES = {"L1": 100, "L2": 200, "L3": 300, "L4": 1000}
@@ -77,17 +72,6 @@ def write_rois(case: dict[str, Any], rois: Any = None, name: str = "rois.json") 
     return path
 
 
-def run(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [PYTHON, "manage.py", "measure_vbq", *args],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-
-
 def measure(*args: str) -> dict[str, Any]:
     out = io.StringIO()
     call_command("measure_vbq", *args, stdout=out)
@@ -100,7 +84,7 @@ def measure(*args: str) -> dict[str, Any]:
 
 def test_cli_prints_the_spec_json(case: dict[str, Any]) -> None:
     rois = write_rois(case)
-    done = run("--rois", str(rois), str(case["folder"]))
+    done = run_manage("measure_vbq", "--rois", str(rois), str(case["folder"]))
     assert done.returncode == 0, done.stderr
     assert done.stderr == ""
     result = json.loads(done.stdout)
@@ -120,40 +104,32 @@ def test_cli_prints_the_spec_json(case: dict[str, Any]) -> None:
 def test_cli_bad_roi_file_gives_one_line_naming_the_file(case: dict[str, Any]) -> None:
     case["rois"]["rois"][2]["foo"] = 1
     rois = write_rois(case, name="reader-a.json")
-    done = run("--rois", str(rois), str(case["folder"]))
-    assert done.returncode != 0
-    assert done.stdout == ""
-    lines = done.stderr.splitlines()
-    assert len(lines) == 1, done.stderr
-    assert "reader-a.json" in lines[0]
-    assert "rois[2] (L3): unknown key 'foo'" in lines[0]
-    assert "Traceback" not in done.stderr
+    done = run_manage("measure_vbq", "--rois", str(rois), str(case["folder"]))
+    line = assert_one_line_error(done, 1)
+    assert "reader-a.json" in line
+    assert "rois[2] (L3): unknown key 'foo'" in line
 
 
 def test_cli_bad_dicom_gives_one_line_naming_the_file(case: dict[str, Any]) -> None:
     junk = case["tmp"] / "junk.dcm"
     junk.write_bytes(b"\0" * 128 + b"DICM" + b"\xff" * 50)
-    done = run("--rois", str(write_rois(case)), str(case["folder"]), str(junk))
-    assert done.returncode != 0
-    assert done.stdout == ""
-    lines = done.stderr.splitlines()
-    assert len(lines) == 1, done.stderr
-    assert "junk.dcm" in lines[0]
+    done = run_manage(
+        "measure_vbq", "--rois", str(write_rois(case)), str(case["folder"]), str(junk)
+    )
+    assert "junk.dcm" in assert_one_line_error(done, 1)
 
 
 def test_cli_measurement_error_names_the_roi_file(case: dict[str, Any]) -> None:
     case["rois"]["rois"][4]["center"] = [29, 2]  # the CSF ellipse crosses the right edge
-    done = run("--rois", str(write_rois(case)), str(case["folder"]))
-    assert done.returncode != 0
-    assert done.stdout == ""
-    lines = done.stderr.splitlines()
-    assert len(lines) == 1, done.stderr
-    assert "rois.json" in lines[0]
-    assert "rois[4] (CSF): the ROI leaves the image" in lines[0]
+    done = run_manage("measure_vbq", "--rois", str(write_rois(case)), str(case["folder"]))
+    line = assert_one_line_error(done, 1)
+    assert "rois.json" in line
+    assert "rois[4] (CSF): the ROI leaves the image" in line
 
 
 def test_cli_min_levels_out_of_range_is_a_usage_error(case: dict[str, Any]) -> None:
-    done = run("--rois", str(write_rois(case)), "--min-levels", "5", str(case["folder"]))
+    args = ("--rois", str(write_rois(case)), "--min-levels", "5", str(case["folder"]))
+    done = run_manage("measure_vbq", *args)
     assert done.returncode != 0
     assert done.stdout == ""
     assert "--min-levels" in done.stderr

@@ -19,6 +19,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from readers.dicomio import DicomReadError, load_images
 from readers.measure import STATISTICS, MeasurementError, measure_vbq
 from readers.rois import RoiError, load_roi_file
+from vbqweb.commands import one_line
 
 
 def _min_levels(text: str) -> int:
@@ -29,10 +30,6 @@ def _min_levels(text: str) -> int:
     if not 1 <= value <= 4:
         raise argparse.ArgumentTypeError(f"must be from 1 to 4, got {value}")
     return value
-
-
-def _one_line(text: str) -> str:
-    return " ".join(text.split())
 
 
 class Command(BaseCommand):
@@ -71,9 +68,9 @@ class Command(BaseCommand):
                     min_levels=options["min_levels"],
                 )
             except (RoiError, DicomReadError) as error:
-                raise CommandError(_one_line(str(error))) from None
+                raise CommandError(one_line(str(error))) from None
             except MeasurementError as error:
-                raise CommandError(_one_line(f"{rois_path}: {error}")) from None
+                raise CommandError(one_line(f"{rois_path}: {error}")) from None
             finally:
                 pydicom_logger.setLevel(level)
         self.stdout.write(json.dumps(result, allow_nan=False))

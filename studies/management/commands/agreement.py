@@ -34,13 +34,10 @@ import numpy as np
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from studies.agreement import SI_COLUMNS, AgreementInputError, analyse
+from vbqweb.commands import one_line
 
 REQUIRED = ("case", "reader", "session", "vbq")
 KNOWN = {name.lower(): name for name in (*REQUIRED, *SI_COLUMNS)}
-
-
-def _one_line(text: str) -> str:
-    return " ".join(text.split())
 
 
 def parse_thresholds(texts: list[str] | None, path: str) -> dict[str, float]:
@@ -65,7 +62,7 @@ def parse_thresholds(texts: list[str] | None, path: str) -> dict[str, float]:
                 else:
                     thresholds[name] = value
         if problem:
-            raise CommandError(_one_line(f"{path}: bad --threshold {text!r}: {problem}"))
+            raise CommandError(one_line(f"{path}: bad --threshold {text!r}: {problem}"))
     return thresholds
 
 
@@ -76,9 +73,9 @@ def _number(text: str, column: str, where: str) -> float | None:
     try:
         value = float(text)
     except ValueError:
-        raise CommandError(_one_line(f"{where}: {column} {text!r} is not a number")) from None
+        raise CommandError(one_line(f"{where}: {column} {text!r} is not a number")) from None
     if not math.isfinite(value):
-        raise CommandError(_one_line(f"{where}: {column} {text!r} is not a finite number"))
+        raise CommandError(one_line(f"{where}: {column} {text!r} is not a finite number"))
     return value
 
 
@@ -89,13 +86,13 @@ def read_measurements(path: str) -> list[dict[str, Any]]:
             return _parse(path, csv.reader(handle))
     except UnicodeDecodeError as error:
         raise CommandError(
-            _one_line(f"{path}: not UTF-8 text (byte {error.start}: {error.reason})")
+            one_line(f"{path}: not UTF-8 text (byte {error.start}: {error.reason})")
         ) from None
     except csv.Error as error:
-        raise CommandError(_one_line(f"{path}: malformed CSV: {error}")) from None
+        raise CommandError(one_line(f"{path}: malformed CSV: {error}")) from None
     except OSError as error:
         reason = error.strerror or type(error).__name__
-        raise CommandError(_one_line(f"{path}: cannot read the file: {reason}")) from None
+        raise CommandError(one_line(f"{path}: cannot read the file: {reason}")) from None
 
 
 class _Rows(Protocol):
@@ -120,7 +117,7 @@ def _parse(path: str, rows: _Rows) -> list[dict[str, Any]]:
         name = KNOWN.get(cell.strip().lower())
         if name is None:
             raise CommandError(
-                _one_line(
+                one_line(
                     f"{path}: line {header_line}: unknown column {cell.strip()!r} (expected "
                     f"{','.join(REQUIRED)} optionally followed by {','.join(SI_COLUMNS)})"
                 )
@@ -131,7 +128,7 @@ def _parse(path: str, rows: _Rows) -> list[dict[str, Any]]:
     missing = [name for name in REQUIRED if name not in columns]
     if missing:
         raise CommandError(
-            _one_line(
+            one_line(
                 f"{path}: line {header_line}: missing column{'s' if len(missing) > 1 else ''} "
                 f"{', '.join(missing)} (the header must start {','.join(REQUIRED)})"
             )
@@ -156,13 +153,13 @@ def _parse(path: str, rows: _Rows) -> list[dict[str, Any]]:
         session_text = row["session"].strip()
         if not (session_text.isascii() and session_text.isdigit()) or int(session_text) < 1:
             raise CommandError(
-                _one_line(f"{where}: session {session_text!r} is not a positive integer")
+                one_line(f"{where}: session {session_text!r} is not a positive integer")
             )
         session = int(session_text)
         key = (case, reader, session)
         if key in first_line:
             raise CommandError(
-                _one_line(
+                one_line(
                     f"{where}: duplicate reading of case {case!r} by reader {reader!r} in "
                     f"session {session} (first on line {first_line[key]})"
                 )
@@ -183,7 +180,7 @@ def _parse(path: str, rows: _Rows) -> list[dict[str, Any]]:
     readers = sorted({record["reader"] for record in records})
     if len(readers) < 2:
         raise CommandError(
-            _one_line(
+            one_line(
                 f"{path}: only one reader ({readers[0]!r}): agreement needs at least two readers"
             )
         )
@@ -222,5 +219,5 @@ class Command(BaseCommand):
             try:
                 result = analyse(records, thresholds)
             except AgreementInputError as error:  # read_measurements checks first; belt and braces
-                raise CommandError(_one_line(f"{path}: {error}")) from None
+                raise CommandError(one_line(f"{path}: {error}")) from None
         self.stdout.write(json.dumps(result, allow_nan=False, indent=2))

@@ -32,40 +32,24 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import sys
 import tempfile
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from studies.deid import DeidConfig
 from studies.ingest import IngestError, quiet_pydicom
 from studies.ingest_service import deid_config, deidentified_sources
+from vbqweb.commands import OneLineErrorsMixin, one_line
 
 __all__ = ["Command", "deid_config"]
 
 
-def _one_line(text: str) -> str:
-    return " ".join(text.split())
-
-
-class Command(BaseCommand):
+class Command(OneLineErrorsMixin, BaseCommand):
     help = "De-identify DICOM (a file, folder or zip) into DST with the site's profile (spec §4)."
 
     requires_system_checks: list[str] = []
-
-    def create_parser(self, prog_name: str, subcommand: str, **kwargs: Any) -> CommandParser:
-        """Make argparse's own errors one line too (it prints a usage block by default)."""
-        parser = super().create_parser(prog_name, subcommand, **kwargs)
-        if parser.called_from_command_line:
-
-            def one_line_error(message: str) -> NoReturn:
-                sys.stderr.write(f"deidentify: error: {message}\n")
-                sys.exit(2)
-
-            parser.error = one_line_error  # type: ignore[method-assign]
-        return parser
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("src", metavar="SRC", help="a DICOM file, a folder or a zip")
@@ -94,7 +78,7 @@ class Command(BaseCommand):
             self._publish(staging, dst)
         except IngestError as error:
             shutil.rmtree(staging, ignore_errors=True)
-            raise CommandError(_one_line(f"{src}: {error}")) from None
+            raise CommandError(one_line(f"{src}: {error}")) from None
         except CommandError:
             shutil.rmtree(staging, ignore_errors=True)
             raise
@@ -102,7 +86,7 @@ class Command(BaseCommand):
             shutil.rmtree(staging, ignore_errors=True)
             if isinstance(error, (KeyboardInterrupt, SystemExit)):
                 raise
-            raise CommandError(_one_line(f"{src}: {type(error).__name__}: {error}")) from None
+            raise CommandError(one_line(f"{src}: {type(error).__name__}: {error}")) from None
         self.stdout.write(json.dumps(report, ensure_ascii=False))
 
     @staticmethod

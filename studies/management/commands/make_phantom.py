@@ -24,32 +24,20 @@ give one line on stderr and a non-zero exit status (1 for a bad value, 2 for unp
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from studies.phantom import WRONG_SERIES_KINDS, write_phantom
+from vbqweb.commands import OneLineErrorsMixin, one_line
 
 
-class Command(BaseCommand):
+class Command(OneLineErrorsMixin, BaseCommand):
     help = "Write synthetic sagittal T1 lumbar spine DICOM cases with a known VBQ (phantom)."
 
     # Pure file generation: the site's system checks (URLs, database) are not needed.
     requires_system_checks: list[str] = []
-
-    def create_parser(self, prog_name: str, subcommand: str, **kwargs: Any) -> CommandParser:
-        """Make argparse's own errors one line too (it prints a usage block by default)."""
-        parser = super().create_parser(prog_name, subcommand, **kwargs)
-        if parser.called_from_command_line:
-
-            def one_line_error(message: str) -> NoReturn:
-                sys.stderr.write(f"make_phantom: error: {message}\n")
-                sys.exit(2)
-
-            parser.error = one_line_error  # type: ignore[method-assign]
-        return parser
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("out", metavar="OUT", help="output folder (created if missing)")
@@ -78,7 +66,7 @@ class Command(BaseCommand):
         try:
             case_dirs = write_phantom(out, cases=cases, seed=seed, wrong_series=kinds)
         except (ValueError, OSError) as error:
-            raise CommandError(" ".join(str(error).split())) from None
+            raise CommandError(one_line(str(error))) from None
         summary = {
             "cases": cases,
             "out": str(out),

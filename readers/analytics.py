@@ -44,9 +44,7 @@ def study_records(*, study: Study) -> tuple[list[dict[str, Any]], str]:
     rows: list[dict[str, Any]] = []
     used: list[tuple[int, int, int]] = []
     for reading in readings:
-        result = next(
-            (r for r in reading.results.all() if r.roi_version == reading.roi_version), None
-        )
+        result = reading.current_result()
         if result is None or result.status == VbqResult.Status.ERROR:
             continue
         detail = result.detail or {}

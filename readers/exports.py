@@ -40,9 +40,7 @@ def measurement_rows(*, study: Study) -> Iterator[dict[str, Any]]:
         )
     )
     for reading in readings:
-        result = next(
-            (r for r in reading.results.all() if r.roi_version == reading.roi_version), None
-        )
+        result = reading.current_result()
         detail = (result.detail if result else None) or {}
         series = next((s for s in reading.case.series.all() if s.selected), None)
         rois = (reading.rois or {}).get("rois", [])

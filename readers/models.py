@@ -49,7 +49,16 @@ class Reading(models.Model):
         return self.status == self.Status.SUBMITTED
 
     def current_result(self) -> VbqResult | None:
-        """The result computed from the ROI set as it is now; None while it is pending."""
+        """The result computed from the ROI set as it is now; None while it is pending.
+
+        The one definition of "current" for pages, exports, SR and the analysis. When the
+        caller prefetched ``results`` (lists of readings), it is answered from that cache, so a
+        list costs one query for all its results rather than one per reading.
+        """
+        cached = getattr(self, "_prefetched_objects_cache", {}).get("results")
+        if cached is not None:
+            current = [r for r in cached if r.roi_version == self.roi_version]
+            return max(current, key=lambda r: r.computed_at, default=None)
         return self.results.filter(roi_version=self.roi_version).order_by("-computed_at").first()
 
 

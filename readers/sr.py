@@ -62,6 +62,7 @@ Content Date/Time default to now; pass ``content_datetime`` for a reproducible f
 from __future__ import annotations
 
 import uuid
+import warnings
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any, Final
@@ -411,16 +412,23 @@ def reading_sr(
     if content_datetime is not None:
         extra["content_date"] = content_datetime.date()
         extra["content_time"] = content_datetime.time()
-    sr = hd.sr.Comprehensive3DSR(
-        evidence=evidence,
-        content=report,
-        series_instance_uid=_uid(seed, "series"),
-        series_number=series_number,
-        sop_instance_uid=_uid(seed, "instance"),
-        instance_number=instance_number,
-        manufacturer=MANUFACTURER,
-        series_description="VBQ reading",
-        **extra,
-    )
+    with warnings.catch_warnings():
+        # The site's images carry a pseudonym as Patient's Name ("VBQ-" + hex, studies.deid),
+        # one PN component by design; highdicom, copying it from the evidence, warns that such
+        # a name is "unlikely" to be intended. It is intended: nothing else is silenced.
+        warnings.filterwarnings(
+            "ignore", message=r'The string "VBQ-[0-9A-F]+" is unlikely to represent'
+        )
+        sr = hd.sr.Comprehensive3DSR(
+            evidence=evidence,
+            content=report,
+            series_instance_uid=_uid(seed, "series"),
+            series_number=series_number,
+            sop_instance_uid=_uid(seed, "instance"),
+            instance_number=instance_number,
+            manufacturer=MANUFACTURER,
+            series_description="VBQ reading",
+            **extra,
+        )
     sr.CodingSchemeIdentificationSequence = [_coding_scheme_item()]
     return sr

@@ -54,9 +54,11 @@ def reading_sr_bytes(*, reading: Reading, observer: str | None = None) -> bytes:
 def study_sr_members(*, study: Study) -> Iterator[tuple[str, bytes]]:
     """``(file name, SR bytes)`` for every submitted reading with a computed measurement."""
     names = reader_pseudonyms(study=study)
-    readings = Reading.objects.filter(
-        case__study=study, status=Reading.Status.SUBMITTED
-    ).select_related("case")
+    readings = (
+        Reading.objects.filter(case__study=study, status=Reading.Status.SUBMITTED)
+        .select_related("case")
+        .prefetch_related("results")
+    )
     for reading in readings.order_by("case__label", "reader_id", "session"):
         result = reading.current_result()
         if result is None or result.status == VbqResult.Status.ERROR:

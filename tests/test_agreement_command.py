@@ -208,3 +208,14 @@ def test_json_has_no_nan_for_degenerate_data(tmp_path: Path) -> None:
     result = json.loads(out.getvalue())
     assert result["inter_reader"]["icc"]["ICC1"]["value"] is None
     assert result["inter_reader"]["pairs"][0]["n"] == 1
+
+
+@pytest.mark.parametrize("args", [("--no-such-option",), ()], ids=["unknown option", "no CSV"])
+def test_cli_argument_errors_are_one_line(args: tuple[str, ...], tmp_path: Path) -> None:
+    """Spec section 3: bad input gives one line on stderr, not argparse's usage block."""
+    if args:
+        csv = tmp_path / "m.csv"
+        csv.write_text("case,reader,session,vbq\n")
+        args = (str(csv), *args)
+    line = assert_one_line_error(run_manage("agreement", *args), 2)
+    assert line.startswith("agreement: error:")

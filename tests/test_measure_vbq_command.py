@@ -130,9 +130,24 @@ def test_cli_measurement_error_names_the_roi_file(case: dict[str, Any]) -> None:
 def test_cli_min_levels_out_of_range_is_a_usage_error(case: dict[str, Any]) -> None:
     args = ("--rois", str(write_rois(case)), "--min-levels", "5", str(case["folder"]))
     done = run_manage("measure_vbq", *args)
-    assert done.returncode != 0
-    assert done.stdout == ""
-    assert "--min-levels" in done.stderr
+    assert "--min-levels" in assert_one_line_error(done, 2)
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("--roi-statistic", "max"),
+        ("--level-aggregate",),
+        ("--no-such-option",),
+        (),  # no --rois and no PATH
+    ],
+    ids=["bad choice", "missing value", "unknown option", "nothing"],
+)
+def test_cli_argument_errors_are_one_line(case: dict[str, Any], args: tuple[str, ...]) -> None:
+    """Spec section 3: bad input gives one line on stderr, not argparse's usage block."""
+    full = args if not args else ("--rois", str(write_rois(case)), str(case["folder"]), *args)
+    line = assert_one_line_error(run_manage("measure_vbq", *full), 2)
+    assert line.startswith("measure_vbq: error:")
 
 
 # --- call_command ---------------------------------------------------------------------------

@@ -189,3 +189,27 @@ def test_reading_page_shows_the_score_and_the_page_polls(world, phantom, client)
     assert payload["status"] == "ok"
     page = client.get(reverse("readers:detail", kwargs={"pk": reading.pk})).content.decode()
     assert f"{payload['vbq']:.3f}" in page
+
+
+def test_the_current_result_is_the_same_with_and_without_prefetching(
+    world, phantom, django_assert_num_queries
+) -> None:
+    (case, _), (truth, _) = phantom
+    reading = services.reading_open(reader=world.reader, case=case, session=1)
+    reading = services.reading_save_rois(reading=reading, data=truth["rois"])
+    services.reading_compute_vbq(reading_pk=reading.pk, roi_version=1)
+    reading = services.reading_save_rois(reading=reading, data=truth["rois"])  # v2: pending
+
+    def both() -> tuple:
+        plain = Reading.objects.get(pk=reading.pk).current_result()
+        [listed] = Reading.objects.filter(pk=reading.pk).prefetch_related("results")
+        with django_assert_num_queries(0):
+            cached = listed.current_result()
+        return plain, cached
+
+    assert both() == (None, None)  # v1's result is not current
+    services.reading_compute_vbq(reading_pk=reading.pk, roi_version=2)
+    plain, cached = both()
+    assert plain is not None
+    assert plain.roi_version == 2
+    assert cached == plain

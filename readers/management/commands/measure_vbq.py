@@ -19,7 +19,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from readers.dicomio import DicomReadError, load_images
 from readers.measure import STATISTICS, MeasurementError, measure_vbq
 from readers.rois import RoiError, load_roi_file
-from vbqweb.commands import one_line
+from vbqweb.commands import OneLineErrorsMixin, one_line
 
 
 def _min_levels(text: str) -> int:
@@ -32,7 +32,7 @@ def _min_levels(text: str) -> int:
     return value
 
 
-class Command(BaseCommand):
+class Command(OneLineErrorsMixin, BaseCommand):
     help = "Measure the VBQ score of one reading: ROI file + DICOM files or folders -> JSON."
 
     # A pure computation: the site's system checks (URLs, database) are not needed to run it.

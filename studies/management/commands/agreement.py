@@ -34,7 +34,7 @@ import numpy as np
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from studies.agreement import SI_COLUMNS, AgreementInputError, analyse
-from vbqweb.commands import one_line
+from vbqweb.commands import OneLineErrorsMixin, one_line
 
 REQUIRED = ("case", "reader", "session", "vbq")
 KNOWN = {name.lower(): name for name in (*REQUIRED, *SI_COLUMNS)}
@@ -187,7 +187,7 @@ def _parse(path: str, rows: _Rows) -> list[dict[str, Any]]:
     return records
 
 
-class Command(BaseCommand):
+class Command(OneLineErrorsMixin, BaseCommand):
     help = (
         "Inter- and intra-reader agreement of VBQ readings in a CSV "
         "(case,reader,session,vbq[,L1,L2,L3,L4,CSF]) -> JSON."

@@ -63,6 +63,17 @@ def _phantom(tmp_path: Path, seed: int) -> tuple[Path, dict]:
     return case_dir, truth
 
 
+def _reading_in_viewer(page, live_server, world, tmp_path: Path, seed: int) -> tuple:
+    """A phantom case ingested into study A, the reader's reading of it open in the viewer;
+    returns the reading and the truth ROIs by label (remapped to the stored UIDs)."""
+    case_dir, truth = _phantom(tmp_path, seed=seed)
+    case = _import_case(world.study_a, case_dir)
+    reading = services.reading_open(reader=world.reader, case=case, session=1)
+    login_fast(page, live_server, world.reader)
+    open_viewer(page, reading.pk)
+    return reading, {r["label"]: r for r in truth["rois"]["rois"]}
+
+
 def _rotation(ax_deg: float, az_deg: float) -> np.ndarray:
     a, b = math.radians(ax_deg), math.radians(az_deg)
     rx = np.array([[1, 0, 0], [0, math.cos(a), -math.sin(a)], [0, math.sin(a), math.cos(a)]])
@@ -319,12 +330,7 @@ def test_a_score_that_cannot_be_computed_says_why(
     answer (no VBQ, and why) reaches the panel, not a number and not an endless "computing"."""
     world.study_a.min_levels = 3
     world.study_a.save()
-    case_dir, truth = _phantom(tmp_path, seed=37)
-    case = _import_case(world.study_a, case_dir)
-    reading = services.reading_open(reader=world.reader, case=case, session=1)
-    rois = {r["label"]: r for r in truth["rois"]["rois"]}
-    login_fast(page, live_server, world.reader)
-    open_viewer(page, reading.pk)
+    _, rois = _reading_in_viewer(page, live_server, world, tmp_path, seed=37)
     go_to(page, rois["L1"]["sop_instance_uid"])
     draw(page, "ellipse", rois["L1"], 0.9)
     for level in ("L2", "L3"):
@@ -346,12 +352,7 @@ def test_a_score_that_cannot_be_computed_says_why(
 
 
 def test_a_draft_resumes_after_reload(celery_worker, page, live_server, world, tmp_path):
-    case_dir, truth = _phantom(tmp_path, seed=33)
-    case = _import_case(world.study_a, case_dir)
-    reading = services.reading_open(reader=world.reader, case=case, session=1)
-    rois = {r["label"]: r for r in truth["rois"]["rois"]}
-    login_fast(page, live_server, world.reader)
-    open_viewer(page, reading.pk)
+    reading, rois = _reading_in_viewer(page, live_server, world, tmp_path, seed=33)
     go_to(page, rois["L1"]["sop_instance_uid"])
     draw(page, "ellipse", rois["L1"], 0.9)
     draw(page, "freehand", rois["L2"])

@@ -15,7 +15,7 @@ from django.http import Http404
 from readers.models import Reading
 from readers.sessions import reader_current_session
 from studies.access import AnyUser, role_in_study, studies_read_by, studies_visible_to
-from studies.models import Instance, Role, Series, Study
+from studies.models import Case, Instance, Role, Series, Study
 
 
 def readings_of_reader(user: AnyUser) -> QuerySet[Reading]:
@@ -76,6 +76,24 @@ def instances_for_user(user: AnyUser) -> QuerySet[Instance]:
     return Instance.objects.readable().filter(
         series__selected=True, series__case__study__in=studies_visible_to(user)
     )
+
+
+def series_for_user(user: AnyUser) -> QuerySet[Series]:
+    """The reading series with at least one instance ``user`` may retrieve (DICOMweb search)."""
+    return Series.objects.filter(pk__in=instances_for_user(user).values("series_id"))
+
+
+def image_case_for_user(user: AnyUser, study_uid: str) -> Case:
+    """A case by its (de-identified) Study Instance UID, if ``user`` may see its images;
+    else 404, exactly as for a UID that does not exist."""
+    case = (
+        Case.objects.filter(study_instance_uid=study_uid, series__in=series_for_user(user))
+        .distinct()
+        .first()
+    )
+    if case is None:
+        raise Http404("No such study")
+    return case
 
 
 def image_series_for_user(user: AnyUser, study_uid: str, series_uid: str) -> Series:

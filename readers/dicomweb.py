@@ -35,8 +35,14 @@ from django.urls import reverse
 from django.views.decorators.http import require_GET
 
 from readers import dicomweb_io as io
-from readers.access import image_instance_for_user, image_series_for_user, instances_for_user
-from studies.models import Case, Instance, Series
+from readers.access import (
+    image_case_for_user,
+    image_instance_for_user,
+    image_series_for_user,
+    instances_for_user,
+    series_for_user,
+)
+from studies.models import Instance, Series
 
 DICOM_JSON = "application/dicom+json"
 IMMUTABLE = "private, max-age=31536000, immutable"
@@ -156,26 +162,14 @@ def search_studies(request: HttpRequest) -> HttpResponse:
 @require_GET
 def search_series(request: HttpRequest, study_uid: str) -> HttpResponse:
     """QIDO-RS: the series of one study the user may see (the case's reading series)."""
-    case = (
-        Case.objects.filter(study_instance_uid=study_uid, series__in=_visible_series(request))
-        .distinct()
-        .first()
-    )
-    if case is None:
-        raise Http404("No such study")
-    series_list = _visible_series(request).filter(case=case)
+    case = image_case_for_user(request.user, study_uid)
+    series_list = series_for_user(request.user).filter(case=case).order_by("series_instance_uid")
     if uid := _query(request, "SeriesInstanceUID", "0020000E"):
         series_list = series_list.filter(series_instance_uid=uid)
     body = [_series_json(request, series) for series in series_list.select_related("case")]
     response = _json(_page(request, body))
     response["Cache-Control"] = REVALIDATE
     return response
-
-
-def _visible_series(request: HttpRequest) -> Any:
-    return Series.objects.filter(
-        pk__in=instances_for_user(request.user).values("series_id")
-    ).order_by("series_instance_uid")
 
 
 def _series_json(request: HttpRequest, series: Series) -> dict[str, Any]:

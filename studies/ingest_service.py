@@ -30,9 +30,11 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import logging
+import os
 import re
 import shutil
 import time
+import uuid
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -603,6 +605,29 @@ def upload_directory(upload: Upload | int) -> Path:
     return Path(settings.VBQ_UPLOAD_ROOT) / str(int(pk))
 
 
+REMOVING = ".removing-"
+"""Infix of an upload folder being deleted (``.<id>.removing-<hex>``), see below."""
+
+
+def upload_directory_remove(upload: Upload | int) -> None:
+    """Delete an upload's folder for good: rename it out of its ``<id>`` name, then delete it.
+
+    Deleting in place races with a request that arrives meanwhile: the upload lock opens
+    ``<id>/.lock`` with ``O_CREAT``, so once ``rmtree`` has removed the old lock file but not yet
+    the folder, such a request creates a new one there, ``rmtree``'s final ``rmdir`` fails (it
+    ignores errors), and the folder stays behind (seen in the upload page's cancel test). After
+    the atomic rename, a late request finds no folder and answers "no longer here". A deletion
+    cut short leaves a ``.<id>.removing-*`` folder that the periodic clean-up removes.
+    """
+    directory = upload_directory(upload)
+    doomed = directory.with_name(f".{directory.name}{REMOVING}{uuid.uuid4().hex}")
+    try:
+        os.rename(directory, doomed)
+    except FileNotFoundError:
+        return
+    shutil.rmtree(doomed, ignore_errors=True)
+
+
 def upload_paths(upload: Upload) -> tuple[list[Path], list[int]]:
     """The received files in the browser's order, and each one's index in what it sent."""
     directory = upload_directory(upload) / "files"
@@ -764,7 +789,6 @@ def upload_ingest(*, upload_id: int) -> str:
     if not _claim(upload_id):
         return "not claimed"
     upload = Upload.objects.select_related("study", "created_by").get(pk=upload_id)
-    directory = upload_directory(upload)
     try:
         if upload.attempts > 1:  # an earlier run died (worker lost): start again from scratch
             upload_discard_stored(upload=upload)
@@ -774,7 +798,7 @@ def upload_ingest(*, upload_id: int) -> str:
         else:
             _guarded_run(upload, paths, indices)
     finally:
-        shutil.rmtree(directory, ignore_errors=True)
+        upload_directory_remove(upload)
     upload.refresh_from_db(fields=["status"])
     return str(upload.status)
 
@@ -844,7 +868,7 @@ def uploads_requeue_stale(*, now: Any = None) -> tuple[int, int]:
             f"The ingest was interrupted {upload.attempts} times (worker lost or time limit); "
             "nothing was stored.",
         )
-        shutil.rmtree(upload_directory(upload), ignore_errors=True)
+        upload_directory_remove(upload)
         failed += 1
     return requeued, failed
 

@@ -46,7 +46,13 @@ from django.db.models import F, Q
 from django.utils import timezone
 from kombu.exceptions import OperationalError
 
-from studies.ingest_service import ingest_limits, upload_directory, uploads_requeue_stale
+from studies.ingest_service import (
+    REMOVING,
+    ingest_limits,
+    upload_directory,
+    upload_directory_remove,
+    uploads_requeue_stale,
+)
 from studies.models import Study, Upload, UploadStatus
 
 logger = logging.getLogger(__name__)
@@ -371,7 +377,7 @@ def upload_cancel(*, upload: Upload) -> Upload:
             pk=upload.pk, status__in=[UploadStatus.RECEIVING, UploadStatus.QUEUED]
         ).update(status=UploadStatus.CANCELLED, finished_at=now, message="Cancelled.")
         if stopped and directory is not None:
-            shutil.rmtree(directory, ignore_errors=True)
+            upload_directory_remove(upload)
         else:
             Upload.objects.filter(pk=upload.pk, status=UploadStatus.PROCESSING).update(
                 status=UploadStatus.CANCELLED,
@@ -468,12 +474,9 @@ def upload_folders_sweep() -> int:
     removed = 0
     settled = time.time() - 3600  # never a folder being made for an upload created just now
     for entry in root.iterdir():
-        if (
-            entry.is_dir()
-            and entry.name.isdigit()
-            and int(entry.name) not in active
-            and entry.stat().st_mtime < settled
-        ):
+        abandoned = entry.name.isdigit() and int(entry.name) not in active
+        half_removed = entry.name.startswith(".") and REMOVING in entry.name
+        if entry.is_dir() and (abandoned or half_removed) and entry.stat().st_mtime < settled:
             shutil.rmtree(entry, ignore_errors=True)
             removed += 1
     return removed

@@ -7,12 +7,15 @@ The real worker runs the same uploads in ``tests/integration/test_ingest_worker.
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import os
 import re
+import shutil
 import time
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 from django.urls import reverse
@@ -267,6 +270,39 @@ def test_cancel_deletes_the_temporary_files(browser):
     assert response.status_code == 302
 
 
+def test_a_chunk_arriving_while_the_folder_is_deleted_cannot_keep_it(browser, monkeypatch):
+    """The race the upload page's cancel test met: a chunk request that comes in while the
+    folder is being deleted used to re-create ``<id>/.lock`` in it (the lock opens with
+    O_CREAT), so the deletion's last ``rmdir`` failed and the folder stayed. Now the folder is
+    renamed away first; the late request finds nothing, answers 409, creates nothing."""
+    files = small_files(2)
+    browser.create(files)
+    browser.post_chunk([(0, 0, files[0], len(files[0]))])
+    upload = Upload.objects.get(pk=browser.payload["id"])
+    late: list[int] = []
+    real_rmtree = shutil.rmtree
+
+    def rmtree_with_a_late_chunk(path, *args, **kwargs):
+        """``rmtree`` as it runs: the children first, then ``rmdir`` of the folder, errors
+        ignored; the late chunk request lands between the two."""
+        path = Path(path)
+        for child in path.iterdir():
+            real_rmtree(child) if child.is_dir() else child.unlink()
+        late.append(browser.post_chunk([(1, 0, files[1], len(files[1]))]).status_code)
+        with contextlib.suppress(OSError):
+            path.rmdir()
+
+    monkeypatch.setattr("studies.ingest_service.shutil.rmtree", rmtree_with_a_late_chunk)
+    response = browser.client.post(
+        browser.payload["urls"]["cancel"], headers={"Accept": "application/json"}
+    )
+    assert response.json()["status"] == UploadStatus.CANCELLED
+    assert late == [409]
+    assert not upload_directory(upload).exists()
+    leftovers = list(upload_directory(upload).parent.glob(f".{upload.pk}.removing-*"))
+    assert leftovers == []  # nor the renamed folder
+
+
 def test_broker_down_the_upload_is_kept_queued_and_the_page_says_so(browser):
     files = small_files(2)
     browser.create(files)
@@ -382,8 +418,11 @@ def test_the_dispatcher_recovers_dead_tasks_and_expires_abandoned_transfers(
     Upload.objects.filter(pk=abandoned.pk).update(updated_at=timezone.now() - timedelta(days=2))
     orphan = upload_root / "987654"
     orphan.mkdir()
+    half_removed = upload_root / ".987655.removing-0123abcd"  # a deletion cut short
+    (half_removed / "files").mkdir(parents=True)
     old = time.time() - 7200
-    os.utime(orphan, (old, old))
+    for folder in (orphan, half_removed):
+        os.utime(folder, (old, old))
     with broker_down():
         report = uploads_dispatch_due()
     assert report["requeued"] == 1
@@ -402,4 +441,5 @@ def test_the_dispatcher_recovers_dead_tasks_and_expires_abandoned_transfers(
     assert "no file arrived for a day" in abandoned.message
     assert not upload_directory(abandoned).exists()
     assert not orphan.exists()
+    assert not half_removed.exists()
     assert upload_directory(once).exists()  # still to be ingested

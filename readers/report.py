@@ -93,6 +93,12 @@ def _cell(value: Any, interval: Sequence[Any] | None = None, digits: int = 3) ->
     return {"value": fmt(value, digits), "ci": ci(interval, digits)}
 
 
+def _estimate(block: Mapping[str, Any] | None) -> dict[str, str]:
+    """A ``{"value": ..., "ci95": [lo, hi]}`` statistic of the analysis (missing: dashes)."""
+    block = block or {}
+    return _cell(block.get("value"), block.get("ci95"))
+
+
 def _pair_name(readers: Sequence[str]) -> str:
     return f"{readers[0]} – {readers[1]}"
 
@@ -142,7 +148,7 @@ def _icc_rows(icc: Mapping[str, Any]) -> list[dict[str, Any]]:
                 "name": name,
                 "notation": notation,
                 "model": model,
-                **_cell(form.get("value"), form.get("ci95")),
+                **_estimate(form),
                 "F": fmt(form.get("F"), 2),
                 "df": f"{form.get('df1', '–')}, {form.get('df2', '–')}",
                 "p": p_value(form.get("pval")),
@@ -169,8 +175,8 @@ def _pair_rows(pairs: Sequence[Mapping[str, Any]], digits: int) -> list[dict[str
                 "sd": fmt(ba.get("sd"), digits),
                 "loa_lower": _cell(loa[0], loa_ci[0], digits),
                 "loa_upper": _cell(loa[1], loa_ci[1], digits),
-                "ccc": _cell(concordance.get("value"), concordance.get("ci95")),
-                "pearson": _cell(correlation.get("value"), correlation.get("ci95")),
+                "ccc": _estimate(concordance),
+                "pearson": _estimate(correlation),
                 "slope": fmt(slope, 3),
                 "slope_p": p_value(slope_p),
             }
@@ -214,15 +220,9 @@ def _level_rows(levels: Mapping[str, Any]) -> list[dict[str, Any]]:
             {
                 "column": column,
                 "n": block.get("n", 0),
-                "icc1": _cell(
-                    (icc.get("ICC1") or {}).get("value"), (icc.get("ICC1") or {}).get("ci95")
-                ),
-                "icc2": _cell(
-                    (icc.get("ICC2") or {}).get("value"), (icc.get("ICC2") or {}).get("ci95")
-                ),
-                "icc3": _cell(
-                    (icc.get("ICC3") or {}).get("value"), (icc.get("ICC3") or {}).get("ci95")
-                ),
+                "icc1": _estimate(icc.get("ICC1")),
+                "icc2": _estimate(icc.get("ICC2")),
+                "icc3": _estimate(icc.get("ICC3")),
                 "ccc": [
                     {
                         "pair": _pair_name(p["readers"]),
@@ -275,15 +275,11 @@ def _intra_rows(intra: Mapping[str, Any], digits: int) -> list[dict[str, Any]]:
                     "reader": reader,
                     "sessions": f"{sessions[0]} vs {sessions[1]}",
                     "n": comparison.get("n", 0),
-                    "icc2": _cell(
-                        (icc.get("ICC2") or {}).get("value"), (icc.get("ICC2") or {}).get("ci95")
-                    ),
-                    "icc3": _cell(
-                        (icc.get("ICC3") or {}).get("value"), (icc.get("ICC3") or {}).get("ci95")
-                    ),
+                    "icc2": _estimate(icc.get("ICC2")),
+                    "icc3": _estimate(icc.get("ICC3")),
                     "bias": _cell(ba.get("bias"), ba.get("bias_ci95"), digits),
                     "loa": f"{fmt(loa[0], digits)} to {fmt(loa[1], digits)}",
-                    "ccc": _cell(concordance.get("value"), concordance.get("ci95")),
+                    "ccc": _estimate(concordance),
                     "kappa": [
                         f"{name}: {fmt(k.get('cohen'))}"
                         for name, k in (comparison.get("kappa") or {}).items()
@@ -298,9 +294,7 @@ def _diagnostic_tables(diagnostics: Mapping[str, Any]) -> dict[str, Any]:
         {
             "name": name,
             "n": block.get("n", 0),
-            "pearson": _cell(
-                (block.get("pearson") or {}).get("value"), (block.get("pearson") or {}).get("ci95")
-            ),
+            "pearson": _estimate(block.get("pearson")),
             "pearson_p": p_value((block.get("pearson") or {}).get("p")),
             "spearman": fmt((block.get("spearman") or {}).get("value")),
             "spearman_p": p_value((block.get("spearman") or {}).get("p")),

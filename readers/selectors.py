@@ -49,3 +49,13 @@ def study_readings(*, study: Study) -> list[Reading]:
         .prefetch_related("results")
         .order_by("case__label", "reader__username", "session")
     )
+
+
+def reading_revisions(*, reading: Reading) -> list[dict[str, object]]:
+    """Every saved version of a reading's ROI set with the score computed from it, newest
+    first (the manager's view of a reading; callers check access)."""
+    scores = {r.roi_version: r for r in reading.results.all()}
+    return [
+        {"revision": revision, "result": scores.get(revision.roi_version)}
+        for revision in reading.revisions.order_by("-roi_version")
+    ]

@@ -26,7 +26,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from readers import services
 from readers.access import reading_for_user, reading_for_writer
 from readers.models import Reading
-from readers.selectors import reader_worklist, study_readings
+from readers.selectors import reader_worklist, reading_revisions, study_readings
 from readers.sessions import reader_sessions
 from studies import selectors as study_selectors
 from studies.access import case_for_reader, study_for_user
@@ -112,7 +112,7 @@ def reading_detail(request: HttpRequest, pk: int) -> HttpResponse:
             "series": series,
             "instances": series.instances.readable() if series else [],
             "result": reading.current_result(),
-            "revisions": _revisions(reading) if not is_own else [],
+            "revisions": reading_revisions(reading=reading) if not is_own else [],
             "viewer": viewer_payload(request, reading, writable) if is_own and series else None,
         },
         status=status,
@@ -231,12 +231,3 @@ def score_payload(reading: Reading) -> dict[str, object]:
 
 def _reject_constant(name: str) -> None:
     raise ValueError(f"{name} is not a number")
-
-
-def _revisions(reading: Reading) -> list[dict[str, object]]:
-    """Every saved version of the ROI set with the score computed from it, newest first."""
-    scores = {r.roi_version: r for r in reading.results.all()}
-    return [
-        {"revision": revision, "result": scores.get(revision.roi_version)}
-        for revision in reading.revisions.order_by("-roi_version")
-    ]

@@ -10,7 +10,7 @@ from django.core.validators import MinValueValidator
 
 from studies.models import Assignment, Case, Role, Study
 from studies.reference_csv import ReferenceCsvError, ReferenceRow, parse_reference_csv
-from studies.selectors import study_highest_session_read
+from studies.selectors import study_sessions_problem
 
 LITERATURE_THRESHOLDS = [
     {"name": "screening", "value": 2.95},
@@ -58,13 +58,10 @@ class StudyForm(forms.ModelForm):
 
     def clean_sessions(self) -> int:
         sessions: int = self.cleaned_data["sessions"]
-        if self.instance.pk is not None:
-            highest = study_highest_session_read(study=self.instance)
-            if sessions < highest:
-                raise forms.ValidationError(
-                    f"Readers have readings in session {highest}: the study needs at least "
-                    f"{highest} sessions."
-                )
+        if self.instance.pk is not None and (
+            problem := study_sessions_problem(study=self.instance, sessions=sessions)
+        ):
+            raise forms.ValidationError(problem)
         return sessions
 
     def settings(self) -> dict[str, Any]:

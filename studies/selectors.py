@@ -20,14 +20,20 @@ def study_cases(*, study: Study) -> QuerySet[Case]:
     return study.cases.annotate(n_series=Count("series", distinct=True)).order_by("label")
 
 
-def study_highest_session_read(*, study: Study) -> int:
-    """The highest session any reader has a reading in (0 when nobody has read yet).
+def study_sessions_problem(*, study: Study, sessions: int) -> str | None:
+    """Why ``study`` cannot have ``sessions`` sessions, or None when it can.
 
-    A study cannot have fewer sessions than this: those readings would fall outside its design
-    and out of the agreement analysis without anyone deciding so.
+    A study cannot have fewer sessions than the highest one any reader has a reading in:
+    those readings would fall outside its design, and out of the agreement analysis, without
+    anyone deciding so. The form and the service both ask here, so they say the same thing.
     """
-    highest = Case.objects.filter(study=study).aggregate(m=Max("readings__session"))["m"]
-    return int(highest or 0)
+    highest = Case.objects.filter(study=study).aggregate(m=Max("readings__session"))["m"] or 0
+    if sessions < highest:
+        return (
+            f"Readers have readings in session {highest}: the study needs at least "
+            f"{highest} sessions."
+        )
+    return None
 
 
 def study_readers(*, study: Study) -> QuerySet[Assignment]:

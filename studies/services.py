@@ -20,7 +20,7 @@ from studies.models import (
     Threshold,
 )
 from studies.reference_csv import ReferenceRow
-from studies.selectors import study_highest_session_read
+from studies.selectors import study_sessions_problem
 from studies.signals import analysis_inputs_changed, measurement_settings_changed
 
 
@@ -109,13 +109,13 @@ def study_update(
         raise ValueError(f"not a design field: {', '.join(sorted(unknown))}")
     current = Study.objects.select_for_update().get(pk=study.pk)
     changed = {name for name, value in settings.items() if getattr(current, name) != value}
-    if "sessions" in changed:
-        highest = study_highest_session_read(study=current)
-        if int(settings["sessions"]) < highest:  # type: ignore[call-overload]
-            raise ValidationError(
-                f"Readers have readings in session {highest}: the study needs at least "
-                f"{highest} sessions."
-            )
+    if "sessions" in changed and (
+        problem := study_sessions_problem(
+            study=current,
+            sessions=int(settings["sessions"]),  # type: ignore[call-overload]
+        )
+    ):
+        raise ValidationError(problem)
     for name in changed:
         setattr(current, name, settings[name])
     if changed:

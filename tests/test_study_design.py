@@ -21,6 +21,7 @@ from studies import services
 from studies.models import Assignment, ReferenceStandard, Role, Study
 from studies.signals import analysis_inputs_changed, measurement_settings_changed
 from tests import factories
+from tests.test_url_access import MANAGERS_ONLY
 
 ROLES = ["anonymous", "reader", "other_reader", "reader_b", "manager", "manager_b", "outsider"]
 ROLES += ["admin"]
@@ -107,17 +108,6 @@ def rescorings(calls: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 # --- who reaches what (the POSTs; the GETs are in test_url_access.TABLE too) ---------------
-
-MANAGERS_ONLY = {
-    "anonymous": 302,
-    "reader": 403,
-    "other_reader": 403,
-    "reader_b": 404,
-    "manager": 200,
-    "manager_b": 404,
-    "outsider": 404,
-    "admin": 200,
-}
 
 
 def _invalid(expected: dict[str, int]) -> dict[str, int]:

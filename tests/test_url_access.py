@@ -32,6 +32,17 @@ ROLES = [
 
 # url name → (method, kwargs builder name, {role: status})
 LOGIN = 302
+MANAGERS_ONLY = {
+    "anonymous": LOGIN,
+    "reader": 403,
+    "other_reader": 403,
+    "reader_b": 404,
+    "manager": 200,
+    "manager_b": 404,
+    "outsider": 404,
+    "admin": 200,
+}
+"""A study's manager pages: its readers get 403 (they know the study), everyone else 404."""
 TABLE: dict[str, tuple[str, str, dict[str, int]]] = {
     "home": ("get", "none", {"anonymous": LOGIN} | dict.fromkeys(ROLES[1:], 200)),
     "healthz": ("get", "none", dict.fromkeys(ROLES, 200)),
@@ -117,30 +128,12 @@ TABLE: dict[str, tuple[str, str, dict[str, int]]] = {
     "studies:edit": (
         "get",
         "study",
-        {
-            "anonymous": LOGIN,
-            "reader": 403,
-            "other_reader": 403,
-            "reader_b": 404,
-            "manager": 200,
-            "manager_b": 404,
-            "outsider": 404,
-            "admin": 200,
-        },
+        MANAGERS_ONLY,
     ),
     "studies:people": (
         "get",
         "study",
-        {
-            "anonymous": LOGIN,
-            "reader": 403,
-            "other_reader": 403,
-            "reader_b": 404,
-            "manager": 200,
-            "manager_b": 404,
-            "outsider": 404,
-            "admin": 200,
-        },
+        MANAGERS_ONLY,
     ),
     "studies:people_remove": (
         "post",
@@ -159,16 +152,7 @@ TABLE: dict[str, tuple[str, str, dict[str, int]]] = {
     "studies:reference": (
         "get",
         "study",
-        {
-            "anonymous": LOGIN,
-            "reader": 403,
-            "other_reader": 403,
-            "reader_b": 404,
-            "manager": 200,
-            "manager_b": 404,
-            "outsider": 404,
-            "admin": 200,
-        },
+        MANAGERS_ONLY,
     ),
 }
 

@@ -1,4 +1,4 @@
-"""Benchmark: ``studies.agreement`` against pingouin on 1,000 cases × 10 readers × 2 sessions.
+"""Benchmark: ``studies.stats.agreement`` against pingouin on 1,000 cases × 10 readers × 2 sessions.
 
 Run from the repository root::
 
@@ -11,7 +11,7 @@ What it does, in one process and one run (so both figures share the machine's cu
    ``analyse`` does all its work including the unbalanced per-level statistics. Every reading
    has a score (minimum levels 1), so the ICC runs on the full 1,000 × 10 matrix.
 2. ICC: the six forms with F-based 95 % CIs on session 1's complete 1,000 × 10 matrix, by
-   (a) ``pingouin.intraclass_corr`` on the long table (baseline) and (b) ``studies.agreement.icc``
+   (a) ``pingouin.intraclass_corr`` on the long table (baseline) and (b) ``studies.stats.agreement.icc``
    on the matrix; interleaved, alternating which goes first, after warm-up; medians and the
    ratio (a)/(b) (target ≥ 10×) and the largest absolute difference of any value or CI bound
    (target ≤ 1e-9; pingouin's CI rounding switched off).
@@ -45,7 +45,7 @@ import pandas as pd  # noqa: E402
 import pingouin as pg  # noqa: E402
 import scipy  # noqa: E402
 
-from studies.agreement import ICC_FORMS, analyse, icc  # noqa: E402
+from studies.stats.agreement import ICC_FORMS, analyse, icc  # noqa: E402
 
 N_CASES, N_READERS, N_SESSIONS = 1000, 10, 2
 ICC_TARGET = 10.0
@@ -165,7 +165,7 @@ def main() -> int:
     )
     print(f"rounds: {args.repeats} (interleaved, alternating order, 2 warm-up rounds)")
     print(f"(a) pingouin.intraclass_corr  median {median['pingouin'] * 1e3:9.3f} ms")
-    print(f"(b) studies.agreement.icc     median {median['icc'] * 1e3:9.3f} ms")
+    print(f"(b) studies.stats.agreement.icc     median {median['icc'] * 1e3:9.3f} ms")
     print(
         f"ICC speed-up (a)/(b): {ratio:.1f}x (target >= {ICC_TARGET:.0f}x); "
         f"max |difference| of values and CI bounds: {difference:.2e} (target <= {TOLERANCE:g})"
@@ -201,7 +201,7 @@ def record(
             encoding="utf-8",
         )
     text = path.read_text(encoding="utf-8")
-    section = "## `studies.agreement` vs pingouin (1,000 cases x 10 readers x 2 sessions)"
+    section = "## `studies.stats.agreement` vs pingouin (1,000 cases x 10 readers x 2 sessions)"
     machine = (
         f"{platform.machine()}, Python {platform.python_version()}, numpy {np.__version__}, "
         f"scipy {scipy.__version__}, pingouin {pg.__version__}"
@@ -222,9 +222,9 @@ def record(
             f"{matrix.shape[0]} x {matrix.shape[1]} matrix; `analyse` with three thresholds.",
             "",
             "- (a) baseline: `pingouin.intraclass_corr` (six forms, CIs; CI rounding off).",
-            "- (b) candidate: `studies.agreement.icc` on the same data. Target (a)/(b) >= 10x, "
+            "- (b) candidate: `studies.stats.agreement.icc` on the same data. Target (a)/(b) >= 10x, "
             "max |difference| <= 1e-9.",
-            "- (c) `studies.agreement.analyse` end to end (inter-reader per session, "
+            "- (c) `studies.stats.agreement.analyse` end to end (inter-reader per session, "
             "intra-reader, kappa, levels, exclusions). Target < 2 s.",
             "",
             "| date | machine | rounds | (a) median | (b) median | (a)/(b) | max abs diff "

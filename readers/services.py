@@ -1,6 +1,6 @@
 """Writes on the reader side: opening, saving, submitting and scoring readings.
 
-The science lives in the pure modules (``readers.rois``, ``readers.measure``); these functions
+The science lives in the pure modules (``readers.measurement.rois``, ``readers.measurement.measure``); these functions
 fetch what they need from the database and storage, call them, and store what they return.
 """
 
@@ -15,11 +15,11 @@ from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
-from readers.analytics import analysis_request
-from readers.dicomio import DicomReadError, read_slice
-from readers.measure import ALGORITHM_VERSION, MeasurementError, measure_vbq
+from readers.analysis.services import analysis_request
+from readers.measurement.dicomio import DicomReadError, read_slice
+from readers.measurement.measure import ALGORITHM_VERSION, MeasurementError, measure_vbq
+from readers.measurement.rois import RoiError, parse_roi_set
 from readers.models import Reading, ReadingRevision, VbqResult
-from readers.rois import RoiError, parse_roi_set
 from readers.sessions import reader_sessions
 from studies.models import Case, Instance, Study
 from vbqweb.tasks import enqueue_on_commit

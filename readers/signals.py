@@ -20,6 +20,6 @@ def rescore_readings(*, study: Any, **kwargs: Any) -> None:
 @receiver(analysis_inputs_changed, dispatch_uid="readers.reanalyse_on_input_change")
 def reanalyse(*, study: Any, **kwargs: Any) -> None:
     """Thresholds or the reference standard changed: the stored agreement is out of date."""
-    from readers.analytics import analysis_request
+    from readers.analysis.services import analysis_request
 
     analysis_request(study=study)

@@ -16,6 +16,6 @@ def compute_reading_vbq(*, reading_pk: int, roi_version: int) -> None:
 @vbq_task()
 def compute_study_analysis(*, study_pk: int) -> None:
     """Recompute a study's agreement analysis from its submitted readings (idempotent)."""
-    from readers.analytics import analysis_compute
+    from readers.analysis.services import analysis_compute
 
     analysis_compute(study_pk=study_pk)

@@ -9,8 +9,8 @@ from django.contrib.auth import get_user_model
 from django.core.validators import MinValueValidator
 
 from studies.models import Assignment, Case, Role, Study
-from studies.reference_csv import ReferenceCsvError, ReferenceRow, parse_reference_csv
 from studies.selectors import study_sessions_problem
+from studies.stats.reference_csv import ReferenceCsvError, ReferenceRow, parse_reference_csv
 
 LITERATURE_THRESHOLDS = [
     {"name": "screening", "value": 2.95},

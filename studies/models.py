@@ -104,14 +104,14 @@ class Study(models.Model):
         return self.name
 
     def eligibility_settings(self) -> dict[str, tuple[float, float]]:
-        """The keyword arguments of ``studies.ingest.classify_series`` for this study."""
+        """The keyword arguments of ``studies.ingest.untrusted.classify_series`` for this study."""
         return {
             "tr_range_ms": (self.ingest_tr_min_ms, self.ingest_tr_max_ms),
             "te_range_ms": (self.ingest_te_min_ms, self.ingest_te_max_ms),
         }
 
     def measurement_settings(self) -> dict[str, object]:
-        """The keyword arguments of ``readers.measure.measure_vbq`` for this study."""
+        """The keyword arguments of ``readers.measurement.measure.measure_vbq`` for this study."""
         return {
             "roi_statistic": self.roi_statistic,
             "level_aggregate": self.level_aggregate,

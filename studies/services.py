@@ -19,9 +19,9 @@ from studies.models import (
     Study,
     Threshold,
 )
-from studies.reference_csv import ReferenceRow
 from studies.selectors import study_sessions_problem
 from studies.signals import analysis_inputs_changed, measurement_settings_changed
+from studies.stats.reference_csv import ReferenceRow
 
 
 @transaction.atomic

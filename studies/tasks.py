@@ -13,7 +13,7 @@ from vbqweb.tasks import vbq_task
 @vbq_task(time_limit=settings.VBQ_INGEST_TIME_LIMIT)
 def ingest_upload(*, upload_id: int) -> str:
     """Ingest one upload; a second delivery finds it claimed and does nothing."""
-    from studies.ingest_service import upload_ingest
+    from studies.uploads.ingest import upload_ingest
 
     return upload_ingest(upload_id=upload_id)
 
@@ -21,7 +21,7 @@ def ingest_upload(*, upload_id: int) -> str:
 @vbq_task()
 def dispatch_uploads() -> dict[str, int]:
     """The outbox's periodic dispatcher (Celery beat, every minute)."""
-    from studies.upload_service import uploads_dispatch_due
+    from studies.uploads.transfer import uploads_dispatch_due
 
     return uploads_dispatch_due()
 
@@ -29,8 +29,8 @@ def dispatch_uploads() -> dict[str, int]:
 @vbq_task()
 def rejudge_study_series(*, study_id: int) -> int:
     """Re-judge a study's series after its TR/TE ranges changed."""
-    from studies.ingest_service import study_rejudge_series
     from studies.models import Study
+    from studies.uploads.ingest import study_rejudge_series
 
     study = Study.objects.filter(pk=study_id).first()
     return study_rejudge_series(study=study) if study is not None else 0

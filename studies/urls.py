@@ -2,7 +2,8 @@
 
 from django.urls import path
 
-from studies import upload_views, views
+from studies import views
+from studies.uploads import views as upload_views
 
 app_name = "studies"
 
@@ -12,7 +13,7 @@ urlpatterns = [
     path("<int:pk>/people/", views.study_people, name="people"),
     path("assignments/<int:pk>/remove/", views.assignment_remove, name="people_remove"),
     path("<int:pk>/reference/", views.study_reference, name="reference"),
-    # Case-set upload and ingest (studies.upload_views)
+    # Case-set upload and ingest (studies.uploads.views)
     path("<int:pk>/uploads/", upload_views.study_uploads, name="uploads"),
     path("<int:pk>/uploads/new", upload_views.upload_create_view, name="upload_create"),
     path("uploads/<int:pk>/", upload_views.upload_report, name="upload_report"),

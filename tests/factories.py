@@ -91,7 +91,7 @@ def case_set_import_trusted_files(
 
     For tests only, and fast: the files (the project's own phantom) are trusted and kept as they
     are, UIDs included. The site itself has no such path: everything it stores comes through the
-    de-identifying ingest (``studies.ingest_service``), as the demo does.
+    de-identifying ingest (``studies.uploads.ingest``), as the demo does.
     Importing the same files twice is a no-op for the instances that exist already.
     """
     case_set = CaseSet.objects.create(study=study, name=name)

@@ -12,11 +12,12 @@ import pytest
 from django.core.management import call_command
 from django.urls import reverse
 
-from readers import analytics, services
+from readers import services
+from readers.analysis import services as analytics
 from readers.management.commands.seed_demo import DEMO_STUDY
 from readers.models import Reading, StudyAnalysis
-from studies.agreement import analyse
 from studies.models import Study
+from studies.stats.agreement import analyse
 
 
 @pytest.fixture

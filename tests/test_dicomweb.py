@@ -1,4 +1,4 @@
-"""DICOMweb (readers.dicomweb): who reaches which images, what is sent, and how it is cached."""
+"""DICOMweb (readers.dicomweb.views): who reaches which images, what is sent, and how it is cached."""
 
 from __future__ import annotations
 
@@ -14,9 +14,9 @@ from django.conf import settings
 from django.core.files.base import ContentFile
 from django.urls import reverse
 
-from readers.dicomweb_io import EXPLICIT_LE
+from readers.dicomweb.io import EXPLICIT_LE
 from studies.models import Case, Instance
-from studies.phantom import write_phantom
+from studies.phantom.phantom import write_phantom
 from tests import factories
 from tests.dicomfactory import mr_dataset
 from tests.factories import case_set_import_trusted_files

@@ -17,10 +17,10 @@ from django.core.management import call_command
 from django.test import override_settings
 from django.urls import reverse
 
-from studies import ingest_service
-from studies.ingest import IngestError
-from studies.ingest_service import case_choose_series, case_set_ingest_paths, deid_uid
+from studies.ingest.untrusted import IngestError
 from studies.models import Case, CaseSet, Instance, ItemStatus, Series, Upload, UploadStatus
+from studies.uploads import ingest as ingest_service
+from studies.uploads.ingest import case_choose_series, case_set_ingest_paths, deid_uid
 from tests.ingestdata import (
     bomb_zip_bytes,
     no_pixel_data_bytes,
@@ -465,7 +465,7 @@ def test_override_refused_once_readers_started(client, world, case_with_two_seri
 def test_ranges_form_on_the_cases_page(client, world, case_with_two_series, monkeypatch):
     sent = []
     monkeypatch.setattr(
-        "studies.upload_views.enqueue_on_commit", lambda task, **kw: sent.append((task.name, kw))
+        "studies.uploads.views.enqueue_on_commit", lambda task, **kw: sent.append((task.name, kw))
     )
     client.force_login(world.manager)
     url = reverse("studies:cases", kwargs={"pk": world.study_a.pk})

@@ -11,10 +11,10 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.urls import reverse
 
 from readers import services
+from readers.measurement.rois import parse_roi_set
 from readers.models import Reading, ReadingRevision, VbqResult
-from readers.rois import parse_roi_set
 from studies.models import Case
-from studies.phantom import write_phantom
+from studies.phantom.phantom import write_phantom
 from tests.factories import case_set_import_trusted_files
 
 

@@ -18,9 +18,9 @@ import numpy as np
 import pytest
 from pypdf import PdfReader
 
-from readers.report import render_report_html, render_report_pdf, report_context
-from studies.agreement import analyse
-from studies.diagnostics import evaluate
+from readers.analysis.report import render_report_html, render_report_pdf, report_context
+from studies.stats.agreement import analyse
+from studies.stats.diagnostics import evaluate
 
 READERS = ("Reader 1", "Reader 2", "Reader 3")
 THRESHOLDS = {"screening": 2.95, "osteopenia": 3.0, "fracture risk": 3.05}

@@ -11,9 +11,9 @@ from django.core.management import call_command
 
 from readers.management.commands.seed_demo import DEMO_STUDY, DEMO_USERS
 from readers.models import Reading
-from studies.ingest_service import deid_uid
 from studies.models import Instance, ReferenceStandard, Role, Series, Study
-from studies.phantom import make_case
+from studies.phantom.phantom import make_case
+from studies.uploads.ingest import deid_uid
 
 
 @pytest.mark.django_db

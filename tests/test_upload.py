@@ -21,9 +21,9 @@ import pytest
 from django.urls import reverse
 from django.utils import timezone
 
-from studies.ingest_service import upload_directory, upload_ingest
 from studies.models import Case, Instance, Upload, UploadStatus
-from studies.upload_service import (
+from studies.uploads.ingest import upload_directory, upload_ingest
+from studies.uploads.transfer import (
     Piece,
     upload_dispatch,
     upload_receive_chunk,
@@ -292,7 +292,7 @@ def test_a_chunk_arriving_while_the_folder_is_deleted_cannot_keep_it(browser, mo
         with contextlib.suppress(OSError):
             path.rmdir()
 
-    monkeypatch.setattr("studies.ingest_service.shutil.rmtree", rmtree_with_a_late_chunk)
+    monkeypatch.setattr("studies.uploads.ingest.shutil.rmtree", rmtree_with_a_late_chunk)
     response = browser.client.post(
         browser.payload["urls"]["cancel"], headers={"Accept": "application/json"}
     )

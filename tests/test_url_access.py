@@ -15,7 +15,7 @@ import pytest
 from django.core.files.base import ContentFile
 from django.urls import URLPattern, URLResolver, get_resolver, reverse
 
-from studies.upload_service import upload_create
+from studies.uploads.transfer import upload_create
 from tests import factories
 from tests.dicomfactory import mr_dataset
 
@@ -187,7 +187,7 @@ TABLE |= {
     "analytics:report_pdf": ("get", "study", _managers_only(302)),
 }
 
-# Case-set upload and ingest (studies.upload_views): the study's managers and site admins.
+# Case-set upload and ingest (studies.uploads.views): the study's managers and site admins.
 TABLE |= {
     "studies:uploads": ("get", "study", _managers_only(200)),
     "studies:upload_create": ("post", "study", _managers_only(400)),  # empty body: not JSON

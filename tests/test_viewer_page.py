@@ -15,7 +15,7 @@ from django.utils import timezone
 from readers import services
 from readers.models import Reading
 from studies.models import Case, Instance
-from studies.phantom import write_phantom
+from studies.phantom.phantom import write_phantom
 from tests.factories import case_set_import_trusted_files
 
 

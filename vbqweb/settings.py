@@ -140,7 +140,7 @@ STORAGES = {
 }
 
 # --- Ingest ------------------------------------------------------------------------------------
-# The de-identification's HMAC key; SECRET_KEY when empty (studies.ingest_service.deid_config).
+# The de-identification's HMAC key; SECRET_KEY when empty (studies.uploads.ingest.deid_config).
 VBQ_DEID_SECRET = os.environ.get("VBQ_DEID_SECRET", "")
 # Uploaded bytes wait here, one folder per upload under server-chosen names, until the ingest
 # task ends (then the folder is deleted, also on failure and on cancel). Not under MEDIA_ROOT.
@@ -150,7 +150,7 @@ VBQ_UPLOAD_ROOT = Path(os.environ.get("VBQ_UPLOAD_ROOT", VAR_DIR / "uploads"))
 # a chunk is a raw body streamed to disk, never parsed as a form.
 VBQ_UPLOAD_CHUNK_BYTES = 8 * 1024 * 1024
 VBQ_UPLOAD_CHUNK_PIECES = 100
-# Overrides of studies.ingest.IngestLimits (files per upload, bytes per file and per upload, zip
+# Overrides of studies.ingest.untrusted.IngestLimits (files per upload, bytes per file and per upload, zip
 # ratio, pixel bytes ...); the defaults fit MR case sets with a wide margin.
 VBQ_INGEST_LIMITS: dict[str, float] = {}
 

@@ -18,8 +18,8 @@ urlpatterns = [
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("admin/", admin.site.urls),
     path("studies/<int:pk>/", reader_views.study_detail, name="study"),
-    path("studies/<int:pk>/", include("readers.analytics_urls")),
+    path("studies/<int:pk>/", include("readers.analysis.urls")),
     path("readings/", include("readers.urls")),
     path("studies/", include("studies.urls")),
-    path("dicomweb/", include("readers.dicomweb_urls")),
+    path("dicomweb/", include("readers.dicomweb.urls")),
 ]

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from studies.ingest_service import upload_directory, upload_ingest
 from studies.models import Instance, ItemStatus, Upload, UploadStatus
+from studies.uploads.ingest import upload_directory, upload_ingest
 from tests.brokers import broker_down
 from tests.browser.conftest import login_fast
 from tests.ingestdata import phantom_case_bytes, write_files

@@ -21,13 +21,13 @@ import pytest
 from django.conf import settings
 
 from readers import services
-from readers.dicomio import load_images, read_slice
-from readers.measure import measure_vbq, roi_mask
+from readers.measurement.dicomio import load_images, read_slice
+from readers.measurement.measure import measure_vbq, roi_mask
+from readers.measurement.rois import parse_roi_set, remap_uids
 from readers.models import Reading
-from readers.rois import parse_roi_set, remap_uids
-from studies.ingest_service import case_choose_series, case_set_ingest_paths, deid_uid
 from studies.models import Case
-from studies.phantom import write_phantom
+from studies.phantom.phantom import write_phantom
+from studies.uploads.ingest import case_choose_series, case_set_ingest_paths, deid_uid
 from tests import factories
 from tests.browser.conftest import login, login_fast, open_viewer
 

@@ -9,10 +9,10 @@ from pathlib import Path
 import pytest
 from django.urls import reverse
 
-from readers import analytics
+from readers.analysis import services as analytics
 from readers.models import StudyAnalysis
 from studies.models import Case
-from studies.phantom import write_phantom
+from studies.phantom.phantom import write_phantom
 from tests.factories import case_set_import_trusted_files
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]

@@ -15,9 +15,9 @@ import pytest
 from django.core.management import call_command
 from django.urls import reverse
 
-from studies.ingest_service import upload_directory
 from studies.models import Case, Instance, ItemStatus, Series, Upload, UploadStatus
-from studies.upload_service import upload_dispatch
+from studies.uploads.ingest import upload_directory
+from studies.uploads.transfer import upload_dispatch
 from tests.brokers import broker_down, broker_hung
 from tests.ingestdata import (
     bomb_zip_bytes,

@@ -11,13 +11,13 @@ import pytest
 from django.urls import reverse
 
 from readers import services
-from readers.dicomio import load_images
-from readers.measure import measure_vbq
+from readers.measurement.dicomio import load_images
+from readers.measurement.measure import measure_vbq
+from readers.measurement.rois import parse_roi_set
 from readers.models import VbqResult
-from readers.rois import parse_roi_set
 from readers.tasks import compute_reading_vbq
 from studies.models import Case
-from studies.phantom import write_phantom
+from studies.phantom.phantom import write_phantom
 from tests.factories import case_set_import_trusted_files
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]

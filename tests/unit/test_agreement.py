@@ -1,4 +1,4 @@
-"""``studies.agreement``: against independent oracles and published examples.
+"""``studies.stats.agreement``: against independent oracles and published examples.
 
 Oracles: pingouin (ICC), statsmodels (OLS, Fleiss' kappa), scipy (Pearson, Spearman, ranks),
 scikit-learn (Cohen's kappa), an independent CCC implementation written here, and published
@@ -24,7 +24,7 @@ from sklearn.metrics import cohen_kappa_score
 from statsmodels.stats.inter_rater import aggregate_raters
 from statsmodels.stats.inter_rater import fleiss_kappa as sm_fleiss_kappa
 
-from studies.agreement import (
+from studies.stats.agreement import (
     ICC_FORMS,
     AgreementInputError,
     analyse,

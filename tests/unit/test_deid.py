@@ -23,7 +23,7 @@ from pydicom.uid import (
     SecondaryCaptureImageStorage,
 )
 
-from studies.deid import (
+from studies.ingest.deid import (
     DEIDENTIFICATION_CODES,
     E11_ROWS,
     IMPLEMENTATION_CLASS_UID,

@@ -1,4 +1,4 @@
-"""``studies.diagnostics``: against scikit-learn, scipy, a direct O(m·n) DeLong written here, and
+"""``studies.stats.diagnostics``: against scikit-learn, scipy, a direct O(m·n) DeLong written here, and
 the published Hanley & McNeil (1982) example."""
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from scipy import stats
 from sklearn.metrics import confusion_matrix, roc_auc_score
 from sklearn.metrics import roc_curve as sk_roc_curve
 
-from studies.diagnostics import (
+from studies.stats.diagnostics import (
     correlation,
     evaluate,
     roc_auc,

@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 from pydicom.uid import JPEGBaseline8Bit, RLELossless
 
-from readers import dicomio
-from readers.dicomio import DicomReadError, SliceImage, load_images, read_slice
-from readers.geometry import ImageGeometry
+from readers.measurement import dicomio
+from readers.measurement.dicomio import DicomReadError, SliceImage, load_images, read_slice
+from readers.measurement.geometry import ImageGeometry
 from tests.dicomfactory import SERIES_UID, mr_dataset, write_mr
 
 PIXELS = np.arange(12 * 10, dtype=np.uint16).reshape(12, 10)

@@ -1,4 +1,4 @@
-"""The DICOMweb wire formats (readers.dicomweb_io), without a server."""
+"""The DICOMweb wire formats (readers.dicomweb.io), without a server."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from pydicom.encaps import encapsulate
 
-from readers import dicomweb_io as io
+from readers.dicomweb import io
 from tests.dicomfactory import mr_dataset
 
 JPEG2000 = "1.2.840.10008.1.2.4.90"

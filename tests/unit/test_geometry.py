@@ -8,7 +8,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from readers.geometry import ImageGeometry, from_cornerstone, to_cornerstone
+from readers.measurement.geometry import ImageGeometry, from_cornerstone, to_cornerstone
 
 # The machine is shared: a slow moment must not fail a property test.
 RELAXED = settings(deadline=None, suppress_health_check=[HealthCheck.too_slow])

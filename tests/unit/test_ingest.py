@@ -33,8 +33,8 @@ from pydicom.uid import (
     SecondaryCaptureImageStorage,
 )
 
-from studies.deid import DeidConfig, deidentify_dataset
-from studies.ingest import (
+from studies.ingest.deid import DeidConfig, deidentify_dataset
+from studies.ingest.untrusted import (
     IngestError,
     IngestLimits,
     Source,
@@ -437,7 +437,7 @@ def test_source_without_opener_reports_reason() -> None:
 
 _PROBE = """
 import json, sys, time
-from studies.ingest import iter_sources, read_untrusted
+from studies.ingest.untrusted import iter_sources, read_untrusted
 out = []
 for folder in sys.argv[1:]:
     for source in iter_sources(folder):

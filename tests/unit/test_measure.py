@@ -21,9 +21,9 @@ from numpy.typing import NDArray
 from skimage.draw import ellipse as sk_ellipse
 from skimage.measure import points_in_poly
 
-from readers.dicomio import SliceImage
-from readers.geometry import ImageGeometry
-from readers.measure import (
+from readers.measurement.dicomio import SliceImage
+from readers.measurement.geometry import ImageGeometry
+from readers.measurement.measure import (
     ALGORITHM_VERSION,
     MeasurementError,
     RoiMask,
@@ -31,7 +31,7 @@ from readers.measure import (
     roi_mask,
     shape_extent,
 )
-from readers.rois import (
+from readers.measurement.rois import (
     Ellipse,
     Exclusion,
     Polygon,

@@ -1,4 +1,4 @@
-"""The synthetic lumbar spine phantom (:mod:`studies.phantom`): real DICOM, known truth.
+"""The synthetic lumbar spine phantom (:mod:`studies.phantom.phantom`): real DICOM, known truth.
 
 The phantom is what every other test of the measurement path trusts, so it is checked on three
 sides: the files are valid MR Image Storage with consistent geometry (read back by pydicom
@@ -20,8 +20,8 @@ import pydicom
 import pytest
 from pydicom.uid import UID, ExplicitVRLittleEndian
 
-from studies.ingest import classify_series
-from studies.phantom import (
+from studies.ingest.untrusted import classify_series
+from studies.phantom.phantom import (
     MR_IMAGE_STORAGE,
     SCHEMA,
     WRONG_SERIES_KINDS,
@@ -288,9 +288,9 @@ def median_tolerance(noise_sd: float, roi_sd: float, n_pixels: int, slope: float
 
 
 def test_suggested_rois_recover_the_truth(phantom: list[Path]) -> None:
-    dicomio = pytest.importorskip("readers.dicomio")
-    measure = pytest.importorskip("readers.measure")
-    rois_module = pytest.importorskip("readers.rois")
+    dicomio = pytest.importorskip("readers.measurement.dicomio")
+    measure = pytest.importorskip("readers.measurement.measure")
+    rois_module = pytest.importorskip("readers.measurement.rois")
     for case_dir in phantom:
         truth = truth_of(case_dir)
         roi_set = rois_module.parse_roi_set(truth["rois"])
@@ -331,9 +331,9 @@ def test_roi_placement_changes_the_median_as_in_real_images(phantom: list[Path])
     cent; moved 3 px along the spine (it stays in marrow), a marrow ROI's by a few per cent.
     The larger change of the two directions is taken: a gradient may be flat on one side.
     """
-    dicomio = pytest.importorskip("readers.dicomio")
-    measure = pytest.importorskip("readers.measure")
-    rois_module = pytest.importorskip("readers.rois")
+    dicomio = pytest.importorskip("readers.measurement.dicomio")
+    measure = pytest.importorskip("readers.measurement.measure")
+    rois_module = pytest.importorskip("readers.measurement.rois")
     csf_changes: list[float] = []
     marrow_changes: list[float] = []
     for case_dir in phantom:

@@ -1,4 +1,4 @@
-"""SVG plots of :mod:`studies.plots`: valid, deterministic, text as text, never raising on data."""
+"""SVG plots of :mod:`studies.stats.plots`: valid, deterministic, text as text, never raising on data."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ import xml.etree.ElementTree as ET
 import numpy as np
 import pytest
 
-from studies.diagnostics import roc_auc, roc_curve, youden
-from studies.plots import (
+from studies.stats.diagnostics import roc_auc, roc_curve, youden
+from studies.stats.plots import (
     NOT_ENOUGH,
     bland_altman_svg,
     finite_pairs,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from studies.reference_csv import ReferenceCsvError, ReferenceRow, parse_reference_csv
+from studies.stats.reference_csv import ReferenceCsvError, ReferenceRow, parse_reference_csv
 
 KNOWN = {"Case 001", "Case 002", "Case 003"}
 HEADER = "case,dxa_t_score,qct_bmd,fragility_fracture\n"

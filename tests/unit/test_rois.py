@@ -12,7 +12,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from readers.rois import (
+from readers.measurement.rois import (
     Ellipse,
     Exclusion,
     Polygon,

@@ -1,4 +1,4 @@
-"""The per-reading DICOM SR (TID 1500) written by :mod:`readers.sr`.
+"""The per-reading DICOM SR (TID 1500) written by :mod:`readers.measurement.sr`.
 
 A phantom case is measured for real (``measure_vbq`` on the decoded instances), written as SR,
 serialised, re-read without ``force`` and parsed back by highdicom; the tests then check what a
@@ -18,10 +18,10 @@ import pydicom
 import pytest
 from pydicom.dataset import Dataset
 
-from readers.dicomio import SliceImage, read_slice
-from readers.measure import measure_vbq
-from readers.rois import RoiSet, parse_roi_set
-from readers.sr import (
+from readers.measurement.dicomio import SliceImage, read_slice
+from readers.measurement.measure import measure_vbq
+from readers.measurement.rois import RoiSet, parse_roi_set
+from readers.measurement.sr import (
     EXCLUSION_REASON,
     LOCAL_SCHEME,
     NOT_COMPUTED,
@@ -31,7 +31,7 @@ from readers.sr import (
     reading_sr,
     scoord_points,
 )
-from studies.phantom import PhantomCase, make_case
+from studies.phantom.phantom import PhantomCase, make_case
 
 COMPREHENSIVE_3D_SR = "1.2.840.10008.5.1.4.1.1.88.34"
 WHEN = datetime(2024, 5, 6, 7, 8, 9)
@@ -168,7 +168,7 @@ def test_ellipse_scoord_is_shifted_half_a_pixel(
 
 
 def test_scoord_points_for_each_shape() -> None:
-    from readers.rois import Ellipse, Polygon, Rectangle
+    from readers.measurement.rois import Ellipse, Polygon, Rectangle
 
     kind, points = scoord_points(Ellipse((10.0, 20.0), (2.0, 5.0), 0.0))
     assert kind == "ELLIPSE"

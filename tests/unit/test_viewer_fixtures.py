@@ -1,7 +1,7 @@
 """The fixture the browser's preview statistics are tested against (``node --test``).
 
 ``static/src/viewer/roi/fixtures/masks.json`` holds, for many spec shapes, the pixels that
-``readers.measure.roi_mask`` selects (or its error) and the median and count of a known pixel
+``readers.measurement.measure.roi_mask`` selects (or its error) and the median and count of a known pixel
 array; ``static/src/viewer/roi/stats.test.js`` requires ``stats.js`` to reproduce them exactly.
 This test keeps the committed file in step with the Python: when the measurement changes, it
 fails until the fixture is rewritten with ``VBQ_WRITE_FIXTURES=1 .venv/bin/pytest`` on this file.
@@ -17,8 +17,8 @@ from typing import Any
 
 import numpy as np
 
-from readers.measure import MeasurementError, roi_mask
-from readers.rois import Ellipse, Polygon, Rectangle, Shape
+from readers.measurement.measure import MeasurementError, roi_mask
+from readers.measurement.rois import Ellipse, Polygon, Rectangle, Shape
 
 FIXTURE = Path(__file__).resolve().parents[2] / "static/src/viewer/roi/fixtures/masks.json"
 ROWS, COLUMNS = 40, 48
@@ -131,7 +131,7 @@ def build_fixture() -> dict[str, Any]:
             case["mean"] = float(np.mean(picked))
         cases.append(case)
     return {
-        "generated_by": "tests/unit/test_viewer_fixtures.py (readers.measure.roi_mask)",
+        "generated_by": "tests/unit/test_viewer_fixtures.py (readers.measurement.measure.roi_mask)",
         "rows": ROWS,
         "columns": COLUMNS,
         "values": "((k * 7919) % 1009) * 0.37 + 12 for k in row-major order",

@@ -16,9 +16,9 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from readers.dicomio import DicomReadError, load_images
-from readers.measure import STATISTICS, MeasurementError, measure_vbq
-from readers.rois import RoiError, load_roi_file
+from readers.measurement.dicomio import DicomReadError, load_images
+from readers.measurement.measure import STATISTICS, MeasurementError, measure_vbq
+from readers.measurement.rois import RoiError, load_roi_file
 from vbqweb.commands import OneLineErrorsMixin, one_line
 
 

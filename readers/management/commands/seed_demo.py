@@ -30,13 +30,13 @@ from django.db import transaction
 from django.utils import timezone
 
 from readers import services as reader_services
-from readers.analytics import analysis_compute
+from readers.analysis.services import analysis_compute
+from readers.measurement.rois import remap_uids
 from readers.models import Reading
-from readers.rois import remap_uids
 from studies import services as study_services
-from studies.ingest_service import case_set_ingest_paths, deid_uid
 from studies.models import ItemStatus, ReferenceStandard, Role, Study, UploadStatus
-from studies.phantom import write_phantom
+from studies.phantom.phantom import write_phantom
+from studies.uploads.ingest import case_set_ingest_paths, deid_uid
 
 DEMO_STUDY = "Demo VBQ study (phantom)"
 DEMO_USERS = [

@@ -1,6 +1,6 @@
 """``manage.py agreement MEASUREMENTS.csv [--threshold NAME=VALUE ...]`` (spec §3).
 
-Reads one reading per CSV row, runs :func:`studies.agreement.analyse` and prints its JSON.
+Reads one reading per CSV row, runs :func:`studies.stats.agreement.analyse` and prints its JSON.
 
 The CSV (UTF-8, a byte-order mark is tolerated) has the header ``case,reader,session,vbq``,
 optionally followed by any of ``L1,L2,L3,L4,CSF``; header names are matched without regard to
@@ -33,7 +33,7 @@ from typing import Any, Protocol
 import numpy as np
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from studies.agreement import SI_COLUMNS, AgreementInputError, analyse
+from studies.stats.agreement import SI_COLUMNS, AgreementInputError, analyse
 from vbqweb.commands import OneLineErrorsMixin, one_line
 
 REQUIRED = ("case", "reader", "session", "vbq")

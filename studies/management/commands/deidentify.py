@@ -1,9 +1,9 @@
 """``manage.py deidentify SRC DST``: de-identify a DICOM file, folder or zip (spec sections 3, 4).
 
-The same code path as the site's ingest: :func:`studies.ingest_service.deidentified_sources`
-(which the upload task and the demo's :func:`~studies.ingest_service.case_set_ingest_paths` use
-too) reads the untrusted input safely with :mod:`studies.ingest`, applies the profile of
-:mod:`studies.deid` and serialises each instance; this command only decides where the bytes go.
+The same code path as the site's ingest: :func:`studies.uploads.ingest.deidentified_sources`
+(which the upload task and the demo's :func:`~studies.uploads.ingest.case_set_ingest_paths` use
+too) reads the untrusted input safely with :mod:`studies.ingest.untrusted`, applies the profile of
+:mod:`studies.ingest.deid` and serialises each instance; this command only decides where the bytes go.
 Output files are named from the new UIDs only, ``DST/<study uid>/<series uid>/<sop uid>.dcm``;
 no source name reaches DST.
 
@@ -24,7 +24,7 @@ files, empty input) leaves no partial output. Bad input gives one line on stderr
 ``CommandError: ...``) and exit status 1.
 
 The HMAC secret is ``settings.VBQ_DEID_SECRET`` when set, else ``settings.SECRET_KEY``, passed
-through a labelled key derivation (:meth:`studies.deid.DeidConfig.from_text`).
+through a labelled key derivation (:meth:`studies.ingest.deid.DeidConfig.from_text`).
 """
 
 from __future__ import annotations
@@ -38,9 +38,9 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from studies.deid import DeidConfig
-from studies.ingest import IngestError, quiet_pydicom
-from studies.ingest_service import deid_config, deidentified_sources
+from studies.ingest.deid import DeidConfig
+from studies.ingest.untrusted import IngestError, quiet_pydicom
+from studies.uploads.ingest import deid_config, deidentified_sources
 from vbqweb.commands import OneLineErrorsMixin, one_line
 
 __all__ = ["Command", "deid_config"]

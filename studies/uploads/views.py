@@ -1,8 +1,8 @@
 """Case-set upload, ingest report and series eligibility pages, for a study's managers.
 
 Thin function views: fetch through ``studies.access`` (404 when the study is not visible, 403
-for its readers), validate, call a service in ``studies.upload_service`` or
-``studies.ingest_service``, answer. The JSON endpoints serve ``static/js/upload.js``; their
+for its readers), validate, call a service in ``studies.uploads.transfer`` or
+``studies.uploads.ingest``, answer. The JSON endpoints serve ``static/js/upload.js``; their
 errors are ``{"error": message, "state": {...}}`` with 400 (malformed) or 409 (does not fit the
 upload's state; ``state`` says how to resume).
 """
@@ -24,14 +24,14 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from studies import selectors
 from studies.access import case_for_manager, study_for_manager, upload_for_manager
 from studies.forms import EligibilityRangesForm, SeriesChoiceForm, UploadCreateForm
-from studies.ingest_service import (
+from studies.models import ItemStatus, Upload, UploadStatus
+from studies.uploads.ingest import (
     case_choose_series,
     case_select_automatic,
     ingest_limits,
     study_set_eligibility_ranges,
 )
-from studies.models import ItemStatus, Upload, UploadStatus
-from studies.upload_service import (
+from studies.uploads.transfer import (
     UploadConflict,
     parse_pieces,
     upload_cancel,

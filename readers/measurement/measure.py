@@ -47,10 +47,19 @@ from typing import TYPE_CHECKING, Any, Final
 import numpy as np
 from numpy.typing import NDArray
 
-from readers.rois import CSF, LEVELS, Ellipse, Polygon, Rectangle, RoiSet, Shape, describe
+from readers.measurement.rois import (
+    CSF,
+    LEVELS,
+    Ellipse,
+    Polygon,
+    Rectangle,
+    RoiSet,
+    Shape,
+    describe,
+)
 
 if TYPE_CHECKING:
-    from readers.dicomio import SliceImage
+    from readers.measurement.dicomio import SliceImage
 
 ALGORITHM_VERSION: Final = "1"
 """Stored with every result; bump it whenever a change could change a number."""

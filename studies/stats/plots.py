@@ -41,7 +41,7 @@ from matplotlib.figure import Figure
 from matplotlib.typing import RcKeyType
 from numpy.typing import NDArray
 
-from studies.agreement import bland_altman, ccc, pearson
+from studies.stats.agreement import bland_altman, ccc, pearson
 
 FloatArray = NDArray[np.float64]
 
@@ -217,7 +217,7 @@ def bland_altman_svg(
 ) -> str:
     """Differences (first − second) against means, with bias, ±1.96 sd limits and their CIs.
 
-    Bias and limits come from :func:`studies.agreement.bland_altman`, so the plot and the tables
+    Bias and limits come from :func:`studies.stats.agreement.bland_altman`, so the plot and the tables
     show the same numbers; the 95 % CIs of the bias and of each limit are shaded bands. ``n``
     (pairs drawn) is in the title.
     """
@@ -408,11 +408,11 @@ def roc_svg(
     title: str,
     counts: tuple[int, int] | None = None,
 ) -> str:
-    """The empirical ROC curve from :func:`studies.diagnostics.roc_curve` points.
+    """The empirical ROC curve from :func:`studies.stats.diagnostics.roc_curve` points.
 
     Drawn as the staircase of operating points from (0, 0) to (1, 1) with the chance diagonal;
     the AUC with its DeLong 95 % CI in the legend; the Youden cut-off (``youden`` from
-    :func:`studies.diagnostics.youden`) marked with its sensitivity and specificity.
+    :func:`studies.stats.diagnostics.youden`) marked with its sensitivity and specificity.
     ``counts`` = (positives, negatives) goes into the legend, under the AUC.
     """
     fpr, tpr = finite_pairs((p.get("fpr") for p in curve), (p.get("tpr") for p in curve))

@@ -46,14 +46,14 @@ from django.db.models import F, Q
 from django.utils import timezone
 from kombu.exceptions import OperationalError
 
-from studies.ingest_service import (
+from studies.models import Study, Upload, UploadStatus
+from studies.uploads.ingest import (
     REMOVING,
     ingest_limits,
     upload_directory,
     upload_directory_remove,
     uploads_requeue_stale,
 )
-from studies.models import Study, Upload, UploadStatus
 
 logger = logging.getLogger(__name__)
 

@@ -1,8 +1,8 @@
-"""DICOMweb URLs (QIDO-RS and WADO-RS, PS3.18) under ``/dicomweb/``; views: ``readers.dicomweb``."""
+"""DICOMweb URLs (QIDO-RS and WADO-RS, PS3.18) under ``/dicomweb/``; views: ``readers.dicomweb.views``."""
 
 from django.urls import path, register_converter
 
-from readers import dicomweb
+from readers.dicomweb import views as dicomweb
 
 
 class UidConverter:

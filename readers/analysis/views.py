@@ -2,7 +2,7 @@
 
 Every view starts with ``study_for_manager``: readers get a 403 (they can see the study but
 never its agreement), everyone else a 404. Views stay thin: the figures come from the stored
-``StudyAnalysis`` (computed by a Celery task), the rows from ``readers.exports``.
+``StudyAnalysis`` (computed by a Celery task), the rows from ``readers.analysis.exports``.
 """
 
 from __future__ import annotations
@@ -18,16 +18,17 @@ from django.shortcuts import redirect, render
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_POST
 
-from readers import analytics, exports
 from readers.access import reading_for_manager
+from readers.analysis import exports
+from readers.analysis import services as analytics
+from readers.analysis.sr_export import reading_sr_bytes, study_sr_members
 from readers.models import StudyAnalysis
-from readers.sr_service import reading_sr_bytes, study_sr_members
 from studies.access import study_for_manager
 from studies.models import Study
 
 
 def _report_context(study: Study, state: StudyAnalysis) -> dict[str, Any]:
-    from readers.report import report_context
+    from readers.analysis.report import report_context
 
     return report_context(
         study=analytics.study_summary(study=study),
@@ -112,7 +113,7 @@ def statistics(request: HttpRequest, pk: int, fmt: str) -> HttpResponse:
 
 @require_GET
 def report_html(request: HttpRequest, pk: int) -> HttpResponse:
-    from readers.report import render_report_html
+    from readers.analysis.report import render_report_html
 
     study = study_for_manager(request.user, pk)
     state = analytics.analysis_state(study=study)
@@ -124,7 +125,7 @@ def report_html(request: HttpRequest, pk: int) -> HttpResponse:
 
 @require_GET
 def report_pdf(request: HttpRequest, pk: int) -> HttpResponse:
-    from readers.report import render_report_html, render_report_pdf
+    from readers.analysis.report import render_report_html, render_report_pdf
 
     study = study_for_manager(request.user, pk)
     state = analytics.analysis_state(study=study)

@@ -14,7 +14,7 @@ one user's cached answer from being served to another who logs in on the same br
 results and the series metadata can change (an instance quarantined, a series re-selected), so
 they are revalidated on every use (``no-cache``), with an ETag over what they list.
 
-The wire formats are in ``readers.dicomweb_io`` (pure, tested without a server).
+The wire formats are in ``readers.dicomweb.io`` (pure, tested without a server).
 """
 
 from __future__ import annotations
@@ -34,7 +34,6 @@ from django.http import (
 from django.urls import reverse
 from django.views.decorators.http import require_GET
 
-from readers import dicomweb_io as io
 from readers.access import (
     image_case_for_user,
     image_instance_for_user,
@@ -42,6 +41,7 @@ from readers.access import (
     instances_for_user,
     series_for_user,
 )
+from readers.dicomweb import io
 from studies.models import Instance, Series
 
 DICOM_JSON = "application/dicom+json"
@@ -293,7 +293,7 @@ def instance(request: HttpRequest, study_uid: str, series_uid: str, sop_uid: str
 def frames(
     request: HttpRequest, study_uid: str, series_uid: str, sop_uid: str, frame_list: str
 ) -> HttpResponse:
-    """WADO-RS: pixel data frames, stored or decoded (see ``readers.dicomweb_io.frames``)."""
+    """WADO-RS: pixel data frames, stored or decoded (see ``readers.dicomweb.io.frames``)."""
     found = image_instance_for_user(request.user, study_uid, series_uid, sop_uid)
     try:
         numbers = io.parse_frame_list(frame_list)

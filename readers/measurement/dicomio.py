@@ -39,7 +39,7 @@ from pydicom.errors import InvalidDicomError
 from pydicom.multival import MultiValue
 from pydicom.pixels.processing import apply_modality_lut
 
-from readers.geometry import ImageGeometry
+from readers.measurement.geometry import ImageGeometry
 
 Source = str | os.PathLike[str] | BinaryIO
 

@@ -6,8 +6,8 @@ how missing readings and excluded levels are handled, the diagnostic methods), t
 the plots, every figure with the count it was computed from.
 
 Inputs are plain data, never models: ``study`` (settings), ``records`` (the rows given to
-:func:`studies.agreement.analyse`), ``analysis`` (its result) and optionally ``diagnostics``
-(:func:`studies.diagnostics.evaluate`). So the report can be rebuilt from a download, tested
+:func:`studies.stats.agreement.analyse`), ``analysis`` (its result) and optionally ``diagnostics``
+(:func:`studies.stats.diagnostics.evaluate`). So the report can be rebuilt from a download, tested
 without a database, and rendered in a Celery task. Django is used for the template only.
 
 Layout decisions:
@@ -37,7 +37,7 @@ from typing import Any, Final
 
 from django.template.loader import render_to_string
 
-from studies.plots import bland_altman_svg, levels_scatter_svg, roc_svg, scatter_svg
+from studies.stats.plots import bland_altman_svg, levels_scatter_svg, roc_svg, scatter_svg
 
 TEMPLATE: Final = "reports/agreement_report.html"
 MAX_PAIR_FIGURES: Final = 6
@@ -498,7 +498,7 @@ def report_context(
     ``study``: ``{"name", "roi_statistic", "level_aggregate", "min_levels", "sessions",
     "thresholds": {name: value}}``. ``records``: the rows given to ``analyse`` (``case``,
     ``reader``, ``session``, ``vbq``, optional ``L1``…``L4``, ``CSF``). ``diagnostics``: the
-    result of :func:`studies.diagnostics.evaluate`, optionally with a ``"score"`` key saying
+    result of :func:`studies.stats.diagnostics.evaluate`, optionally with a ``"score"`` key saying
     which VBQ per case was evaluated (e.g. "mean of the readers, session 1").
     """
     thresholds = {str(k): float(v) for k, v in (study.get("thresholds") or {}).items()}

@@ -1418,7 +1418,7 @@ def _method_code_sequence() -> DicomSequence:
 def deidentify_dataset(ds: Dataset, *, config: DeidConfig) -> DeidResult:
     """De-identify ``ds`` in place with the spec section 4 profile and return the result.
 
-    ``ds`` must carry SOP Class and SOP Instance UIDs (``studies.ingest.read_untrusted``
+    ``ds`` must carry SOP Class and SOP Instance UIDs (``studies.ingest.untrusted.read_untrusted``
     guarantees it for files from outside). The transfer syntax and the pixel data are kept as
     they are; the file meta is rebuilt and the preamble zeroed. Burned-in annotation is reported
     in ``quarantine_reason``, never raised: the caller decides where such an instance goes.

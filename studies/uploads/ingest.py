@@ -1,8 +1,8 @@
 """The ingest: untrusted files in, de-identified cases, series and instances out.
 
 One code path for every way in (spec section 3: "the same code path serves uploads on the
-site"): :func:`deidentified_sources` reads each source with :mod:`studies.ingest` (bounded,
-never trusting a header), de-identifies it with :mod:`studies.deid` and serialises it. Three
+site"): :func:`deidentified_sources` reads each source with :mod:`studies.ingest.untrusted` (bounded,
+never trusting a header), de-identifies it with :mod:`studies.ingest.deid` and serialises it. Three
 callers consume it:
 
 * the Celery task ``studies.tasks.ingest_upload`` -> :func:`upload_ingest`, for uploads from the
@@ -13,12 +13,12 @@ callers consume it:
 What the database keeps: one :class:`~studies.models.Case` per de-identified patient + study
 (labelled ``Case 001``, ``Case 002`` ... in order of arrival: a pseudonym, never a source
 identifier), its series with their eligibility (every rule of
-:func:`studies.ingest.classify_series`, with the study's TR/TE ranges), the instances in Django's
+:func:`studies.ingest.untrusted.classify_series`, with the study's TR/TE ranges), the instances in Django's
 storage under their new UIDs, and one :class:`~studies.models.UploadItem` per source: its
 position, status and reason, never its name.
 
 Failure policy ("nothing partial"): a rejected file stores nothing; a refused upload
-(:class:`~studies.ingest.IngestError`: a zip bomb's totals, too many entries), a cancel, a time
+(:class:`~studies.ingest.untrusted.IngestError`: a zip bomb's totals, too many entries), a cancel, a time
 limit or an unexpected error removes every instance, series and case the upload had stored
 (:func:`upload_discard_stored`). Instances are written one by one in short transactions (the
 web process and the worker share SQLite), so "nothing partial" is enforced by this clean-up,
@@ -52,8 +52,14 @@ from django.db.models import F, Q
 from django.utils import timezone
 from pydicom.dataset import Dataset
 
-from studies.deid import DeidConfig, DeidResult, deidentified_bytes, deidentify_dataset, new_uid
-from studies.ingest import (
+from studies.ingest.deid import (
+    DeidConfig,
+    DeidResult,
+    deidentified_bytes,
+    deidentify_dataset,
+    new_uid,
+)
+from studies.ingest.untrusted import (
     DEFAULT_LIMITS,
     IngestError,
     IngestLimits,

@@ -4,7 +4,7 @@ A reader's ROIs and the numbers measured in them leave the site as a DICOM SR, s
 a viewer (OHIF, 3D Slicer, dcmqi) or another study can reproduce the measurement and see the ROIs
 on the images, without this project's JSON. Pure-ish: highdicom and pydicom, no Django; the
 caller gives de-identified instance headers, the parsed ROI set and the
-:func:`readers.measure.measure_vbq` result.
+:func:`readers.measurement.measure.measure_vbq` result.
 
 Document. **Comprehensive 3D SR** (``1.2.840.10008.5.1.4.1.1.88.34``), the SOP class highdicom
 and dcmqi use for TID 1500; its content is a TID 1500 *Measurement Report*
@@ -74,8 +74,8 @@ from pydicom.dataset import Dataset
 from pydicom.sr.codedict import codes
 from pydicom.sr.coding import Code
 
-from readers.measure import ALGORITHM_VERSION
-from readers.rois import CSF, LEVELS, Ellipse, Polygon, Rectangle, Roi, RoiSet, Shape
+from readers.measurement.measure import ALGORITHM_VERSION
+from readers.measurement.rois import CSF, LEVELS, Ellipse, Polygon, Rectangle, Roi, RoiSet, Shape
 
 LOCAL_SCHEME: Final = "99VBQ"
 """Private coding scheme for the concepts no standard terminology has (see the module doc)."""
@@ -335,7 +335,7 @@ def reading_sr(
     """A TID 1500 Comprehensive 3D SR of one reading (see the module doc for the codes).
 
     ``source_images``: the (de-identified) headers of at least the instances the ROIs are drawn
-    on; only those are referenced. ``measurement``: :func:`readers.measure.measure_vbq`'s result
+    on; only those are referenced. ``measurement``: :func:`readers.measurement.measure.measure_vbq`'s result
     for ``roi_set``. ``observer``: the reader's pseudonym (``"Reader 2"``). Raises
     :class:`SrError` when the ROI set and the measurement disagree or an instance is missing.
     """
@@ -413,7 +413,7 @@ def reading_sr(
         extra["content_date"] = content_datetime.date()
         extra["content_time"] = content_datetime.time()
     with warnings.catch_warnings():
-        # The site's images carry a pseudonym as Patient's Name ("VBQ-" + hex, studies.deid),
+        # The site's images carry a pseudonym as Patient's Name ("VBQ-" + hex, studies.ingest.deid),
         # one PN component by design; highdicom, copying it from the evidence, warns that such
         # a name is "unlikely" to be intended. It is intended: nothing else is silenced.
         warnings.filterwarnings(

@@ -278,7 +278,7 @@ def wrong_series_datasets(seed: int, index: int, kind: str) -> list[Dataset]:
 
     Why: a lumbar spine study as it leaves a PACS holds more than the sagittal T1, and the
     ingest has to judge every other series ineligible yet still select the T1. Each variant
-    fails different rules of ``studies.ingest.classify_series``:
+    fails different rules of ``studies.ingest.untrusted.classify_series``:
 
     * ``"axial-t2"``: axial slices (IOP ``[1, 0, 0, 0, 1, 0]``, 4 mm apart along the patient's
       feet-head axis) with TR 3000 ms and TE 90 ms, described ``AX T2``;

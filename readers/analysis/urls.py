@@ -1,6 +1,6 @@
 from django.urls import path
 
-from readers import analytics_views as views
+from readers.analysis import views
 
 app_name = "analytics"
 

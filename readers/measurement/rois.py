@@ -8,7 +8,7 @@ Decisions (where the spec is silent):
 
 - **Incomplete sets parse.** A level with neither an ROI nor an exclusion, or a set without a
   CSF ROI, is *not* a parse error: drafts saved by the site are incomplete by nature.
-  :func:`readers.measure.measure_vbq` refuses them and names what is missing, because the spec
+  :func:`readers.measurement.measure.measure_vbq` refuses them and names what is missing, because the spec
   says a level that cannot be measured is excluded with a reason, never silently skipped.
 - **CSF level.** The CSF ROI records its level in ``level``; when absent it is ``"L3"``, the
   spec's default, and :meth:`RoiSet.to_json` always writes it so stored sets are explicit. The
@@ -38,13 +38,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final, TypeAlias
 
-SCHEMA: Final = "vbq.rois/1"
-LEVELS: Final = ("L1", "L2", "L3", "L4")
-CSF: Final = "CSF"
-LABELS: Final = (*LEVELS, CSF)
-SHAPES: Final = ("ellipse", "rectangle", "polygon")
-REASONS: Final = ("fracture", "hemangioma", "instrumentation", "modic", "other")
-DEFAULT_CSF_LEVEL: Final = "L3"
+from studies.vocabulary import CSF, DEFAULT_CSF_LEVEL, LABELS, LEVELS, REASONS, ROI_SCHEMA, SHAPES
+
 
 _ONE_LEVEL = r"(?:C[1-7]|T[1-9]|T1[0-2]|L[1-6]|S[1-5])"
 # A vertebra (L3) or an interspace (L3-L4).
@@ -272,7 +267,7 @@ class RoiSet:
             if exclusion.note is not None:
                 item["note"] = exclusion.note
             items.append(item)
-        return {"schema": SCHEMA, "series_instance_uid": self.series_instance_uid, "rois": items}
+        return {"schema": ROI_SCHEMA, "series_instance_uid": self.series_instance_uid, "rois": items}
 
 
 def _roi_to_json(roi: Roi) -> dict[str, Any]:
@@ -412,8 +407,8 @@ def parse_roi_set(data: object) -> RoiSet:
         raise RoiError(f"the ROI set must be a JSON object, got {type(data).__name__}")
     _keys("top level", data, _TOP_KEYS)
     _required("top level", data, _TOP_KEYS)
-    if data["schema"] != SCHEMA:
-        raise RoiError(f"schema must be {SCHEMA!r}, got {data['schema']!r}")
+    if data["schema"] != ROI_SCHEMA:
+        raise RoiError(f"schema must be {ROI_SCHEMA!r}, got {data['schema']!r}")
     series_uid = _string("series_instance_uid", data["series_instance_uid"])
     items = data["rois"]
     if not isinstance(items, list):

@@ -1,4 +1,4 @@
-"""DICOM SR downloads: fetch what ``readers.sr.reading_sr`` needs from the database and storage.
+"""DICOM SR downloads: fetch what ``readers.measurement.sr.reading_sr`` needs from the database and storage.
 
 The observer is named by a pseudonym ("Reader 2", by the order of the study's reader
 assignments), never by the account name, since the SR may leave the site.
@@ -12,9 +12,9 @@ from io import BytesIO
 import pydicom
 from pydicom.filewriter import dcmwrite
 
+from readers.measurement.rois import parse_roi_set
+from readers.measurement.sr import reading_sr
 from readers.models import Reading, VbqResult
-from readers.rois import parse_roi_set
-from readers.sr import reading_sr
 from studies.models import Instance, Role, Study
 
 

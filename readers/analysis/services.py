@@ -2,7 +2,7 @@
 
 Analytics need a study's settings *and* its readings, so they live on the ``readers`` side
 of the ``readers → studies`` dependency; the statistics themselves are pure
-(``studies.agreement``, ``studies.diagnostics``).
+(``studies.stats.agreement``, ``studies.stats.diagnostics``).
 
 Which readings count: submitted ones, with the result of their current ROI version. A reading
 whose score was not computed (too few levels) contributes its level SIs but no VBQ; a reading
@@ -24,9 +24,9 @@ from django.db.models import Q
 from django.utils import timezone
 
 from readers.models import Reading, StudyAnalysis, VbqResult
-from studies.agreement import AgreementInputError, analyse
-from studies.diagnostics import evaluate
 from studies.models import ReferenceStandard, Study
+from studies.stats.agreement import AgreementInputError, analyse
+from studies.stats.diagnostics import evaluate
 from vbqweb.tasks import enqueue_on_commit
 
 LEVEL_COLUMNS = ("L1", "L2", "L3", "L4")

@@ -1,7 +1,8 @@
 """Writes on the reader side: opening, saving, submitting and scoring readings.
 
-The science lives in the pure modules (``readers.measurement.rois``, ``readers.measurement.measure``); these functions
-fetch what they need from the database and storage, call them, and store what they return.
+The science lives in the pure package ``readers.measurement`` (``rois``, ``measure``); these
+functions fetch what they need from the database and storage, call them, and store what they
+return.
 """
 
 from __future__ import annotations
@@ -22,11 +23,10 @@ from readers.measurement.rois import RoiError, parse_roi_set
 from readers.models import Reading, ReadingRevision, VbqResult
 from readers.sessions import reader_sessions
 from studies.models import Case, Instance, Study
-from vbqweb.tasks import enqueue_on_commit
+from studies.vocabulary import LABELS
+from vbqweb.tasks import SCORE_READING, enqueue_on_commit
 
 logger = logging.getLogger(__name__)
-
-REQUIRED_LABELS = ("L1", "L2", "L3", "L4", "CSF")
 
 
 def reading_open(*, reader: AbstractBaseUser, case: Case, session: int) -> Reading:
@@ -97,7 +97,7 @@ def reading_submit(*, reading: Reading) -> Reading:
         raise ValidationError("Place the ROIs before submitting.")
     roi_set = parse_roi_set(reading.rois)
     present = {roi.label for roi in roi_set.rois} | {e.label for e in roi_set.exclusions}
-    if missing := [label for label in REQUIRED_LABELS if label not in present]:
+    if missing := [label for label in LABELS if label not in present]:
         raise ValidationError(f"Not yet measured or excluded: {', '.join(missing)}.")
     with transaction.atomic():
         updated = Reading.objects.filter(pk=reading.pk, status=Reading.Status.DRAFT).update(
@@ -115,9 +115,7 @@ def reading_submit(*, reading: Reading) -> Reading:
 
 def reading_request_score(*, reading: Reading) -> None:
     """Schedule the scoring of the reading's current ROI version (after commit)."""
-    from readers.tasks import compute_reading_vbq
-
-    enqueue_on_commit(compute_reading_vbq, reading_pk=reading.pk, roi_version=reading.roi_version)
+    enqueue_on_commit(SCORE_READING, reading_pk=reading.pk, roi_version=reading.roi_version)
 
 
 def reading_compute_vbq(*, reading_pk: int, roi_version: int) -> VbqResult | None:

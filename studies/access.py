@@ -7,14 +7,17 @@ The ``Assignment`` row (user × study × role) is the only source of truth; site
 
 from __future__ import annotations
 
+from typing import TypeVar
+
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 from django.core.exceptions import PermissionDenied
-from django.db.models import QuerySet
+from django.db.models import Model, QuerySet
 from django.http import Http404
 
 from studies.models import Assignment, Case, Role, Study, Upload
 
 AnyUser = AbstractBaseUser | AnonymousUser
+M = TypeVar("M", bound=Model)
 
 
 def is_site_admin(user: AnyUser) -> bool:
@@ -80,19 +83,26 @@ def case_for_reader(user: AnyUser, pk: int) -> Case:
     return case
 
 
+def _of_a_managed_study(queryset: QuerySet[M], user: AnyUser, pk: int, what: str) -> M:
+    """An object that belongs to one study, for that study's managers: 404 when the study is not
+    visible to the user (or there is no such object), 403 for its readers."""
+    obj = queryset.select_related("study").filter(pk=pk).first()
+    if obj is None:
+        raise Http404(f"No such {what}")
+    study_for_manager(user, obj.study_id)
+    return obj
+
+
 def case_for_manager(user: AnyUser, pk: int) -> Case:
-    case = Case.objects.select_related("study").filter(pk=pk).first()
-    if case is None:
-        raise Http404("No such case")
-    study_for_manager(user, case.study_id)
-    return case
+    return _of_a_managed_study(Case.objects.all(), user, pk, "case")
 
 
 def upload_for_manager(user: AnyUser, pk: int) -> Upload:
     """An upload, for a manager of its study: 404 when the study is not visible, 403 for its
     readers (the ingest report names files by position only, but it is still the managers')."""
-    upload = Upload.objects.select_related("study").filter(pk=pk).first()
-    if upload is None:
-        raise Http404("No such upload")
-    study_for_manager(user, upload.study_id)
-    return upload
+    return _of_a_managed_study(Upload.objects.all(), user, pk, "upload")
+
+
+def assignment_for_manager(user: AnyUser, pk: int) -> Assignment:
+    """A role of a user in a study, for the study's managers (adding and removing people)."""
+    return _of_a_managed_study(Assignment.objects.select_related("user"), user, pk, "assignment")

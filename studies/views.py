@@ -11,12 +11,18 @@ import copy
 
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_http_methods, require_POST
 
 from studies import selectors, services
-from studies.access import AnyUser, is_site_admin, role_in_study, study_for_manager
+from studies.access import (
+    AnyUser,
+    assignment_for_manager,
+    is_site_admin,
+    role_in_study,
+    study_for_manager,
+)
 from studies.forms import (
     LITERATURE_THRESHOLDS,
     AssignmentForm,
@@ -24,7 +30,7 @@ from studies.forms import (
     StudyForm,
     ThresholdFormSet,
 )
-from studies.models import Assignment, Role
+from studies.models import Role
 
 THRESHOLDS_PREFIX = "thresholds"
 
@@ -125,7 +131,7 @@ def study_people(request: HttpRequest, pk: int) -> HttpResponse:
 @require_POST
 def assignment_remove(request: HttpRequest, pk: int) -> HttpResponse:
     """Take a role away; a reader's readings stay stored but are no longer theirs to see."""
-    assignment = _assignment_for_manager(request.user, pk)
+    assignment = assignment_for_manager(request.user, pk)
     study, username = assignment.study, assignment.user.get_username()
     try:
         services.assignment_revoke(assignment=assignment)
@@ -171,12 +177,3 @@ def study_reference(request: HttpRequest, pk: int) -> HttpResponse:
         },
         status=400 if data is not None else 200,
     )
-
-
-def _assignment_for_manager(user: AnyUser, pk: int) -> Assignment:
-    """An assignment of a study the user manages: 404 when not visible, 403 for its readers."""
-    assignment = Assignment.objects.select_related("study", "user").filter(pk=pk).first()
-    if assignment is None:
-        raise Http404("No such assignment")
-    study_for_manager(user, assignment.study_id)
-    return assignment

@@ -54,6 +54,7 @@ from studies.uploads.ingest import (
     upload_directory_remove,
     uploads_requeue_stale,
 )
+from vbqweb.tasks import INGEST_UPLOAD, send_now
 
 logger = logging.getLogger(__name__)
 
@@ -393,19 +394,7 @@ def upload_cancel(*, upload: Upload) -> Upload:
 
 def _send(upload_id: int) -> None:
     """Publish the ingest task on a connection of its own that gives up within seconds."""
-    from studies.tasks import ingest_upload
-    from vbqweb.celery import app
-
-    options = {
-        "socket_timeout": BROKER_TIMEOUT_SECONDS,
-        "socket_connect_timeout": BROKER_TIMEOUT_SECONDS,
-        "max_retries": 0,
-    }
-    with app.connection_for_write(transport_options=options) as connection:
-        connection.ensure_connection(max_retries=0, timeout=BROKER_TIMEOUT_SECONDS)
-        ingest_upload.apply_async(
-            kwargs={"upload_id": upload_id}, connection=connection, retry=False
-        )
+    send_now(INGEST_UPLOAD, timeout=BROKER_TIMEOUT_SECONDS, upload_id=upload_id)
 
 
 def _due(now: Any) -> Q:

@@ -41,7 +41,7 @@ from studies.uploads.transfer import (
     upload_receive_chunk,
     upload_transfer_state,
 )
-from vbqweb.tasks import enqueue_on_commit
+from vbqweb.tasks import REJUDGE_SERIES, enqueue_on_commit
 
 
 def _error(message: str, status: int, state: dict[str, Any] | None = None) -> JsonResponse:
@@ -213,9 +213,7 @@ def study_cases(request: HttpRequest, pk: int) -> HttpResponse:
     form = EligibilityRangesForm(data, instance=copy.copy(study), prefix="ranges")
     if data is not None and form.is_valid():
         if study_set_eligibility_ranges(study=study, **form.ranges()):
-            from studies.tasks import rejudge_study_series
-
-            enqueue_on_commit(rejudge_study_series, study_id=study.pk)
+            enqueue_on_commit(REJUDGE_SERIES, study_id=study.pk)
             messages.success(request, "Ranges saved; every series is being judged again with them.")
         else:
             messages.info(request, "Nothing changed.")

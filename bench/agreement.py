@@ -11,10 +11,10 @@ What it does, in one process and one run (so both figures share the machine's cu
    ``analyse`` does all its work including the unbalanced per-level statistics. Every reading
    has a score (minimum levels 1), so the ICC runs on the full 1,000 × 10 matrix.
 2. ICC: the six forms with F-based 95 % CIs on session 1's complete 1,000 × 10 matrix, by
-   (a) ``pingouin.intraclass_corr`` on the long table (baseline) and (b) ``studies.stats.agreement.icc``
-   on the matrix; interleaved, alternating which goes first, after warm-up; medians and the
-   ratio (a)/(b) (target ≥ 10×) and the largest absolute difference of any value or CI bound
-   (target ≤ 1e-9; pingouin's CI rounding switched off).
+   (a) ``pingouin.intraclass_corr`` on the long table (baseline) and (b)
+   ``studies.stats.estimators.icc`` on the matrix; interleaved, alternating which goes first,
+   after warm-up; medians and the ratio (a)/(b) (target ≥ 10×) and the largest absolute
+   difference of any value or CI bound (target ≤ 1e-9; pingouin's CI rounding switched off).
 3. The full ``analyse`` end to end on the 20,000 readings with three thresholds (target < 2 s),
    timed in the same interleaved loop; the pingouin ICC time is printed next to it as the named
    baseline.
@@ -45,7 +45,8 @@ import pandas as pd  # noqa: E402
 import pingouin as pg  # noqa: E402
 import scipy  # noqa: E402
 
-from studies.stats.agreement import ICC_FORMS, analyse, icc  # noqa: E402
+from studies.stats.agreement import analyse  # noqa: E402
+from studies.stats.estimators import ICC_FORMS, icc  # noqa: E402
 
 N_CASES, N_READERS, N_SESSIONS = 1000, 10, 2
 ICC_TARGET = 10.0
@@ -165,7 +166,7 @@ def main() -> int:
     )
     print(f"rounds: {args.repeats} (interleaved, alternating order, 2 warm-up rounds)")
     print(f"(a) pingouin.intraclass_corr  median {median['pingouin'] * 1e3:9.3f} ms")
-    print(f"(b) studies.stats.agreement.icc     median {median['icc'] * 1e3:9.3f} ms")
+    print(f"(b) studies.stats.estimators.icc    median {median['icc'] * 1e3:9.3f} ms")
     print(
         f"ICC speed-up (a)/(b): {ratio:.1f}x (target >= {ICC_TARGET:.0f}x); "
         f"max |difference| of values and CI bounds: {difference:.2e} (target <= {TOLERANCE:g})"
@@ -222,8 +223,8 @@ def record(
             f"{matrix.shape[0]} x {matrix.shape[1]} matrix; `analyse` with three thresholds.",
             "",
             "- (a) baseline: `pingouin.intraclass_corr` (six forms, CIs; CI rounding off).",
-            "- (b) candidate: `studies.stats.agreement.icc` on the same data. Target (a)/(b) >= 10x, "
-            "max |difference| <= 1e-9.",
+            "- (b) candidate: `studies.stats.estimators.icc` on the same data. "
+            "Target (a)/(b) >= 10x, max |difference| <= 1e-9.",
             "- (c) `studies.stats.agreement.analyse` end to end (inter-reader per session, "
             "intra-reader, kappa, levels, exclusions). Target < 2 s.",
             "",

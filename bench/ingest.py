@@ -6,15 +6,17 @@ Run from the repository root::
 
 What it does, in one process and one run (so every figure shares the machine's current state):
 
-1. Writes phantom cases (:func:`studies.phantom.phantom.write_phantom`) until there are ``--zip-files``
-   instances, and copies the first ``--files`` of them into one folder under neutral names.
+1. Writes phantom cases (:func:`studies.phantom.writer.write_phantom`) until there are
+   ``--zip-files`` instances, and copies the first ``--files`` of them into one folder under
+   neutral names.
 2. Times four candidates on exactly those files, each writing every output file to disk:
 
    * **bare**: ``pydicom.dcmread`` + ``pydicom.dcmwrite`` per file, nothing else: the least any
      tool that reads and writes DICOM with pydicom must do;
-   * **ours**: the site's ingest path without Django -- ``studies.ingest.untrusted.iter_sources`` and
-     ``read_untrusted`` (size caps, header checks, pixel length check, sequence depth), then
-     ``studies.ingest.deid.deidentify_dataset`` and ``write_deidentified`` to ``<study>/<series>/<sop>``;
+   * **ours**: the site's ingest path without Django -- ``studies.ingest.sources.iter_sources``
+     and ``studies.ingest.untrusted.read_untrusted`` (size caps, header checks, pixel length
+     check, sequence depth), then ``studies.ingest.deid_engine.deidentify_dataset`` and
+     ``studies.ingest.deid_writer.write_deidentified`` to ``<study>/<series>/<sop>``;
    * **dicognito** 0.19 with its default ``Anonymizer()``, used as its documentation shows
      (one anonymizer for the set, ``dcmread`` / ``anonymize`` / ``save_as`` per file);
    * **deid** 0.4 with its default recipe (``DeidRecipe()``), used as its documentation shows
@@ -58,7 +60,7 @@ SECRET = b"bench-ingest-site-secret"
 
 def make_inputs(work: Path, files: int, zip_files: int, seed: int) -> tuple[Path, Path]:
     """The phantom instances: a folder of ``files`` and a zip of ``zip_files``."""
-    from studies.phantom.phantom import write_phantom
+    from studies.phantom.writer import write_phantom
 
     cases = max(1, zip_files // 11 + 1)
     while True:
@@ -90,8 +92,10 @@ def bare(folder: Path, out: Path) -> int:
 
 
 def ours(folder: Path, out: Path) -> int:
-    from studies.ingest.deid import DeidConfig, deidentify_dataset, write_deidentified
-    from studies.ingest.untrusted import iter_sources, quiet_pydicom, read_untrusted
+    from studies.ingest.deid_engine import DeidConfig, deidentify_dataset
+    from studies.ingest.deid_writer import write_deidentified
+    from studies.ingest.sources import iter_sources
+    from studies.ingest.untrusted import quiet_pydicom, read_untrusted
 
     config = DeidConfig(secret=SECRET)
     n = 0

@@ -6,7 +6,7 @@ Run from the repository root::
 
 What it does, in one process and one run (so both figures share the machine's current state):
 
-1. Writes one 15-slice phantom case (:mod:`studies.phantom.phantom`) and its truth ROI file to a
+1. Writes one 15-slice phantom case (:mod:`studies.phantom.case`) and its truth ROI file to a
    temporary folder.
 2. Baseline (a): ``pydicom.dcmread`` of every file of the case, plus ``.pixel_array`` of the
    instances the ROIs reference. This is the least any reader of the case must do.
@@ -44,7 +44,7 @@ def write_case(folder: Path, seed: int) -> tuple[Path, Path, set[str], float]:
     """One 15-slice case and its truth ROI file; returns (case dir, ROI file, UIDs, true VBQ)."""
     from pydicom import dcmwrite
 
-    from studies.phantom.phantom import make_case
+    from studies.phantom.case import make_case
 
     case = make_case(seed, 1, n_slices=15)
     case_dir = folder / case.name

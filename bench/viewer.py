@@ -73,7 +73,7 @@ def _set_up(work: Path, port: int) -> dict:
     from readers import services
     from studies import services as study_services
     from studies.models import Case, Role
-    from studies.phantom.phantom import write_phantom
+    from studies.phantom.writer import write_phantom
     from studies.uploads.ingest import case_set_ingest_paths
 
     call_command("migrate", verbosity=0)

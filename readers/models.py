@@ -94,8 +94,9 @@ class ReadingRevision(models.Model):
 class VbqResult(models.Model):
     """The server's computation of one reading at one ROI version.
 
-    ``detail`` holds the full output of ``readers.measurement.measure.measure_vbq`` (every level's median,
-    mean, sd, n and area), so downloads can reproduce either the median or the mean convention.
+    ``detail`` holds the full output of ``readers.measurement.measure.measure_vbq`` (every
+    level's median, mean, sd, n and area), so downloads can reproduce either the median or the mean
+    convention.
     """
 
     class Status(models.TextChoices):

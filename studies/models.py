@@ -104,7 +104,7 @@ class Study(models.Model):
         return self.name
 
     def eligibility_settings(self) -> dict[str, tuple[float, float]]:
-        """The keyword arguments of ``studies.ingest.untrusted.classify_series`` for this study."""
+        """Keyword arguments of ``studies.ingest.eligibility.classify_series`` for this study."""
         return {
             "tr_range_ms": (self.ingest_tr_min_ms, self.ingest_tr_max_ms),
             "te_range_ms": (self.ingest_te_min_ms, self.ingest_te_max_ms),

@@ -150,7 +150,7 @@ VBQ_UPLOAD_ROOT = Path(os.environ.get("VBQ_UPLOAD_ROOT", VAR_DIR / "uploads"))
 # a chunk is a raw body streamed to disk, never parsed as a form.
 VBQ_UPLOAD_CHUNK_BYTES = 8 * 1024 * 1024
 VBQ_UPLOAD_CHUNK_PIECES = 100
-# Overrides of studies.ingest.untrusted.IngestLimits (files per upload, bytes per file and per upload, zip
+# Overrides of IngestLimits (studies.ingest; files per upload, bytes per file and per upload, zip
 # ratio, pixel bytes ...); the defaults fit MR case sets with a wide margin.
 VBQ_INGEST_LIMITS: dict[str, float] = {}
 

@@ -16,6 +16,7 @@ from typing import Any
 
 from readers.models import Reading
 from studies.models import Instance, Study
+from studies.vocabulary import LABELS
 
 MEASUREMENT_COLUMNS = [
     "reader", "case", "session", "status", "submitted_at", "vbq", "score_status",
@@ -23,7 +24,6 @@ MEASUREMENT_COLUMNS = [
     "sd", "area_mm2", "si", "roi_statistic", "level_aggregate", "slices", "rois",
     "field_strength_t", "repetition_time_ms", "echo_time_ms", "manufacturer", "model",
 ]  # fmt: skip
-LABELS = ("L1", "L2", "L3", "L4", "CSF")
 
 
 def measurement_rows(*, study: Study) -> Iterator[dict[str, Any]]:

@@ -27,9 +27,9 @@ from readers.models import Reading, StudyAnalysis, VbqResult
 from studies.models import ReferenceStandard, Study
 from studies.stats.agreement import AgreementInputError, analyse
 from studies.stats.diagnostics import evaluate
-from vbqweb.tasks import enqueue_on_commit
+from studies.vocabulary import LEVELS
+from vbqweb.tasks import ANALYSE_STUDY, enqueue_on_commit
 
-LEVEL_COLUMNS = ("L1", "L2", "L3", "L4")
 OSTEOPOROSIS_T = -2.5  # WHO definition; the binary reference derived from DXA
 
 
@@ -55,7 +55,7 @@ def study_records(*, study: Study) -> tuple[list[dict[str, Any]], str]:
             "session": reading.session,
             "vbq": result.vbq,
         }
-        for label in LEVEL_COLUMNS:
+        for label in LEVELS:
             row[label] = levels.get(label, {}).get("si")
         row["CSF"] = (detail.get("csf") or {}).get("si")
         rows.append(row)
@@ -152,9 +152,7 @@ def analysis_request(*, study: Study) -> None:
         .update(claimed_at=now)
     )
     if claimed:
-        from readers.tasks import compute_study_analysis
-
-        enqueue_on_commit(compute_study_analysis, countdown=2, study_pk=study.pk)
+        enqueue_on_commit(ANALYSE_STUDY, countdown=2, study_pk=study.pk)
 
 
 def analysis_compute(*, study_pk: int) -> StudyAnalysis | None:

@@ -1,4 +1,5 @@
-"""DICOM SR downloads: fetch what ``readers.measurement.sr.reading_sr`` needs from the database and storage.
+"""DICOM SR downloads: fetch what ``readers.measurement.sr.reading_sr`` needs from the database
+and storage.
 
 The observer is named by a pseudonym ("Reader 2", by the order of the study's reader
 assignments), never by the account name, since the SR may leave the site.

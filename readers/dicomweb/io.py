@@ -11,8 +11,9 @@ without a server:
   ``wadors`` loader asks for) returns the stored bytes as they are: a compressed frame stays
   compressed and is decoded in the browser, a native frame is a slice of Pixel Data. Any other
   request gets Explicit VR Little Endian, which the standard makes the default: the frame is
-  decoded by pydicom, exactly as ``readers.measurement.dicomio`` decodes it for the measurement, so the
-  browser's preview statistics are computed from the very values the server measures.
+  decoded by pydicom, exactly as ``readers.measurement.dicomio`` decodes it for the
+  measurement, so the browser's preview statistics are computed from the very values the
+  server measures.
 - **Multipart** bodies are ``multipart/related`` with one part per frame (or instance) and a
   random boundary, framed with CRLF as RFC 2046 asks; Cornerstone's ``extractMultipart`` reads
   exactly this layout.

@@ -1,4 +1,4 @@
-"""DICOMweb URLs (QIDO-RS and WADO-RS, PS3.18) under ``/dicomweb/``; views: ``readers.dicomweb.views``."""
+"""DICOMweb URLs (QIDO-RS and WADO-RS, PS3.18) under ``/dicomweb/``."""
 
 from django.urls import path, register_converter
 

@@ -47,16 +47,8 @@ from typing import TYPE_CHECKING, Any, Final
 import numpy as np
 from numpy.typing import NDArray
 
-from readers.measurement.rois import (
-    CSF,
-    LEVELS,
-    Ellipse,
-    Polygon,
-    Rectangle,
-    RoiSet,
-    Shape,
-    describe,
-)
+from readers.measurement.rois import Ellipse, Polygon, Rectangle, RoiSet, Shape, describe
+from studies.vocabulary import CSF, LEVELS
 
 if TYPE_CHECKING:
     from readers.measurement.dicomio import SliceImage

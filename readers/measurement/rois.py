@@ -8,8 +8,9 @@ Decisions (where the spec is silent):
 
 - **Incomplete sets parse.** A level with neither an ROI nor an exclusion, or a set without a
   CSF ROI, is *not* a parse error: drafts saved by the site are incomplete by nature.
-  :func:`readers.measurement.measure.measure_vbq` refuses them and names what is missing, because the spec
-  says a level that cannot be measured is excluded with a reason, never silently skipped.
+  :func:`readers.measurement.measure.measure_vbq` refuses them and names what is missing,
+  because the spec says a level that cannot be measured is excluded with a reason, never
+  silently skipped.
 - **CSF level.** The CSF ROI records its level in ``level``; when absent it is ``"L3"``, the
   spec's default, and :meth:`RoiSet.to_json` always writes it so stored sets are explicit. The
   spec allows "L2 or L4 (or another level)", so any vertebral level (C1-C7, T1-T12, L1-L6,
@@ -39,7 +40,6 @@ from dataclasses import dataclass, field
 from typing import Any, Final, TypeAlias
 
 from studies.vocabulary import CSF, DEFAULT_CSF_LEVEL, LABELS, LEVELS, REASONS, ROI_SCHEMA, SHAPES
-
 
 _ONE_LEVEL = r"(?:C[1-7]|T[1-9]|T1[0-2]|L[1-6]|S[1-5])"
 # A vertebra (L3) or an interspace (L3-L4).
@@ -267,7 +267,11 @@ class RoiSet:
             if exclusion.note is not None:
                 item["note"] = exclusion.note
             items.append(item)
-        return {"schema": ROI_SCHEMA, "series_instance_uid": self.series_instance_uid, "rois": items}
+        return {
+            "schema": ROI_SCHEMA,
+            "series_instance_uid": self.series_instance_uid,
+            "rois": items,
+        }
 
 
 def _roi_to_json(roi: Roi) -> dict[str, Any]:

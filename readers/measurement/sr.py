@@ -75,7 +75,8 @@ from pydicom.sr.codedict import codes
 from pydicom.sr.coding import Code
 
 from readers.measurement.measure import ALGORITHM_VERSION
-from readers.measurement.rois import CSF, LEVELS, Ellipse, Polygon, Rectangle, Roi, RoiSet, Shape
+from readers.measurement.rois import Ellipse, Polygon, Rectangle, Roi, RoiSet, Shape
+from studies.vocabulary import CSF, LEVELS
 
 LOCAL_SCHEME: Final = "99VBQ"
 """Private coding scheme for the concepts no standard terminology has (see the module doc)."""
@@ -335,9 +336,10 @@ def reading_sr(
     """A TID 1500 Comprehensive 3D SR of one reading (see the module doc for the codes).
 
     ``source_images``: the (de-identified) headers of at least the instances the ROIs are drawn
-    on; only those are referenced. ``measurement``: :func:`readers.measurement.measure.measure_vbq`'s result
-    for ``roi_set``. ``observer``: the reader's pseudonym (``"Reader 2"``). Raises
-    :class:`SrError` when the ROI set and the measurement disagree or an instance is missing.
+    on; only those are referenced. ``measurement``:
+    :func:`readers.measurement.measure.measure_vbq`'s result for ``roi_set``. ``observer``:
+    the reader's pseudonym (``"Reader 2"``). Raises :class:`SrError` when the ROI set and the
+    measurement disagree or an instance is missing.
     """
     images = {str(ds.SOPInstanceUID): ds for ds in source_images}
     by_label: dict[str, list[Roi]] = {}
@@ -413,9 +415,10 @@ def reading_sr(
         extra["content_date"] = content_datetime.date()
         extra["content_time"] = content_datetime.time()
     with warnings.catch_warnings():
-        # The site's images carry a pseudonym as Patient's Name ("VBQ-" + hex, studies.ingest.deid),
-        # one PN component by design; highdicom, copying it from the evidence, warns that such
-        # a name is "unlikely" to be intended. It is intended: nothing else is silenced.
+        # The site's images carry a pseudonym as Patient's Name ("VBQ-" + hex,
+        # studies.ingest.deid_identity), one PN component by design; highdicom, copying it from
+        # the evidence, warns that such a name is "unlikely" to be intended. It is intended:
+        # nothing else is silenced.
         warnings.filterwarnings(
             "ignore", message=r'The string "VBQ-[0-9A-F]+" is unlikely to represent'
         )

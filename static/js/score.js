@@ -2,7 +2,6 @@
 // then renders the VBQ and the per-level table without a page reload.
 const card = document.getElementById("score");
 const body = document.getElementById("score-body");
-const LABELS = ["L1", "L2", "L3", "L4"];
 
 function el(tag, attrs = {}, ...children) {
   const node = document.createElement(tag);
@@ -17,7 +16,8 @@ function fmt(value, digits = 1) {
 
 function levelsTable(detail) {
   const head = el("tr", {}, ...["ROI", "SI", "n", "median", "mean", "sd", "area mm²"].map((h) => el("th", {}, h)));
-  const rows = LABELS.map((label) => {
+  // The levels in the order the server's measurement lists them (studies.vocabulary.LEVELS).
+  const rows = Object.keys(detail.levels).map((label) => {
     const level = detail.levels[label];
     if (level.excluded) {
       return el("tr", {}, el("td", {}, label), el("td", { colSpan: 6, className: "muted" }, `excluded: ${level.reason}`));

@@ -6,10 +6,10 @@ reference (e.g. T-score ≤ −2.5, or a fragility fracture), the Youden cut-off
 each study threshold.
 
 Orientation: a **higher VBQ means worse bone**, so a case is test-positive when
-``vbq ≥ cut-off`` (the same rule as a threshold's category in :mod:`studies.stats.agreement`), and the
-AUC is the probability that a reference-positive case scores higher than a reference-negative
-one (ties count one half). Missing values (NaN/None) in the score or the reference drop the case
-from that figure only, and every figure reports the counts it used.
+``vbq ≥ cut-off`` (the same rule as a threshold's category in :mod:`studies.stats.agreement`),
+and the AUC is the probability that a reference-positive case scores higher than a
+reference-negative one (ties count one half). Missing values (NaN/None) in the score or the
+reference drop the case from that figure only, and every figure reports the counts it used.
 """
 
 from __future__ import annotations
@@ -22,7 +22,8 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 from scipy import special
 
-from studies.stats.agreement import json_ready, midranks, pearson, spearman
+from studies.stats.estimators import midranks, pearson, spearman
+from studies.stats.jsonable import json_ready
 
 FloatArray = NDArray[np.float64]
 BoolArray = NDArray[np.bool_]

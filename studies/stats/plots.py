@@ -41,7 +41,8 @@ from matplotlib.figure import Figure
 from matplotlib.typing import RcKeyType
 from numpy.typing import NDArray
 
-from studies.stats.agreement import bland_altman, ccc, pearson
+from studies.stats.estimators import bland_altman, ccc, pearson
+from studies.vocabulary import LABELS
 
 FloatArray = NDArray[np.float64]
 
@@ -55,8 +56,8 @@ GREEN: Final = "#009E73"
 PURPLE: Final = "#CC79A7"
 SKY: Final = "#56B4E9"
 GREY: Final = "#555555"
-LEVEL_COLOURS: Final = {"L1": BLUE, "L2": ORANGE, "L3": GREEN, "L4": PURPLE, "CSF": VERMILLION}
-LEVEL_MARKERS: Final = {"L1": "o", "L2": "s", "L3": "^", "L4": "D", "CSF": "v"}
+LEVEL_COLOURS: Final = dict(zip(LABELS, (BLUE, ORANGE, GREEN, PURPLE, VERMILLION), strict=True))
+LEVEL_MARKERS: Final = dict(zip(LABELS, ("o", "s", "^", "D", "v"), strict=True))
 THRESHOLD_COLOURS: Final = (VERMILLION, PURPLE, GREEN, SKY, ORANGE)
 NOT_ENOUGH: Final = "not enough data"
 
@@ -217,9 +218,9 @@ def bland_altman_svg(
 ) -> str:
     """Differences (first − second) against means, with bias, ±1.96 sd limits and their CIs.
 
-    Bias and limits come from :func:`studies.stats.agreement.bland_altman`, so the plot and the tables
-    show the same numbers; the 95 % CIs of the bias and of each limit are shaded bands. ``n``
-    (pairs drawn) is in the title.
+    Bias and limits come from :func:`studies.stats.estimators.bland_altman`, so the plot and the
+    tables show the same numbers; the 95 % CIs of the bias and of each limit are shaded bands.
+    ``n`` (pairs drawn) is in the title.
     """
     a, b = finite_pairs(first, second)
     n = int(a.size)

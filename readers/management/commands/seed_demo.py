@@ -35,7 +35,7 @@ from readers.measurement.rois import remap_uids
 from readers.models import Reading
 from studies import services as study_services
 from studies.models import ItemStatus, ReferenceStandard, Role, Study, UploadStatus
-from studies.phantom.phantom import write_phantom
+from studies.phantom.writer import write_phantom
 from studies.uploads.ingest import case_set_ingest_paths, deid_uid
 
 DEMO_STUDY = "Demo VBQ study (phantom)"

@@ -33,11 +33,12 @@ from typing import Any, Protocol
 import numpy as np
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from studies.stats.agreement import SI_COLUMNS, AgreementInputError, analyse
+from studies.stats.agreement import AgreementInputError, analyse
+from studies.vocabulary import LABELS
 from vbqweb.commands import OneLineErrorsMixin, one_line
 
 REQUIRED = ("case", "reader", "session", "vbq")
-KNOWN = {name.lower(): name for name in (*REQUIRED, *SI_COLUMNS)}
+KNOWN = {name.lower(): name for name in (*REQUIRED, *LABELS)}
 
 
 def parse_thresholds(texts: list[str] | None, path: str) -> dict[str, float]:
@@ -119,7 +120,7 @@ def _parse(path: str, rows: _Rows) -> list[dict[str, Any]]:
             raise CommandError(
                 one_line(
                     f"{path}: line {header_line}: unknown column {cell.strip()!r} (expected "
-                    f"{','.join(REQUIRED)} optionally followed by {','.join(SI_COLUMNS)})"
+                    f"{','.join(REQUIRED)} optionally followed by {','.join(LABELS)})"
                 )
             )
         if name in columns:
@@ -171,7 +172,7 @@ def _parse(path: str, rows: _Rows) -> list[dict[str, Any]]:
             "session": session,
             "vbq": _number(row["vbq"], "vbq", where),
         }
-        for column in SI_COLUMNS:
+        for column in LABELS:
             if column in row:
                 record[column] = _number(row[column], column, where)
         records.append(record)

@@ -3,7 +3,8 @@
 The same code path as the site's ingest: :func:`studies.uploads.ingest.deidentified_sources`
 (which the upload task and the demo's :func:`~studies.uploads.ingest.case_set_ingest_paths` use
 too) reads the untrusted input safely with :mod:`studies.ingest.untrusted`, applies the profile of
-:mod:`studies.ingest.deid` and serialises each instance; this command only decides where the bytes go.
+:mod:`studies.ingest.deid_engine` and serialises each instance; this command only decides where
+the bytes go.
 Output files are named from the new UIDs only, ``DST/<study uid>/<series uid>/<sop uid>.dcm``;
 no source name reaches DST.
 
@@ -24,7 +25,7 @@ files, empty input) leaves no partial output. Bad input gives one line on stderr
 ``CommandError: ...``) and exit status 1.
 
 The HMAC secret is ``settings.VBQ_DEID_SECRET`` when set, else ``settings.SECRET_KEY``, passed
-through a labelled key derivation (:meth:`studies.ingest.deid.DeidConfig.from_text`).
+through a labelled key derivation (:meth:`studies.ingest.deid_engine.DeidConfig.from_text`).
 """
 
 from __future__ import annotations
@@ -38,8 +39,9 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from studies.ingest.deid import DeidConfig
-from studies.ingest.untrusted import IngestError, quiet_pydicom
+from studies.ingest.deid_engine import DeidConfig
+from studies.ingest.sources import IngestError
+from studies.ingest.untrusted import quiet_pydicom
 from studies.uploads.ingest import deid_config, deidentified_sources
 from vbqweb.commands import OneLineErrorsMixin, one_line
 

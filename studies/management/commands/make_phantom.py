@@ -2,7 +2,7 @@
 synthetic lumbar spine cases.
 
 Each case is a sagittal T1 series of real DICOM files with a ``truth.json`` (true marrow and CSF
-signal, true VBQ, and a ready ``vbq.rois/1`` ROI set); see :mod:`studies.phantom.phantom`.
+signal, true VBQ, and a ready ``vbq.rois/1`` ROI set); see :mod:`studies.phantom`.
 
 ``--wrong-series KIND`` (repeatable; ``axial-t2`` or ``post-contrast``) adds that series to every
 case as further files, ``IM2001.dcm ...`` for the axial T2 and ``IM3001.dcm ...`` for the
@@ -29,7 +29,8 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from studies.phantom.phantom import WRONG_SERIES_KINDS, write_phantom
+from studies.phantom.acquisition import WRONG_SERIES_KINDS
+from studies.phantom.writer import write_phantom
 from vbqweb.commands import OneLineErrorsMixin, one_line
 
 

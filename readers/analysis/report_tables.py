@@ -1,0 +1,226 @@
+"""The tables of the agreement report: rows of already formatted cells from the analysis' JSON.
+
+Each function turns one block of :func:`studies.stats.agreement.analyse`'s result (ICC forms,
+reader pairs, kappa per threshold, SI per level, level exclusions, intra-reader comparisons) or of
+:func:`studies.stats.diagnostics.evaluate`'s into the rows the template prints. Why a module of
+its own: the tables read only the analysis, never the records or the plots, so they can be
+checked and changed without the figures (:mod:`.report_figures`). No Django, no models.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any, Final
+
+from readers.analysis.report_format import _cell, _estimate, _finite, _pair_name, fmt, p_value
+from studies.vocabulary import LABELS, LEVELS
+
+ICC_MODELS: Final = {
+    "ICC1": ("ICC(1,1)", "One-way random effects, single reader"),
+    "ICC2": ("ICC(2,1)", "Two-way random effects, absolute agreement, single reader"),
+    "ICC3": ("ICC(3,1)", "Two-way mixed effects, consistency, single reader"),
+    "ICC1k": ("ICC(1,k)", "One-way random effects, mean of k readers"),
+    "ICC2k": ("ICC(2,k)", "Two-way random effects, absolute agreement, mean of k readers"),
+    "ICC3k": ("ICC(3,k)", "Two-way mixed effects, consistency, mean of k readers"),
+}
+
+
+def _icc_rows(icc: Mapping[str, Any]) -> list[dict[str, Any]]:
+    rows = []
+    for name, (notation, model) in ICC_MODELS.items():
+        form = icc.get(name) or {}
+        rows.append(
+            {
+                "name": name,
+                "notation": notation,
+                "model": model,
+                **_estimate(form),
+                "F": fmt(form.get("F"), 2),
+                "df": f"{form.get('df1', '–')}, {form.get('df2', '–')}",
+                "p": p_value(form.get("pval")),
+            }
+        )
+    return rows
+
+
+def _pair_rows(pairs: Sequence[Mapping[str, Any]], digits: int) -> list[dict[str, Any]]:
+    rows = []
+    for pair in pairs:
+        ba = pair.get("bland_altman") or {}
+        loa = ba.get("loa") or [None, None]
+        loa_ci = ba.get("loa_ci95") or [None, None]
+        slope = (ba.get("proportional_bias") or {}).get("slope")
+        slope_p = (ba.get("proportional_bias") or {}).get("p")
+        concordance = pair.get("ccc") or {}
+        correlation = pair.get("pearson") or {}
+        rows.append(
+            {
+                "pair": _pair_name(pair["readers"]),
+                "n": pair.get("n", 0),
+                "bias": _cell(ba.get("bias"), ba.get("bias_ci95"), digits),
+                "sd": fmt(ba.get("sd"), digits),
+                "loa_lower": _cell(loa[0], loa_ci[0], digits),
+                "loa_upper": _cell(loa[1], loa_ci[1], digits),
+                "ccc": _estimate(concordance),
+                "pearson": _estimate(correlation),
+                "slope": fmt(slope, 3),
+                "slope_p": p_value(slope_p),
+            }
+        )
+    return rows
+
+
+def _kappa_rows(kappa: Mapping[str, Any]) -> list[dict[str, Any]]:
+    rows = []
+    for name, block in kappa.items():
+        rows.append(
+            {
+                "name": name,
+                "threshold": fmt(block.get("threshold"), 2),
+                "n": block.get("n", 0),
+                "fleiss": fmt(block.get("fleiss")),
+                "positive": [f"{r}: {k}" for r, k in (block.get("positive") or {}).items()],
+                "pairs": [
+                    {
+                        "pair": _pair_name(p["readers"]),
+                        "cohen": fmt(p.get("cohen")),
+                        "agreement": fmt(100 * p["agreement"], 0)
+                        if _finite(p.get("agreement"))
+                        else "–",
+                    }
+                    for p in block.get("pairs") or []
+                ],
+            }
+        )
+    return rows
+
+
+def _level_rows(levels: Mapping[str, Any]) -> list[dict[str, Any]]:
+    rows = []
+    for column in LABELS:
+        block = levels.get(column)
+        if not block:
+            continue
+        icc = block.get("icc") or {}
+        rows.append(
+            {
+                "column": column,
+                "n": block.get("n", 0),
+                "icc1": _estimate(icc.get("ICC1")),
+                "icc2": _estimate(icc.get("ICC2")),
+                "icc3": _estimate(icc.get("ICC3")),
+                "ccc": [
+                    {
+                        "pair": _pair_name(p["readers"]),
+                        "value": fmt((p.get("ccc") or {}).get("value")),
+                    }
+                    for p in block.get("pairs") or []
+                ],
+            }
+        )
+    return rows
+
+
+def _exclusion_rows(exclusions: Mapping[str, Any]) -> list[dict[str, Any]]:
+    rows = []
+    for level in LEVELS:
+        block = exclusions.get(level)
+        if not block:
+            continue
+        agreements = [
+            p["agreement"] for p in block.get("pairs") or [] if _finite(p.get("agreement"))
+        ]
+        rows.append(
+            {
+                "level": level,
+                "n": block.get("n", 0),
+                "excluded": [f"{r}: {k}" for r, k in (block.get("excluded") or {}).items()],
+                "total": sum((block.get("excluded") or {}).values()),
+                "agreement": (
+                    f"{fmt(100 * min(agreements), 0)}–{fmt(100 * max(agreements), 0)} %"
+                    if agreements and min(agreements) != max(agreements)
+                    else (f"{fmt(100 * agreements[0], 0)} %" if agreements else "–")
+                ),
+                "fleiss": fmt(block.get("fleiss")),
+            }
+        )
+    return rows
+
+
+def _intra_rows(intra: Mapping[str, Any], digits: int) -> list[dict[str, Any]]:
+    rows = []
+    for reader, block in intra.items():
+        for comparison in block.get("by_session") or [block]:
+            icc = comparison.get("icc") or {}
+            ba = comparison.get("bland_altman") or {}
+            loa = ba.get("loa") or [None, None]
+            concordance = comparison.get("ccc") or {}
+            sessions = comparison.get("sessions") or [1, 2]
+            rows.append(
+                {
+                    "reader": reader,
+                    "sessions": f"{sessions[0]} vs {sessions[1]}",
+                    "n": comparison.get("n", 0),
+                    "icc2": _estimate(icc.get("ICC2")),
+                    "icc3": _estimate(icc.get("ICC3")),
+                    "bias": _cell(ba.get("bias"), ba.get("bias_ci95"), digits),
+                    "loa": f"{fmt(loa[0], digits)} to {fmt(loa[1], digits)}",
+                    "ccc": _estimate(concordance),
+                    "kappa": [
+                        f"{name}: {fmt(k.get('cohen'))}"
+                        for name, k in (comparison.get("kappa") or {}).items()
+                    ],
+                }
+            )
+    return rows
+
+
+def _diagnostic_tables(diagnostics: Mapping[str, Any]) -> dict[str, Any]:
+    continuous = [
+        {
+            "name": name,
+            "n": block.get("n", 0),
+            "pearson": _estimate(block.get("pearson")),
+            "pearson_p": p_value((block.get("pearson") or {}).get("p")),
+            "spearman": fmt((block.get("spearman") or {}).get("value")),
+            "spearman_p": p_value((block.get("spearman") or {}).get("p")),
+        }
+        for name, block in (diagnostics.get("continuous") or {}).items()
+    ]
+    binary = []
+    for name, block in (diagnostics.get("binary") or {}).items():
+        auc = block.get("auc") or {}
+        youden = block.get("youden") or {}
+        binary.append(
+            {
+                "name": name,
+                "n": block.get("n", 0),
+                "n_positive": block.get("n_positive", 0),
+                "n_negative": block.get("n_negative", 0),
+                "auc": _cell(auc.get("auc"), auc.get("ci95")),
+                "youden": {
+                    "cutoff": fmt(youden.get("cutoff"), 3),
+                    "j": fmt(youden.get("j")),
+                    **{k: fmt(youden.get(k)) for k in ("sensitivity", "specificity", "ppv", "npv")},
+                },
+                "thresholds": [
+                    {
+                        "name": label,
+                        "threshold": fmt(t.get("threshold"), 2),
+                        "n": t.get("n", 0),
+                        "counts": " / ".join(str(t.get(k, 0)) for k in ("tp", "fp", "tn", "fn")),
+                        **{
+                            k: fmt(t.get(k))
+                            for k in ("sensitivity", "specificity", "ppv", "npv", "accuracy")
+                        },
+                    }
+                    for label, t in (block.get("thresholds") or {}).items()
+                ],
+            }
+        )
+    return {
+        "n_cases": diagnostics.get("n_cases", 0),
+        "score": diagnostics.get("score") or "the VBQ score of each case",
+        "continuous": continuous,
+        "binary": binary,
+    }

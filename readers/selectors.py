@@ -8,6 +8,7 @@ from django.contrib.auth.models import AbstractBaseUser
 
 from readers.models import Reading
 from readers.sessions import SessionState, case_order, reader_sessions
+from studies import selectors as study_selectors
 from studies.models import Case, Study
 
 
@@ -59,3 +60,30 @@ def reading_revisions(*, reading: Reading) -> list[dict[str, object]]:
         {"revision": revision, "result": scores.get(revision.roi_version)}
         for revision in reading.revisions.order_by("-roi_version")
     ]
+
+
+def study_overview(*, study: Study) -> dict[str, object]:
+    """The manager's study page: every case against every reader and session, each reader's
+    progress, and the reading counts (callers check the role through access)."""
+    readings = study_readings(study=study)
+    readers = list(study_selectors.study_readers(study=study))
+    by_key = {(r.case_id, r.reader_id, r.session): r for r in readings}
+    sessions = range(1, study.sessions + 1)
+    rows = [
+        {
+            "case": case,
+            "cells": [
+                by_key.get((case.pk, a.user_id, session)) for a in readers for session in sessions
+            ],
+        }
+        for case in study_selectors.study_cases(study=study)
+    ]
+    return {
+        "progress": [(a.user, reader_sessions(reader=a.user, study=study)) for a in readers],
+        "rows": rows,
+        "readers": readers,
+        "managers": study_selectors.study_managers(study=study),
+        "sessions": sessions,
+        "n_readings": len(readings),
+        "n_submitted": sum(r.is_locked for r in readings),
+    }

@@ -26,11 +26,10 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from readers import services
 from readers.access import reading_for_user, reading_for_writer
 from readers.models import Reading
-from readers.selectors import reader_worklist, reading_revisions, study_readings
-from readers.sessions import reader_sessions
-from studies import selectors as study_selectors
+from readers.selectors import reader_worklist, reading_revisions, study_overview
 from studies.access import case_for_reader, study_for_user
 from studies.models import Role
+from studies.vocabulary import CSF, DEFAULT_CSF_LEVEL, LEVELS, REASON_NAMES, REASONS, SHAPES
 
 
 @require_GET
@@ -39,30 +38,7 @@ def study_detail(request: HttpRequest, pk: int) -> HttpResponse:
     study, role = study_for_user(request.user, pk)
     context: dict[str, object] = {"study": study, "role": role}
     if role == Role.MANAGER:
-        readings = study_readings(study=study)
-        readers = list(study_selectors.study_readers(study=study))
-        by_key = {(r.case_id, r.reader_id, r.session): r for r in readings}
-        sessions = range(1, study.sessions + 1)
-        rows = [
-            {
-                "case": case,
-                "cells": [
-                    by_key.get((case.pk, a.user_id, session))
-                    for a in readers
-                    for session in sessions
-                ],
-            }
-            for case in study_selectors.study_cases(study=study)
-        ]
-        context |= {
-            "progress": [(a.user, reader_sessions(reader=a.user, study=study)) for a in readers],
-            "rows": rows,
-            "readers": readers,
-            "managers": study_selectors.study_managers(study=study),
-            "sessions": sessions,
-            "n_readings": len(readings),
-            "n_submitted": sum(r.is_locked for r in readings),
-        }
+        context |= study_overview(study=study)
         return render(request, "studies/study_manager.html", context)
     context |= {
         "worklist": reader_worklist(reader=request.user, study=study),
@@ -114,9 +90,17 @@ def reading_detail(request: HttpRequest, pk: int) -> HttpResponse:
             "result": reading.current_result(),
             "revisions": reading_revisions(reading=reading) if not is_own else [],
             "viewer": viewer_payload(request, reading, writable) if is_own and series else None,
+            "exclusion_reasons": list(REASON_NAMES.items()),
+            "csf_levels": _csf_levels(),
         },
         status=status,
     )
+
+
+def _csf_levels() -> list[str]:
+    """The CSF levels the viewer's list offers: the default, then the levels next to it."""
+    i = LEVELS.index(DEFAULT_CSF_LEVEL)
+    return [DEFAULT_CSF_LEVEL, *LEVELS[max(i - 1, 0) : i], *LEVELS[i + 1 : i + 2]]
 
 
 def viewer_payload(request: HttpRequest, reading: Reading, writable: bool) -> dict[str, object]:
@@ -125,6 +109,9 @@ def viewer_payload(request: HttpRequest, reading: Reading, writable: bool) -> di
     Blinding: it holds this reading and nothing else: no other reader's ROIs or scores, and
     nothing of the reader's earlier sessions (``reading_for_user`` refuses those readings, and
     the payload never looks beyond the one it is given).
+
+    ``vocabulary`` carries the words of ``studies.vocabulary`` (levels, CSF label, exclusion
+    reasons, shapes, default CSF level), so that the viewer defines none of them itself.
     """
     series = reading.case.reading_series
     assert series is not None
@@ -155,6 +142,13 @@ def viewer_payload(request: HttpRequest, reading: Reading, writable: bool) -> di
             "study": reverse("study", kwargs={"pk": reading.case.study_id}),
             "worker": static("dist/decodeImageFrameWorker.js"),
             "wasm": request.build_absolute_uri(settings.STATIC_URL + "dist/wasm/"),
+        },
+        "vocabulary": {
+            "levels": list(LEVELS),
+            "csf": CSF,
+            "reasons": list(REASONS),
+            "shapes": list(SHAPES),
+            "default_csf_level": DEFAULT_CSF_LEVEL,
         },
     }
 

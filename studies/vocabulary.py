@@ -35,5 +35,14 @@ DEFAULT_CSF_LEVEL: Final = "L3"
 SHAPES: Final = ("ellipse", "rectangle", "polygon")
 """The ROI shapes of spec section 2."""
 
-REASONS: Final = ("fracture", "hemangioma", "instrumentation", "modic", "other")
-"""Why a level may be excluded (spec section 2)."""
+REASON_NAMES: Final = {
+    "fracture": "Fracture",
+    "hemangioma": "Hemangioma",
+    "instrumentation": "Instrumentation or cement",
+    "modic": "Severe Modic change",
+    "other": "Other",
+}
+"""Why a level may be excluded (spec section 2), with the name a reader sees for each."""
+
+REASONS: Final = tuple(REASON_NAMES)
+"""The exclusion reasons as the ROI JSON spells them."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import copy
 import json
+import re
 from datetime import timedelta
 from pathlib import Path
 
@@ -15,8 +16,14 @@ from django.utils import timezone
 from readers import services
 from readers.models import Reading
 from studies.models import Case, Instance
-from studies.phantom.phantom import write_phantom
+from studies.phantom.writer import write_phantom
+from studies.vocabulary import CSF, DEFAULT_CSF_LEVEL, LEVELS, REASONS, SHAPES
 from tests.factories import case_set_import_trusted_files
+
+# The Node tests' copy of the page's vocabulary (static/src/viewer/*.test.js).
+VOCABULARY_FIXTURE = (
+    Path(__file__).resolve().parents[1] / "static/src/viewer/fixtures/vocabulary.json"
+)
 
 
 @pytest.fixture
@@ -110,6 +117,40 @@ def test_a_manager_gets_the_read_only_json_view_not_the_viewer(client, world, ph
     html = client.get(reverse("readers:detail", kwargs={"pk": reading.pk})).content.decode()
     assert "viewer-config" not in html
     assert truth["rois"]["series_instance_uid"] in html
+
+
+def test_the_viewer_takes_its_vocabulary_from_the_page(client, world, phantom) -> None:
+    """Levels, CSF label and exclusion reasons are defined once, in ``studies.vocabulary``: the
+    payload carries them, the dialog's reasons and the CSF list are drawn from them, and the
+    Node tests' copy (``static/src/viewer/fixtures/vocabulary.json``) is the payload's."""
+    (case, _), _ = phantom
+    reading = services.reading_open(reader=world.reader, case=case, session=1)
+    client.force_login(world.reader)
+    response = client.get(reverse("readers:detail", kwargs={"pk": reading.pk}))
+    vocabulary = _payload(response)["vocabulary"]
+    assert vocabulary == {
+        "levels": list(LEVELS),
+        "csf": CSF,
+        "reasons": list(REASONS),
+        "shapes": list(SHAPES),
+        "default_csf_level": DEFAULT_CSF_LEVEL,
+    }
+    assert vocabulary == json.loads(VOCABULARY_FIXTURE.read_text())
+    html = response.content.decode()
+    dialog = html[html.index('<select id="exclude-reason">') :]
+    dialog = dialog[: dialog.index("</select>")]
+    assert re.findall(r'<option value="([^"]+)">', dialog) == list(REASONS)
+    assert re.findall(r'<option value="[^"]+">([^<]+)</option>', dialog) == [
+        "Fracture",
+        "Hemangioma",
+        "Instrumentation or cement",
+        "Severe Modic change",
+        "Other",
+    ]
+    csf = html[html.index('<select id="csf-level">') :]
+    csf = csf[: csf.index("</select>")]
+    assert re.findall(r'<option value="([^"]+)">', csf) == ["L3", "L2", "L4", "other"]
+    assert '<option value="L3">L3 (default)</option>' in csf
 
 
 # --- autosave and submit --------------------------------------------------------------------

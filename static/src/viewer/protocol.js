@@ -5,12 +5,12 @@
 // next open level after each ROI; drawing again on a level replaces its ROI (a level may hold
 // several ROIs only when a saved set already has them: they are kept and pooled, as the server
 // pools them); an exclusion replaces the level's ROIs; the CSF cannot be excluded.
+//
+// The words (levels, the CSF label, exclusion reasons, the default CSF level) are not defined
+// here: they are defined once, in Python (`studies/vocabulary.py`), and reach the viewer in the
+// page's payload (`vocabulary` in #viewer-config, `readers.views.viewer_payload`). A Protocol
+// is given them: `new Protocol(seriesInstanceUid, vocabulary)`.
 
-export const LEVELS = ["L1", "L2", "L3", "L4"];
-export const LABELS = [...LEVELS, "CSF"];
-export const REASONS = ["fracture", "hemangioma", "instrumentation", "modic", "other"];
-export const CSF_LEVELS = ["L3", "L2", "L4"];
-export const DEFAULT_CSF_LEVEL = "L3";
 const VERTEBRAL_LEVEL = /^(?:C[1-7]|T[1-9]|T1[0-2]|L[1-6]|S[1-5])(?:-(?:C[1-7]|T[1-9]|T1[0-2]|L[1-6]|S[1-5]))?$/;
 
 export function isVertebralLevel(text) {
@@ -18,17 +18,26 @@ export function isVertebralLevel(text) {
 }
 
 export class Protocol {
-  constructor(seriesInstanceUid) {
+  /** `vocabulary` is the page's: {levels, csf, reasons, default_csf_level} (studies/vocabulary.py). */
+  constructor(seriesInstanceUid, vocabulary) {
+    const { levels, csf, reasons, default_csf_level: defaultCsfLevel } = vocabulary ?? {};
+    if (!levels?.length || !csf || !reasons?.length || !defaultCsfLevel) {
+      throw new Error("the vocabulary needs levels, csf, reasons and default_csf_level");
+    }
+    this.levels = [...levels]; // the vertebral levels, in protocol order
+    this.csf = csf; // the CSF label
+    this.labels = [...levels, csf]; // every label, in protocol order
+    this.reasons = [...reasons]; // why a level may be excluded
     this.seriesInstanceUid = seriesInstanceUid;
-    this.rois = new Map(LABELS.map((label) => [label, []])); // label -> [{id, sop_instance_uid, shape...}]
+    this.rois = new Map(this.labels.map((label) => [label, []])); // label -> [{id, sop_instance_uid, shape...}]
     this.exclusions = new Map(); // level -> {reason, note}
-    this.csfLevel = DEFAULT_CSF_LEVEL;
-    this.current = "L1";
+    this.csfLevel = defaultCsfLevel;
+    this.current = this.labels[0];
   }
 
   /** A protocol from a saved `vbq.rois/1` document (ids are made up: "saved-0", ...). */
-  static fromJson(doc, seriesInstanceUid) {
-    const p = new Protocol(seriesInstanceUid);
+  static fromJson(doc, seriesInstanceUid, vocabulary) {
+    const p = new Protocol(seriesInstanceUid, vocabulary);
     if (!doc) return p;
     (doc.rois || []).forEach((item, i) => {
       if (item.excluded) {
@@ -36,10 +45,10 @@ export class Protocol {
         return;
       }
       const { label, level, excluded, ...roi } = item; // eslint-disable-line no-unused-vars
-      if (label === "CSF" && level) p.csfLevel = level;
+      if (label === p.csf && level) p.csfLevel = level;
       p.rois.get(label)?.push({ id: `saved-${i}`, ...roi });
     });
-    p.current = p.nextOpen() ?? "L1";
+    p.current = p.nextOpen() ?? p.labels[0];
     return p;
   }
 
@@ -49,7 +58,7 @@ export class Protocol {
   }
 
   missing() {
-    return LABELS.filter((label) => this.status(label) === "todo");
+    return this.labels.filter((label) => this.status(label) === "todo");
   }
 
   isComplete() {
@@ -58,16 +67,17 @@ export class Protocol {
 
   /** The first level still to do, in protocol order, starting after `after` and wrapping. */
   nextOpen(after = null) {
-    const start = after ? LABELS.indexOf(after) + 1 : 0;
-    for (let k = 0; k < LABELS.length; k++) {
-      const label = LABELS[(start + k) % LABELS.length];
+    const labels = this.labels;
+    const start = after ? labels.indexOf(after) + 1 : 0;
+    for (let k = 0; k < labels.length; k++) {
+      const label = labels[(start + k) % labels.length];
       if (this.status(label) === "todo") return label;
     }
     return null;
   }
 
   select(label) {
-    if (!LABELS.includes(label)) throw new Error(`unknown level ${label}`);
+    if (!this.labels.includes(label)) throw new Error(`unknown level ${label}`);
     this.current = label;
   }
 
@@ -107,8 +117,9 @@ export class Protocol {
 
   /** Exclude a level with a reason (spec list); returns the ROIs it replaces. */
   exclude(label, reason, note = "") {
-    if (!LEVELS.includes(label)) throw new Error("only L1-L4 can be excluded: the score needs a CSF ROI");
-    if (!REASONS.includes(reason)) throw new Error(`reason must be one of ${REASONS.join(", ")}`);
+    const { levels, reasons } = this;
+    if (!levels.includes(label)) throw new Error(`only ${levels[0]}-${levels.at(-1)} can be excluded: the score needs a CSF ROI`);
+    if (!reasons.includes(reason)) throw new Error(`reason must be one of ${reasons.join(", ")}`);
     const removed = this.rois.get(label).splice(0);
     this.exclusions.set(label, { reason, note: note.trim() });
     return removed;
@@ -122,14 +133,14 @@ export class Protocol {
   /** The spec `vbq.rois/1` document: ROIs in protocol order, then exclusions. */
   toJson() {
     const items = [];
-    for (const label of LABELS) {
+    for (const label of this.labels) {
       for (const { id, sop_instance_uid, ...shape } of this.rois.get(label)) {
         const item = { label };
-        if (label === "CSF") item.level = this.csfLevel;
+        if (label === this.csf) item.level = this.csfLevel;
         items.push({ ...item, sop_instance_uid, ...shape });
       }
     }
-    for (const label of LEVELS) {
+    for (const label of this.levels) {
       const exclusion = this.exclusions.get(label);
       if (!exclusion) continue;
       const item = { label, excluded: true, reason: exclusion.reason };

@@ -1,0 +1,351 @@
+import assert from "node:assert/strict";
+import { readFileSync } from "node:fs";
+import { test } from "node:test";
+import { SAVE_DELAY_MS, createPersistence } from "./persistence.js";
+import { Protocol } from "./protocol.js";
+
+// The vocabulary as the page gives it (`vocabulary` in #viewer-config, from studies/vocabulary.py;
+// tests/test_viewer_page.py checks that this file is what the page carries).
+const VOCABULARY = JSON.parse(readFileSync(new URL("./fixtures/vocabulary.json", import.meta.url), "utf8"));
+const URLS = { save: "/readings/7/rois.json", submit: "/readings/7/submit.json", score: "/readings/7/score.json" };
+const ellipse = { sop_instance_uid: "2.25.9", shape: "ellipse", center: [10, 10], radii: [3, 2], angle_deg: 0 };
+
+/** A fake fetch: answers from `routes[url]` (a list, used in order; the last one repeats), and
+ *  records every request. An answer is {status, json} or {status, html} or {reject: Error}. */
+function fakeFetch(routes) {
+  const calls = [];
+  const fetch = async (url, init = {}) => {
+    calls.push({ url, init });
+    const list = routes[url];
+    if (!list) throw new Error(`unexpected request ${url}`);
+    const answer = list.length > 1 ? list.shift() : list[0];
+    if (answer.reject) throw answer.reject;
+    return {
+      ok: answer.status >= 200 && answer.status < 300,
+      status: answer.status,
+      json: async () => {
+        if (answer.html) throw new SyntaxError("Unexpected token '<'");
+        return structuredClone(answer.json);
+      },
+    };
+  };
+  return { fetch, calls };
+}
+
+/** Fake timers: nothing runs until the test says so. */
+function fakeTimers() {
+  let next = 1;
+  const pending = new Map(); // id -> {fn, ms}
+  return {
+    pending,
+    setTimeout: (fn, ms) => {
+      pending.set(next, { fn, ms });
+      return next++;
+    },
+    clearTimeout: (id) => pending.delete(id),
+    delays: () => [...pending.values()].map((t) => t.ms),
+    /** Run the timers due now (those pending when called). */
+    runAll() {
+      const due = [...pending.values()];
+      pending.clear();
+      due.forEach((t) => t.fn());
+    },
+  };
+}
+
+/** Let every settled promise's callbacks run. */
+const settle = () => new Promise((resolve) => setImmediate(resolve));
+
+function setUp({ routes = {}, rois = null, writable = true, version = 0 } = {}) {
+  const protocol = Protocol.fromJson(rois, "2.25.1", VOCABULARY);
+  const state = {
+    writable,
+    locked: false,
+    savedJson: JSON.stringify(protocol.toJson()),
+    saving: null,
+    saveTimer: null,
+    lastVersion: version,
+    score: null,
+  };
+  const log = [];
+  const ui = {
+    setSaveState: (kind, text) => log.push(["save", kind, text]),
+    setStatus: (text, isError = false) => log.push(["status", text, isError]),
+    renderScore: (payload) => log.push(["score", payload.status]),
+    renderPanel: () => log.push(["panel"]),
+    becomeReadOnly: () => {
+      state.writable = false;
+      log.push(["read-only"]);
+    },
+    markSubmitted: () => log.push(["submitted"]),
+  };
+  const { fetch, calls } = fakeFetch(routes);
+  const timers = fakeTimers();
+  const persistence = createPersistence({
+    state,
+    protocol,
+    urls: URLS,
+    csrfToken: "tok",
+    fetch,
+    setTimeout: timers.setTimeout,
+    clearTimeout: timers.clearTimeout,
+    ui,
+  });
+  return { protocol, state, log, calls, timers, persistence };
+}
+
+const complete = (p) => {
+  for (const label of ["L1", "L2", "L3", "L4", "CSF"]) p.setRoi(label, `a-${label}`, ellipse);
+};
+
+test("a change is saved once, 0.7 s after the last one", () => {
+  const { protocol, timers, persistence, log, calls } = setUp();
+  protocol.setRoi("L1", "a", ellipse);
+  persistence.scheduleSave();
+  persistence.scheduleSave();
+  assert.equal(SAVE_DELAY_MS, 700);
+  assert.deepEqual(timers.delays(), [700]); // the first timer was cleared
+  assert.deepEqual(log, [
+    ["save", "pending", "Unsaved changes…"],
+    ["save", "pending", "Unsaved changes…"],
+  ]);
+  assert.equal(calls.length, 0);
+});
+
+test("a read-only reading schedules and posts nothing", async () => {
+  const { protocol, timers, persistence, log, calls } = setUp({ writable: false });
+  protocol.setRoi("L1", "a", ellipse);
+  persistence.scheduleSave();
+  assert.equal(await persistence.saveNow(), true);
+  assert.equal(timers.pending.size, 0);
+  assert.deepEqual(log, []);
+  assert.equal(calls.length, 0);
+});
+
+test("the ROI set is posted as JSON with the CSRF token; the new version is kept and scored", async () => {
+  const { protocol, state, persistence, log, calls } = setUp({
+    routes: {
+      [URLS.save]: [{ status: 200, json: { roi_version: 3 } }],
+      [URLS.score]: [{ status: 200, json: { status: "ok", roi_version: 3, vbq: 2.5 } }],
+    },
+  });
+  protocol.setRoi("L1", "a", ellipse);
+  assert.equal(await persistence.saveNow(), true);
+  const [save] = calls;
+  assert.equal(save.url, URLS.save);
+  assert.deepEqual(save.init, {
+    method: "POST",
+    credentials: "same-origin",
+    headers: { "Content-Type": "application/json", "X-CSRFToken": "tok", Accept: "application/json" },
+    body: JSON.stringify(protocol.toJson()),
+  });
+  assert.deepEqual(JSON.parse(save.init.body).rois, [{ label: "L1", ...ellipse }]);
+  assert.equal(state.lastVersion, 3);
+  assert.equal(state.savedJson, save.init.body);
+  assert.equal(state.saving, null);
+  await settle();
+  assert.deepEqual(calls[1], { url: URLS.score, init: { credentials: "same-origin" } });
+  assert.deepEqual(state.score, { status: "ok", roi_version: 3, vbq: 2.5 });
+  assert.deepEqual(log, [
+    ["save", "saving", "Saving…"],
+    ["score", "pending"],
+    ["save", "saved", "Saved · version 3"],
+    ["score", "ok"],
+    ["panel"],
+  ]);
+});
+
+test("an unchanged set is not posted again", async () => {
+  const { persistence, log, calls } = setUp({ version: 4 });
+  assert.equal(await persistence.saveNow(), true);
+  assert.equal(calls.length, 0);
+  assert.deepEqual(log, [["save", "saved", "Saved · version 4"]]);
+});
+
+test("changes made while a save is in flight stay marked unsaved", async () => {
+  const { protocol, persistence, log } = setUp({
+    routes: {
+      [URLS.save]: [{ status: 200, json: { roi_version: 1 } }],
+      [URLS.score]: [{ status: 200, json: { status: "pending" } }],
+    },
+  });
+  protocol.setRoi("L1", "a", ellipse);
+  const saving = persistence.saveNow();
+  protocol.setRoi("L2", "b", ellipse);
+  assert.equal(await saving, true);
+  assert.deepEqual(log.at(-1), ["save", "pending", "Unsaved changes…"]);
+});
+
+test("a refusal is reported with the server's message, or the HTTP status of an error page", async () => {
+  for (const [answer, text] of [
+    [{ status: 400, json: { error: "L1: radii must be positive" } }, "Not saved: L1: radii must be positive"],
+    [{ status: 409, json: { error: "a newer version was saved" } }, "Not saved: a newer version was saved"],
+    [{ status: 409, json: {} }, "Not saved: HTTP 409"],
+    [{ status: 500, html: true }, "Not saved: HTTP 500"],
+  ]) {
+    const { protocol, state, persistence, log, calls, timers } = setUp({ routes: { [URLS.save]: [answer] } });
+    const before = state.savedJson;
+    protocol.setRoi("L1", "a", ellipse);
+    assert.equal(await persistence.saveNow(), false);
+    assert.deepEqual(log, [
+      ["save", "saving", "Saving…"],
+      ["save", "error", text],
+    ]);
+    assert.equal(state.savedJson, before); // still unsaved: leaving the page saves again
+    assert.equal(state.lastVersion, 0);
+    assert.equal(state.writable, true); // only a 403 locks the viewer
+    assert.equal(timers.pending.size, 0); // no retry: the same body would be refused again
+    assert.equal(calls.length, 1); // and no score polling
+  }
+});
+
+test("a 403 (submitted and locked) turns the viewer read-only", async () => {
+  const { protocol, state, persistence, log } = setUp({
+    routes: { [URLS.save]: [{ status: 403, json: { error: "this reading is submitted" } }] },
+  });
+  protocol.setRoi("L1", "a", ellipse);
+  assert.equal(await persistence.saveNow(), false);
+  assert.deepEqual(log.slice(-2), [["save", "error", "Not saved: this reading is submitted"], ["read-only"]]);
+  assert.equal(state.writable, false);
+});
+
+test("a network failure is retried after 3 s", async () => {
+  const { protocol, state, persistence, log, calls, timers } = setUp({
+    routes: { [URLS.save]: [{ reject: new TypeError("Failed to fetch") }, { status: 200, json: { roi_version: 1 } }], [URLS.score]: [{ status: 200, json: { status: "pending" } }] },
+  });
+  protocol.setRoi("L1", "a", ellipse);
+  assert.equal(await persistence.saveNow(), false);
+  assert.deepEqual(log.at(-1), ["save", "error", "Not saved: Failed to fetch (retrying)"]);
+  assert.deepEqual(timers.delays(), [3000]);
+  timers.runAll();
+  await settle();
+  assert.equal(calls.filter((c) => c.url === URLS.save).length, 2);
+  assert.equal(state.lastVersion, 1);
+});
+
+test("polling waits 300 ms, then 1.5 times longer (at most 4 s), and stops at the version's result", async () => {
+  const { state, persistence, log, calls, timers } = setUp({
+    routes: {
+      [URLS.score]: [
+        { status: 200, json: { status: "pending", roi_version: 2 } },
+        { reject: new TypeError("offline") },
+        { status: 502, html: true },
+        { status: 200, json: { status: "ok", roi_version: 1, vbq: 1.0 } }, // an older version's
+        { status: 200, json: { status: "pending", roi_version: 2 } },
+        { status: 200, json: { status: "pending", roi_version: 2 } },
+        { status: 200, json: { status: "pending", roi_version: 2 } },
+        { status: 200, json: { status: "not_computed", roi_version: 2, message: "too few levels" } },
+      ],
+    },
+  });
+  const done = persistence.pollScore(2);
+  const delays = [];
+  for (let k = 0; k < 20; k++) {
+    await settle();
+    if (!timers.pending.size) break;
+    delays.push(...timers.delays());
+    timers.runAll();
+  }
+  await done;
+  assert.deepEqual(delays, [300, 450, 675, 1012.5, 1518.75, 2278.125, 3417.1875]);
+  assert.equal(calls.length, 8);
+  assert.equal(timers.pending.size, 0); // stopped
+  assert.deepEqual(state.score, { status: "not_computed", roi_version: 2, message: "too few levels" });
+  assert.deepEqual(log, [["score", "pending"], ["score", "not_computed"], ["panel"]]);
+});
+
+test("the delay between polls stops growing at 4 s", async () => {
+  const { persistence, timers } = setUp({ routes: { [URLS.score]: [{ status: 200, json: { status: "pending" } }] } });
+  persistence.pollScore(1);
+  const delays = [];
+  for (let k = 0; k < 10; k++) {
+    await settle();
+    delays.push(...timers.delays());
+    timers.runAll();
+  }
+  assert.deepEqual(delays.slice(-3), [4000, 4000, 4000]);
+});
+
+test("a newer poll supersedes an older one", async () => {
+  const { state, persistence, calls, timers } = setUp({
+    routes: {
+      [URLS.score]: [
+        { status: 200, json: { status: "pending" } },
+        { status: 200, json: { status: "pending" } },
+        { status: 200, json: { status: "ok", roi_version: 5, vbq: 3 } },
+      ],
+    },
+  });
+  const first = persistence.pollScore(4);
+  await settle(); // first: one request, now waiting
+  const second = persistence.pollScore(5);
+  await settle(); // second: one request, now waiting
+  assert.equal(timers.pending.size, 2);
+  timers.runAll();
+  await Promise.all([first, second]);
+  assert.equal(calls.length, 3); // the first poll gave up without asking again
+  assert.equal(timers.pending.size, 0);
+  assert.equal(state.score.roi_version, 5);
+});
+
+test("submit refuses an incomplete reading without asking the server", async () => {
+  const { persistence, log, calls } = setUp();
+  await persistence.submit();
+  assert.deepEqual(log, [["status", "Not yet measured or excluded: L1, L2, L3, L4, CSF.", true]]);
+  assert.equal(calls.length, 0);
+});
+
+test("submit saves first, posts an empty JSON body, then locks the viewer and polls", async () => {
+  const { protocol, state, persistence, log, calls } = setUp({
+    routes: {
+      [URLS.save]: [{ status: 200, json: { roi_version: 6 } }],
+      [URLS.submit]: [{ status: 200, json: { status: "submitted" } }],
+      [URLS.score]: [{ status: 200, json: { status: "ok", roi_version: 6, vbq: 2 } }],
+    },
+  });
+  complete(protocol);
+  await persistence.submit();
+  await settle();
+  assert.deepEqual(
+    calls.map((c) => c.url),
+    [URLS.save, URLS.score, URLS.submit, URLS.score],
+  );
+  const submit = calls[2];
+  assert.equal(submit.init.method, "POST");
+  assert.equal(submit.init.body, "{}");
+  assert.equal(submit.init.headers["X-CSRFToken"], "tok");
+  assert.equal(state.locked, true);
+  assert.equal(state.writable, false);
+  const i = log.findIndex((e) => e[0] === "read-only");
+  assert.deepEqual(log.slice(i, i + 3), [["read-only"], ["submitted"], ["status", "Submitted. The reading is locked.", false]]);
+  assert.deepEqual(log[0], ["status", "Submitting…", false]);
+});
+
+test("a refused submission (409) is reported and leaves the reading open", async () => {
+  const { protocol, state, persistence, log } = setUp({
+    routes: {
+      [URLS.save]: [{ status: 200, json: { roi_version: 1 } }],
+      [URLS.score]: [{ status: 200, json: { status: "pending" } }],
+      [URLS.submit]: [{ status: 409, json: { error: "already submitted" } }],
+    },
+  });
+  complete(protocol);
+  await persistence.submit();
+  assert.deepEqual(log.at(-1), ["status", "Not submitted: already submitted", true]);
+  assert.equal(state.locked, false);
+  assert.equal(state.writable, true);
+  assert.ok(!log.some((e) => e[0] === "read-only" || e[0] === "submitted"));
+});
+
+test("a submission whose save fails posts nothing to submit", async () => {
+  const { protocol, persistence, log, calls } = setUp({
+    routes: { [URLS.save]: [{ status: 400, json: { error: "bad" } }] },
+  });
+  complete(protocol);
+  await persistence.submit();
+  assert.deepEqual(log.at(-1), ["status", "Not submitted: the ROIs could not be saved.", true]);
+  assert.deepEqual(
+    calls.map((c) => c.url),
+    [URLS.save],
+  );
+});

@@ -5,8 +5,9 @@ from __future__ import annotations
 from django.conf import settings
 
 from studies.models import Study
-from studies.uploads.ingest import study_rejudge_series, upload_ingest
-from studies.uploads.transfer import uploads_dispatch_due
+from studies.uploads.housekeeping import uploads_dispatch_due
+from studies.uploads.ingest import upload_ingest
+from studies.uploads.series import study_rejudge_series
 from vbqweb.tasks import DISPATCH_UPLOADS, INGEST_UPLOAD, REJUDGE_SERIES, vbq_task
 
 

@@ -2,7 +2,7 @@
 
 The wrong-series variants (an axial T2 series and a post-contrast T1 series, each with its own
 series and SOP Instance UIDs so that it joins the phantom case as a second series) are built by
-:func:`studies.phantom.phantom.wrong_series_datasets`, the same code behind ``make_phantom
+:func:`studies.phantom.case.wrong_series_datasets`, the same code behind ``make_phantom
 --wrong-series``; :func:`wrong_series` only encodes them as file bytes.
 """
 
@@ -19,7 +19,7 @@ from pathlib import Path
 from pydicom.dataset import Dataset
 from pydicom.uid import generate_uid
 
-from studies.phantom.phantom import make_case, wrong_series_datasets
+from studies.phantom.case import make_case, wrong_series_datasets
 
 DATA = Path(__file__).resolve().parents[1] / ".." / "shared" / "data"
 

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 from django.core.management import CommandError, call_command
 
-from studies.stats.agreement import ICC_FORMS
+from studies.stats.estimators import ICC_FORMS
 from tests.cli import assert_one_line_error, run_manage
 
 # Bland & Altman (1986): the PEFR pairs behind the spec example's Bland-Altman numbers.

@@ -14,7 +14,7 @@ from django.core.management import call_command
 from django.core.management.base import CommandError
 from django.test import override_settings
 
-from studies.ingest.untrusted import classify_series
+from studies.ingest.eligibility import classify_series
 from tests.cli import REPO, assert_one_line_error, run_manage
 from tests.unit.test_deid import NEEDLES, assert_clean, phi_dataset
 
@@ -284,8 +284,8 @@ def test_deidentified_phantom_measures_the_same(tmp_path: Path) -> None:
     """The profile keeps what the measurement needs (geometry, Modality LUT, pixels)."""
     from django.conf import settings
 
-    from studies.ingest.deid import new_uid
-    from studies.phantom.phantom import write_phantom
+    from studies.ingest.deid_identity import new_uid
+    from studies.phantom.writer import write_phantom
 
     [case] = write_phantom(tmp_path / "phantom", cases=1, seed=11)
     truth = json.loads((case / "truth.json").read_text())

@@ -16,7 +16,7 @@ from django.urls import reverse
 
 from readers.dicomweb.io import EXPLICIT_LE
 from studies.models import Case, Instance
-from studies.phantom.phantom import write_phantom
+from studies.phantom.writer import write_phantom
 from tests import factories
 from tests.dicomfactory import mr_dataset
 from tests.factories import case_set_import_trusted_files

@@ -17,10 +17,13 @@ from django.core.management import call_command
 from django.test import override_settings
 from django.urls import reverse
 
-from studies.ingest.untrusted import IngestError
+from studies.ingest.sources import IngestError
 from studies.models import Case, CaseSet, Instance, ItemStatus, Series, Upload, UploadStatus
-from studies.uploads import ingest as ingest_service
-from studies.uploads.ingest import case_choose_series, case_set_ingest_paths, deid_uid
+from studies.uploads import series as series_service
+from studies.uploads import store as store_service
+from studies.uploads.config import deid_uid
+from studies.uploads.ingest import case_set_ingest_paths
+from studies.uploads.series import case_choose_series
 from tests.ingestdata import (
     bomb_zip_bytes,
     no_pixel_data_bytes,
@@ -284,15 +287,15 @@ def test_cancel_while_processing_removes_what_was_stored(world, tmp_path, monkey
     paths = write_files(
         tmp_path / "f", {f"{k}.dcm": d for k, d in enumerate(phantom_case_bytes(30, 1))}
     )
-    monkeypatch.setattr(ingest_service, "PROGRESS_EVERY_FILES", 1)
-    original = ingest_service._Store.add
+    monkeypatch.setattr(store_service, "PROGRESS_EVERY_FILES", 1)
+    original = store_service._Store.add
 
     def add_then_cancel(self, outcome):
         original(self, outcome)
         if outcome.position == 3:
             Upload.objects.filter(pk=self.upload.pk).update(status=UploadStatus.CANCELLED)
 
-    monkeypatch.setattr(ingest_service._Store, "add", add_then_cancel)
+    monkeypatch.setattr(store_service._Store, "add", add_then_cancel)
     upload = case_set_ingest_paths(study=world.study_a, paths=paths, name="cancelled")
     assert upload.status == UploadStatus.CANCELLED
     assert (Instance.objects.count(), Case.objects.count()) == (0, 0)
@@ -325,17 +328,17 @@ def test_manager_override_and_return_to_automatic(world, tmp_path):
     axial.refresh_from_db()
     assert axial.eligibility_overridden_by == world.manager
     # A later ingest into the case keeps the manager's choice.
-    ingest_service.case_select_automatic(case=case)
+    series_service.case_select_automatic(case=case)
     assert case.reading_series == axial
-    ingest_service.case_select_automatic(case=case, clear_override=True)
+    series_service.case_select_automatic(case=case, clear_override=True)
     assert case.reading_series.description == "SAG T1"
 
 
 def test_changing_tr_range_rejudges_series(world, tmp_path):
     case_set_ingest_paths(study=world.study_a, paths=[_case_folder(tmp_path, 32, 1)], name="r")
     study = world.study_a
-    ingest_service.study_set_eligibility_ranges(study=study, ingest_tr_max_ms=350.0)
-    ingest_service.study_rejudge_series(study=study)
+    series_service.study_set_eligibility_ranges(study=study, ingest_tr_max_ms=350.0)
+    series_service.study_rejudge_series(study=study)
     series = Series.objects.get()
     assert series.eligible is False
     assert not series.selected
@@ -465,7 +468,7 @@ def test_override_refused_once_readers_started(client, world, case_with_two_seri
 def test_ranges_form_on_the_cases_page(client, world, case_with_two_series, monkeypatch):
     sent = []
     monkeypatch.setattr(
-        "studies.uploads.views.enqueue_on_commit", lambda task, **kw: sent.append((task.name, kw))
+        "studies.uploads.series.enqueue_on_commit", lambda task, **kw: sent.append((task.name, kw))
     )
     client.force_login(world.manager)
     url = reverse("studies:cases", kwargs={"pk": world.study_a.pk})

@@ -14,7 +14,7 @@ from readers import services
 from readers.measurement.rois import parse_roi_set
 from readers.models import Reading, ReadingRevision, VbqResult
 from studies.models import Case
-from studies.phantom.phantom import write_phantom
+from studies.phantom.writer import write_phantom
 from tests.factories import case_set_import_trusted_files
 
 

@@ -12,8 +12,8 @@ from django.core.management import call_command
 from readers.management.commands.seed_demo import DEMO_STUDY, DEMO_USERS
 from readers.models import Reading
 from studies.models import Instance, ReferenceStandard, Role, Series, Study
-from studies.phantom.phantom import make_case
-from studies.uploads.ingest import deid_uid
+from studies.phantom.case import make_case
+from studies.uploads.config import deid_uid
 
 
 @pytest.mark.django_db

@@ -12,7 +12,7 @@ from django.urls import reverse
 from readers import services
 from readers.tasks import compute_reading_vbq
 from studies.models import Case
-from studies.phantom.phantom import write_phantom
+from studies.phantom.writer import write_phantom
 from tests.brokers import broker_down, broker_hung
 from tests.factories import case_set_import_trusted_files
 

@@ -22,13 +22,11 @@ from django.urls import reverse
 from django.utils import timezone
 
 from studies.models import Case, Instance, Upload, UploadStatus
-from studies.uploads.ingest import upload_directory, upload_ingest
-from studies.uploads.transfer import (
-    Piece,
-    upload_dispatch,
-    upload_receive_chunk,
-    uploads_dispatch_due,
-)
+from studies.uploads.housekeeping import uploads_dispatch_due
+from studies.uploads.ingest import upload_ingest
+from studies.uploads.outbox import upload_dispatch
+from studies.uploads.staging import upload_directory
+from studies.uploads.transfer import Piece, upload_receive_chunk
 from tests.brokers import broker_down, broker_hung
 from tests.unit.test_deid import phi_dataset
 
@@ -292,7 +290,7 @@ def test_a_chunk_arriving_while_the_folder_is_deleted_cannot_keep_it(browser, mo
         with contextlib.suppress(OSError):
             path.rmdir()
 
-    monkeypatch.setattr("studies.uploads.ingest.shutil.rmtree", rmtree_with_a_late_chunk)
+    monkeypatch.setattr("studies.uploads.staging.shutil.rmtree", rmtree_with_a_late_chunk)
     response = browser.client.post(
         browser.payload["urls"]["cancel"], headers={"Accept": "application/json"}
     )

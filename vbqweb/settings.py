@@ -140,7 +140,7 @@ STORAGES = {
 }
 
 # --- Ingest ------------------------------------------------------------------------------------
-# The de-identification's HMAC key; SECRET_KEY when empty (studies.uploads.ingest.deid_config).
+# The de-identification's HMAC key; SECRET_KEY when empty (studies.uploads.config.deid_config).
 VBQ_DEID_SECRET = os.environ.get("VBQ_DEID_SECRET", "")
 # Uploaded bytes wait here, one folder per upload under server-chosen names, until the ingest
 # task ends (then the folder is deleted, also on failure and on cancel). Not under MEDIA_ROOT.

@@ -16,7 +16,7 @@ from typing import Any
 
 from readers.models import Reading
 from studies.models import Instance, Study
-from studies.vocabulary import LABELS
+from studies.vocabulary import CSF, DEFAULT_CSF_LEVEL, LABELS
 
 MEASUREMENT_COLUMNS = [
     "reader", "case", "session", "status", "submitted_at", "vbq", "score_status",
@@ -66,14 +66,14 @@ def measurement_rows(*, study: Study) -> Iterator[dict[str, Any]]:
             excluded = next(
                 (r for r in rois if r.get("label") == label and r.get("excluded")), None
             )
-            stats = detail.get("csf") if label == "CSF" else (detail.get("levels") or {}).get(label)
+            stats = detail.get("csf") if label == CSF else (detail.get("levels") or {}).get(label)
             stats = stats or {}
             yield base | {
                 "level": label,
                 "excluded": bool(excluded),
                 "reason": excluded.get("reason", "") if excluded else "",
-                "csf_level": next((r.get("level", "L3") for r in drawn), "")
-                if label == "CSF"
+                "csf_level": next((r.get("level", DEFAULT_CSF_LEVEL) for r in drawn), "")
+                if label == CSF
                 else "",
                 "n_pixels": stats.get("n_pixels"),
                 "median": stats.get("median"),

@@ -27,7 +27,7 @@ from readers.models import Reading, StudyAnalysis, VbqResult
 from studies.models import ReferenceStandard, Study
 from studies.stats.agreement import AgreementInputError, analyse
 from studies.stats.diagnostics import evaluate
-from studies.vocabulary import LEVELS
+from studies.vocabulary import CSF, LEVELS
 from vbqweb.tasks import ANALYSE_STUDY, enqueue_on_commit
 
 OSTEOPOROSIS_T = -2.5  # WHO definition; the binary reference derived from DXA
@@ -57,7 +57,7 @@ def study_records(*, study: Study) -> tuple[list[dict[str, Any]], str]:
         }
         for label in LEVELS:
             row[label] = levels.get(label, {}).get("si")
-        row["CSF"] = (detail.get("csf") or {}).get("si")
+        row[CSF] = (detail.get("csf") or {}).get("si")
         rows.append(row)
         used.append((reading.pk, reading.roi_version, result.pk, str(result.computed_at)))
     # Everything the analysis depends on: the readings' results, the thresholds and the

@@ -26,7 +26,7 @@ import numpy as np
 
 from studies.phantom.fields import BoolArray, FloatArray, Window, bbox, smoothstep
 from studies.phantom.params import Params, Vertebra
-from studies.vocabulary import DEFAULT_CSF_LEVEL, LEVELS
+from studies.vocabulary import CSF, DEFAULT_CSF_LEVEL, LEVELS
 
 ROOT_HALF_WIDTH: Final = 0.55  # mm
 FILUM: Final = 0.82  # position of the filum terminale, as a fraction of the sac's depth
@@ -204,7 +204,7 @@ class SpineGeometry:
         by_name = {vb.name: vb for vb in self.p.vertebrae}
         for label in LEVELS:
             out.append(_ellipse(label, *self._marrow_roi_mm(by_name[label]), ps))
-        csf = _ellipse("CSF", *self._csf_roi_mm(x_lat), ps)
+        csf = _ellipse(CSF, *self._csf_roi_mm(x_lat), ps)
         csf["level"] = DEFAULT_CSF_LEVEL
         out.append(csf)
         return out

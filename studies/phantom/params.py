@@ -209,7 +209,7 @@ def draw_params(seed: int, index: int, *, n_slices: int | None, rescaled: bool |
     }
 
     # Anatomy: heights along the curve, L3 centre at s = 0.
-    names = ["T11", "T12", "L1", "L2", "L3", "L4", "L5", "S1", "S2", "S3", "S4"]
+    names = ["T11", "T12", *LEVELS, "L5", "S1", "S2", "S3", "S4"]
     heights = {nm: uni(27.0, 31.0) for nm in names[:7]}
     heights.update({"S1": uni(26.0, 29.0), "S2": uni(21.0, 24.0), "S3": 18.0, "S4": 15.0})
     depth0 = uni(34.0, 38.0)

@@ -23,6 +23,7 @@ from typing import Any, Final
 import numpy as np
 import numpy.typing as npt
 
+from studies import vocabulary
 from studies.phantom.fields import BoolArray, FloatArray, IntArray, Window, blur
 from studies.phantom.geometry import ellipse_mask
 from studies.phantom.painting import (
@@ -106,9 +107,9 @@ class SpineRenderer(SpinePainter):
             zone = value[roi_masks[vb.name]] if vb.name in roi_masks else value[sl][interior & body]
             if zone.size:
                 value[sl][body] += vb.marrow - float(np.median(zone))
-        if "CSF" in roi_masks:  # the gain got it to within the blur's doing: now exactly
+        if vocabulary.CSF in roi_masks:  # the gain got it to within the blur's doing: now exactly
             csf = lab == CSF
-            value[csf] += p.csf - float(np.median(value[roi_masks["CSF"]]))
+            value[csf] += p.csf - float(np.median(value[roi_masks[vocabulary.CSF]]))
         roi_sd = {label: round(float(np.std(value[mask])), 3) for label, mask in roi_masks.items()}
         value = value.astype(np.float32)
         # Rician noise; float32 from here on is ample (values < 10^4, noise sd > 2) and faster.
@@ -140,7 +141,7 @@ class SpineRenderer(SpinePainter):
         margin = _ROI_MARGIN_MM / self.p.spacing
         grown = dict(roi, radii=[roi["radii"][0] + margin, roi["radii"][1] + margin])
         inside = ellipse_mask(grown, lab.shape)
-        if roi["label"] == "CSF":
+        if roi["label"] == vocabulary.CSF:
             ok = bool(np.all(lab[inside] == CSF))
         else:
             ok = bool(

@@ -1,4 +1,4 @@
-"""The upload's transfer (browser -> server) and its transactional outbox (server -> worker).
+"""The upload's transfer: browser -> server, in resumable chunks, into its temporary folder.
 
 **Transfer.** The browser sends the files of a case set as *chunks*: one raw request body of at
 most ``VBQ_UPLOAD_CHUNK_BYTES`` carrying consecutive *pieces* of at most
@@ -14,27 +14,19 @@ truncates and rewrites: idempotent); :func:`upload_transfer_state` tells the bro
 are complete and how far each partial one got, so after a disconnect it continues, and a file
 that changed size is refused (409) so the browser restarts cleanly.
 
-**Outbox.** :func:`upload_finish` commits ``status = queued`` first; only then is the task sent
-(:func:`upload_dispatch`), on a connection of its own with 2-second socket timeouts and no
-retries, so a broker that is down or hung costs a request about two seconds, never a hang, and
-the upload simply stays queued. :func:`uploads_dispatch_due` (run by Celery beat every minute,
-by ``manage.py dispatch_uploads``, and on the status poll of an open upload page) sends queued
-uploads again; the task claims its upload with a conditional UPDATE (queued -> processing), so
-it runs once however many copies were sent.
+**Finish.** :func:`upload_finish` queues the ingest and hands it to the outbox
+(:mod:`studies.uploads.outbox`); :func:`upload_cancel` stops an upload at any stage.
 """
 
 from __future__ import annotations
 
 import contextlib
 import fcntl
-import logging
 import os
 import re
 import shutil
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import timedelta
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -42,28 +34,14 @@ from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.core.exceptions import ValidationError
 from django.db import transaction
-from django.db.models import F, Q
+from django.db.models import F
 from django.utils import timezone
-from kombu.exceptions import OperationalError
 
 from studies.models import Study, Upload, UploadStatus
-from studies.uploads.ingest import (
-    REMOVING,
-    ingest_limits,
-    upload_directory,
-    upload_directory_remove,
-    uploads_requeue_stale,
-)
-from vbqweb.tasks import INGEST_UPLOAD, send_now
+from studies.uploads.config import ingest_limits
+from studies.uploads.outbox import upload_dispatch
+from studies.uploads.staging import upload_directory, upload_directory_remove
 
-logger = logging.getLogger(__name__)
-
-BROKER_TIMEOUT_SECONDS = 2.0
-RETRY_FAILED_DISPATCH_AFTER = timedelta(seconds=15)
-RESEND_AFTER = timedelta(minutes=2)
-"""A queued upload whose task the broker accepted this long ago without a worker claiming it is
-sent again (the broker may have lost it); the claim makes extra copies harmless."""
-ABANDONED_AFTER = timedelta(hours=24)
 DISK_MARGIN_BYTES = 256 * 1024 * 1024
 _BLOCK = 1 << 20
 _PIECE = re.compile(r"^(\d{1,9}):(\d{1,15}):(\d{1,15}):(\d{1,15})$")
@@ -119,14 +97,30 @@ def _gone(upload: Upload) -> UploadConflict:
     )
 
 
+@contextlib.contextmanager
+def _receiving(upload: Upload, refusal: str) -> Iterator[None]:
+    """:func:`_locked`, for a request that needs the upload still receiving its files.
+
+    Raises :class:`UploadConflict` when the folder is gone or the upload is past receiving;
+    ``refusal`` is then the message, with ``{status}`` for the upload's current status.
+    """
+    with _locked(upload) as locked:
+        if locked is None:
+            raise _gone(upload)
+        upload.refresh_from_db()
+        if upload.status != UploadStatus.RECEIVING:
+            raise UploadConflict(
+                refusal.format(status=upload.get_status_display().lower()),
+                {"status": upload.status},
+            )
+        yield
+
+
 def _size(n: int) -> str:
     for unit, factor in (("GB", 1 << 30), ("MB", 1 << 20), ("kB", 1 << 10)):
         if n >= factor:
             return f"{n / factor:.1f} {unit}"
     return f"{n} bytes"
-
-
-# --- transfer -----------------------------------------------------------------------------------
 
 
 def upload_create(
@@ -217,15 +211,7 @@ def upload_receive_chunk(
     start where the server's copy ends (``state`` says where it does), or when a file's size
     differs from the one received before; :class:`ValidationError` for a malformed chunk.
     """
-    with _locked(upload) as locked:
-        if locked is None:
-            raise _gone(upload)
-        upload.refresh_from_db()
-        if upload.status != UploadStatus.RECEIVING:
-            raise UploadConflict(
-                f"This upload is {upload.get_status_display().lower()}: it takes no more files.",
-                {"status": upload.status},
-            )
+    with _receiving(upload, "This upload is {status}: it takes no more files."):
         directory = _files_dir(upload)
         grown = 0
         completed = 0
@@ -340,17 +326,9 @@ def upload_finish(*, upload: Upload) -> Upload:
     """Every announced file arrived: queue the ingest (the outbox), then try to send it.
 
     The status change commits before anything is sent; a broker that is down leaves the upload
-    queued for :func:`uploads_dispatch_due`.
+    queued for :func:`~studies.uploads.housekeeping.uploads_dispatch_due`.
     """
-    with _locked(upload) as locked:
-        if locked is None:
-            raise _gone(upload)
-        upload.refresh_from_db()
-        if upload.status != UploadStatus.RECEIVING:
-            raise UploadConflict(
-                f"This upload is already {upload.get_status_display().lower()}.",
-                {"status": upload.status},
-            )
+    with _receiving(upload, "This upload is already {status}."):
         if upload.files_total_expected == 0:
             raise ValidationError("The upload is empty: no files were sent.")
         state = upload_transfer_state(upload=upload)
@@ -387,102 +365,3 @@ def upload_cancel(*, upload: Upload) -> Upload:
             )
     upload.refresh_from_db()
     return upload
-
-
-# --- outbox -------------------------------------------------------------------------------------
-
-
-def _send(upload_id: int) -> None:
-    """Publish the ingest task on a connection of its own that gives up within seconds."""
-    send_now(INGEST_UPLOAD, timeout=BROKER_TIMEOUT_SECONDS, upload_id=upload_id)
-
-
-def _due(now: Any) -> Q:
-    return (
-        Q(status=UploadStatus.QUEUED)
-        & (
-            Q(dispatch_attempted_at__isnull=True)
-            | Q(dispatch_attempted_at__lt=now - RETRY_FAILED_DISPATCH_AFTER)
-        )
-        & (Q(enqueued_at__isnull=True) | Q(enqueued_at__lt=now - RESEND_AFTER))
-    )
-
-
-def upload_dispatch(*, upload_id: int, due_only: bool = True) -> bool:
-    """Send the ingest task of a queued upload; True when the broker accepted it.
-
-    ``due_only`` sends only when the last attempt is old enough (see :func:`_due`): the status
-    poll and the periodic dispatcher may call this as often as they like. Never raises for a
-    broker problem: the upload stays queued with ``dispatch_error`` set.
-    """
-    now = timezone.now()
-    claim = Upload.objects.filter(pk=upload_id, status=UploadStatus.QUEUED)
-    if due_only:
-        claim = claim.filter(_due(now))
-    if not claim.update(dispatch_attempted_at=now, dispatch_attempts=F("dispatch_attempts") + 1):
-        return False
-    try:
-        _send(upload_id)
-    except (OperationalError, OSError, TimeoutError) as error:
-        logger.warning("upload %s: could not send the ingest task: %s", upload_id, error)
-        Upload.objects.filter(pk=upload_id).update(
-            dispatch_error=f"The task queue could not be reached ({type(error).__name__})."[:200]
-        )
-        return False
-    Upload.objects.filter(pk=upload_id).update(enqueued_at=timezone.now(), dispatch_error="")
-    return True
-
-
-def uploads_expire_abandoned(*, now: Any = None) -> int:
-    """Uploads whose transfer stopped a day ago: cancelled, their bytes deleted."""
-    now = now or timezone.now()
-    expired = 0
-    for upload in Upload.objects.filter(
-        status=UploadStatus.RECEIVING, updated_at__lt=now - ABANDONED_AFTER
-    ):
-        upload = upload_cancel(upload=upload)
-        if upload.status == UploadStatus.CANCELLED:
-            Upload.objects.filter(pk=upload.pk).update(
-                message="Cancelled: no file arrived for a day."
-            )
-            expired += 1
-    return expired
-
-
-def upload_folders_sweep() -> int:
-    """Delete temporary folders whose upload has ended (or no longer exists): belt and braces
-    for a worker killed before its ``finally``."""
-    root = Path(settings.VBQ_UPLOAD_ROOT)
-    if not root.is_dir():
-        return 0
-    active = set(
-        Upload.objects.filter(
-            status__in=[UploadStatus.RECEIVING, UploadStatus.QUEUED, UploadStatus.PROCESSING]
-        ).values_list("pk", flat=True)
-    )
-    removed = 0
-    settled = time.time() - 3600  # never a folder being made for an upload created just now
-    for entry in root.iterdir():
-        abandoned = entry.name.isdigit() and int(entry.name) not in active
-        half_removed = entry.name.startswith(".") and REMOVING in entry.name
-        if entry.is_dir() and (abandoned or half_removed) and entry.stat().st_mtime < settled:
-            shutil.rmtree(entry, ignore_errors=True)
-            removed += 1
-    return removed
-
-
-def uploads_dispatch_due() -> dict[str, int]:
-    """The outbox's periodic dispatcher: send due queued uploads, recover dead tasks, expire
-    abandoned transfers, sweep leftover folders. Returns what it did, for the log."""
-    requeued, failed = uploads_requeue_stale()
-    now = timezone.now()
-    sent = 0
-    for upload_id in Upload.objects.filter(_due(now)).values_list("pk", flat=True):
-        sent += upload_dispatch(upload_id=upload_id)
-    return {
-        "sent": sent,
-        "requeued": requeued,
-        "failed": failed,
-        "expired": uploads_expire_abandoned(now=now),
-        "swept": upload_folders_sweep(),
-    }

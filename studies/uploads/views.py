@@ -1,10 +1,10 @@
 """Case-set upload, ingest report and series eligibility pages, for a study's managers.
 
 Thin function views: fetch through ``studies.access`` (404 when the study is not visible, 403
-for its readers), validate, call a service in ``studies.uploads.transfer`` or
-``studies.uploads.ingest``, answer. The JSON endpoints serve ``static/js/upload.js``; their
-errors are ``{"error": message, "state": {...}}`` with 400 (malformed) or 409 (does not fit the
-upload's state; ``state`` says how to resume).
+for its readers), validate, call one service of ``studies.uploads`` (the transfer, the outbox,
+the series), answer. The JSON endpoints serve ``static/js/upload.js``; their errors are
+``{"error": message, "state": {...}}`` with 400 (malformed) or 409 (does not fit the upload's
+state; ``state`` says how to resume).
 """
 
 from __future__ import annotations
@@ -25,10 +25,11 @@ from studies import selectors
 from studies.access import case_for_manager, study_for_manager, upload_for_manager
 from studies.forms import EligibilityRangesForm, SeriesChoiceForm, UploadCreateForm
 from studies.models import ItemStatus, Upload, UploadStatus
-from studies.uploads.ingest import (
+from studies.uploads.config import ingest_limits
+from studies.uploads.outbox import upload_dispatch
+from studies.uploads.series import (
     case_choose_series,
     case_select_automatic,
-    ingest_limits,
     study_set_eligibility_ranges,
 )
 from studies.uploads.transfer import (
@@ -36,12 +37,10 @@ from studies.uploads.transfer import (
     parse_pieces,
     upload_cancel,
     upload_create,
-    upload_dispatch,
     upload_finish,
     upload_receive_chunk,
     upload_transfer_state,
 )
-from vbqweb.tasks import REJUDGE_SERIES, enqueue_on_commit
 
 
 def _error(message: str, status: int, state: dict[str, Any] | None = None) -> JsonResponse:
@@ -213,7 +212,6 @@ def study_cases(request: HttpRequest, pk: int) -> HttpResponse:
     form = EligibilityRangesForm(data, instance=copy.copy(study), prefix="ranges")
     if data is not None and form.is_valid():
         if study_set_eligibility_ranges(study=study, **form.ranges()):
-            enqueue_on_commit(REJUDGE_SERIES, study_id=study.pk)
             messages.success(request, "Ranges saved; every series is being judged again with them.")
         else:
             messages.info(request, "Nothing changed.")

@@ -13,7 +13,8 @@ from pathlib import Path
 import pytest
 
 from studies.models import Instance, ItemStatus, Upload, UploadStatus
-from studies.uploads.ingest import upload_directory, upload_ingest
+from studies.uploads.ingest import upload_ingest
+from studies.uploads.staging import upload_directory
 from tests.brokers import broker_down
 from tests.browser.conftest import login_fast
 from tests.ingestdata import phantom_case_bytes, write_files

@@ -26,8 +26,10 @@ from readers.measurement.measure import measure_vbq, roi_mask
 from readers.measurement.rois import parse_roi_set, remap_uids
 from readers.models import Reading
 from studies.models import Case
-from studies.phantom.phantom import write_phantom
-from studies.uploads.ingest import case_choose_series, case_set_ingest_paths, deid_uid
+from studies.phantom.writer import write_phantom
+from studies.uploads.config import deid_uid
+from studies.uploads.ingest import case_set_ingest_paths
+from studies.uploads.series import case_choose_series
 from tests import factories
 from tests.browser.conftest import login, login_fast, open_viewer
 

@@ -12,7 +12,7 @@ from django.urls import reverse
 from readers.analysis import services as analytics
 from readers.models import StudyAnalysis
 from studies.models import Case
-from studies.phantom.phantom import write_phantom
+from studies.phantom.writer import write_phantom
 from tests.factories import case_set_import_trusted_files
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]

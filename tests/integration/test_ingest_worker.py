@@ -16,8 +16,8 @@ from django.core.management import call_command
 from django.urls import reverse
 
 from studies.models import Case, Instance, ItemStatus, Series, Upload, UploadStatus
-from studies.uploads.ingest import upload_directory
-from studies.uploads.transfer import upload_dispatch
+from studies.uploads.outbox import upload_dispatch
+from studies.uploads.staging import upload_directory
 from tests.brokers import broker_down, broker_hung
 from tests.ingestdata import (
     bomb_zip_bytes,

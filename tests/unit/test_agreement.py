@@ -24,10 +24,9 @@ from sklearn.metrics import cohen_kappa_score
 from statsmodels.stats.inter_rater import aggregate_raters
 from statsmodels.stats.inter_rater import fleiss_kappa as sm_fleiss_kappa
 
-from studies.stats.agreement import (
+from studies.stats.agreement import AgreementInputError, analyse
+from studies.stats.estimators import (
     ICC_FORMS,
-    AgreementInputError,
-    analyse,
     bland_altman,
     ccc,
     cohen_kappa,

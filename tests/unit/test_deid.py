@@ -23,18 +23,20 @@ from pydicom.uid import (
     SecondaryCaptureImageStorage,
 )
 
-from studies.ingest.deid import (
+from studies.ingest.deid_engine import (
     DEIDENTIFICATION_CODES,
-    E11_ROWS,
     IMPLEMENTATION_CLASS_UID,
     DeidConfig,
-    date_shift_days,
-    deidentified_bytes,
     deidentify_dataset,
+)
+from studies.ingest.deid_identity import (
+    date_shift_days,
     descriptor_is_clean,
     new_uid,
     patient_identity,
 )
+from studies.ingest.deid_table import E11_ROWS
+from studies.ingest.deid_writer import deidentified_bytes
 
 DATA = Path(__file__).resolve().parents[2] / ".." / "shared" / "data"
 SECRET = b"unit-test-site-secret"

@@ -9,9 +9,9 @@ import pydicom
 import pytest
 from pydicom.dataset import Dataset
 
-from studies.ingest.deid import DeidConfig, deidentify_dataset
-from studies.ingest.untrusted import classify_series
-from studies.phantom.phantom import make_case
+from studies.ingest.deid_engine import DeidConfig, deidentify_dataset
+from studies.ingest.eligibility import classify_series
+from studies.phantom.case import make_case
 
 DATA = Path(__file__).resolve().parents[2] / ".." / "shared" / "data"
 AXIAL = [1.0, 0.0, 0.0, 0.0, 1.0, 0.0]

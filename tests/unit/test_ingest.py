@@ -33,15 +33,9 @@ from pydicom.uid import (
     SecondaryCaptureImageStorage,
 )
 
-from studies.ingest.deid import DeidConfig, deidentify_dataset
-from studies.ingest.untrusted import (
-    IngestError,
-    IngestLimits,
-    Source,
-    iter_sources,
-    read_untrusted,
-    read_untrusted_bytes,
-)
+from studies.ingest.deid_engine import DeidConfig, deidentify_dataset
+from studies.ingest.sources import IngestError, IngestLimits, Source, iter_sources
+from studies.ingest.untrusted import read_untrusted, read_untrusted_bytes
 
 REPO = Path(__file__).resolve().parents[2]
 DATA = REPO / ".." / "shared" / "data"
@@ -437,7 +431,8 @@ def test_source_without_opener_reports_reason() -> None:
 
 _PROBE = """
 import json, sys, time
-from studies.ingest.untrusted import iter_sources, read_untrusted
+from studies.ingest.sources import iter_sources
+from studies.ingest.untrusted import read_untrusted
 out = []
 for folder in sys.argv[1:]:
     for source in iter_sources(folder):

@@ -1,4 +1,4 @@
-"""The synthetic lumbar spine phantom (:mod:`studies.phantom.phantom`): real DICOM, known truth.
+"""The synthetic lumbar spine phantom (:mod:`studies.phantom`): real DICOM, known truth.
 
 The phantom is what every other test of the measurement path trusts, so it is checked on three
 sides: the files are valid MR Image Storage with consistent geometry (read back by pydicom
@@ -20,16 +20,10 @@ import pydicom
 import pytest
 from pydicom.uid import UID, ExplicitVRLittleEndian
 
-from studies.ingest.untrusted import classify_series
-from studies.phantom.phantom import (
-    MR_IMAGE_STORAGE,
-    SCHEMA,
-    WRONG_SERIES_KINDS,
-    is_phantom_output,
-    make_case,
-    write_phantom,
-    wrong_series_datasets,
-)
+from studies.ingest.eligibility import classify_series
+from studies.phantom.acquisition import MR_IMAGE_STORAGE, WRONG_SERIES_KINDS
+from studies.phantom.case import SCHEMA, make_case, wrong_series_datasets
+from studies.phantom.writer import is_phantom_output, write_phantom
 
 SEED = 1
 N_CASES = 12

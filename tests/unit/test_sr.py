@@ -31,7 +31,7 @@ from readers.measurement.sr import (
     reading_sr,
     scoord_points,
 )
-from studies.phantom.phantom import PhantomCase, make_case
+from studies.phantom.case import PhantomCase, make_case
 
 COMPREHENSIVE_3D_SR = "1.2.840.10008.5.1.4.1.1.88.34"
 WHEN = datetime(2024, 5, 6, 7, 8, 9)

@@ -36,7 +36,9 @@ from readers.models import Reading
 from studies import services as study_services
 from studies.models import ItemStatus, ReferenceStandard, Role, Study, UploadStatus
 from studies.phantom.writer import write_phantom
-from studies.uploads.ingest import case_set_ingest_paths, deid_uid
+from studies.uploads.config import deid_uid
+from studies.uploads.ingest import case_set_ingest_paths
+from studies.vocabulary import CSF
 
 DEMO_STUDY = "Demo VBQ study (phantom)"
 DEMO_USERS = [
@@ -191,7 +193,7 @@ def _as_read(truth_rois: dict[str, Any], habit: tuple, rng: Any) -> dict[str, An
     for roi in rois["rois"]:
         if roi.get("shape") != "ellipse":
             continue
-        if roi["label"] == "CSF":
+        if roi["label"] == CSF:
             shift = (rng.normal(0, 0.5), rng.normal(0, 5.0))
             radii = [
                 roi["radii"][0] * rng.uniform(0.8, 1.0),

@@ -1,6 +1,6 @@
 """``manage.py deidentify SRC DST``: de-identify a DICOM file, folder or zip (spec sections 3, 4).
 
-The same code path as the site's ingest: :func:`studies.uploads.ingest.deidentified_sources`
+The same code path as the site's ingest: :func:`studies.uploads.pipeline.deidentified_sources`
 (which the upload task and the demo's :func:`~studies.uploads.ingest.case_set_ingest_paths` use
 too) reads the untrusted input safely with :mod:`studies.ingest.untrusted`, applies the profile of
 :mod:`studies.ingest.deid_engine` and serialises each instance; this command only decides where
@@ -42,7 +42,8 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from studies.ingest.deid_engine import DeidConfig
 from studies.ingest.sources import IngestError
 from studies.ingest.untrusted import quiet_pydicom
-from studies.uploads.ingest import deid_config, deidentified_sources
+from studies.uploads.config import deid_config
+from studies.uploads.pipeline import deidentified_sources
 from vbqweb.commands import OneLineErrorsMixin, one_line
 
 __all__ = ["Command", "deid_config"]

@@ -15,7 +15,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandParser
 
-from studies.uploads.transfer import uploads_dispatch_due
+from studies.uploads.housekeeping import uploads_dispatch_due
 
 
 class Command(BaseCommand):

@@ -1,0 +1,308 @@
+"""Storing an ingest: de-identified instances in, cases, series and a report row per source.
+
+What the database keeps: one :class:`~studies.models.Case` per de-identified patient + study
+(labelled ``Case 001``, ``Case 002`` ... in order of arrival: a pseudonym, never a source
+identifier), its series with their eligibility (:mod:`studies.uploads.series`), the instances
+in Django's storage under their new UIDs, and one :class:`~studies.models.UploadItem` per
+source: its position, status and reason, never its name.
+
+"Nothing partial": instances are written one by one in short transactions (the web process and
+the worker share SQLite), so an upload that ends early is undone by :func:`upload_discard_stored`,
+keyed by ``Instance.upload`` / ``Series.upload`` / the upload's case set. The store notices a
+cancel when it writes its progress (:class:`_Cancelled`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import re
+import time
+
+from django.core.files.base import ContentFile
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+from pydicom.dataset import Dataset
+
+from studies.ingest.deid_engine import DeidResult
+from studies.models import (
+    Case,
+    CaseSet,
+    Instance,
+    ItemStatus,
+    Series,
+    Study,
+    Upload,
+    UploadItem,
+    UploadStatus,
+)
+from studies.uploads.pipeline import SourceOutcome
+from studies.uploads.series import (
+    _slim_header,
+    _stored_headers,
+    case_select_automatic,
+    series_judge,
+)
+
+PROGRESS_EVERY_FILES = 25
+PROGRESS_EVERY_SECONDS = 1.0
+
+_CASE_LABEL = re.compile(r"^Case (\d+)$")
+
+
+class _Cancelled(Exception):
+    """The upload was cancelled while the task ran."""
+
+
+def _int_or_none(value: object) -> int | None:
+    try:
+        return int(value)  # type: ignore[call-overload]
+    except (TypeError, ValueError):
+        return None
+
+
+def _text(value: object, limit: int) -> str:
+    return "" if value is None else str(value).strip()[:limit]
+
+
+def _next_case_label(study: Study) -> str:
+    numbers = [
+        int(match.group(1))
+        for label in Case.objects.filter(study=study).values_list("label", flat=True)
+        if (match := _CASE_LABEL.match(label))
+    ]
+    return f"Case {max(numbers, default=0) + 1:03d}"
+
+
+class _Store:
+    """Writes one upload's de-identified instances and its per-source report rows."""
+
+    def __init__(self, upload: Upload, file_indices: list[int] | None) -> None:
+        self.upload = upload
+        self.file_indices = file_indices
+        self.study = upload.study
+        self.cases: dict[tuple[str, str], Case] = {}
+        self.series: dict[str, Series] = {}
+        self.headers: dict[int, list[tuple[Dataset, bool]]] = {}
+        self.touched_cases: set[int] = set()
+        self.items: list[UploadItem] = []
+        self.counts = {"processed": 0, "rejected": 0, "duplicate": 0, "quarantined": 0}
+        self.stored = 0
+        self.new_cases = 0
+        self._last_flush = time.monotonic()
+        self._unflushed = 0
+
+    # -- per source
+
+    def add(self, outcome: SourceOutcome) -> None:
+        status, reason, uid, case = self._store(outcome)
+        self.counts["processed"] += 1
+        if status == ItemStatus.REJECTED:
+            self.counts["rejected"] += 1
+        elif status == ItemStatus.DUPLICATE:
+            self.counts["duplicate"] += 1
+        else:
+            self.stored += 1
+            if status == ItemStatus.QUARANTINED:
+                self.counts["quarantined"] += 1
+        self.items.append(
+            UploadItem(
+                upload=self.upload,
+                position=outcome.position,
+                file_index=self._file_index(outcome),
+                member_index=outcome.member_index,
+                status=status,
+                reason=(reason or "")[:500],
+                sop_instance_uid=uid,
+                case=case,
+            )
+        )
+        self._unflushed += 1
+        if (
+            self._unflushed >= PROGRESS_EVERY_FILES
+            or time.monotonic() - self._last_flush >= PROGRESS_EVERY_SECONDS
+        ):
+            self.flush()
+
+    def _file_index(self, outcome: SourceOutcome) -> int:
+        if self.file_indices is not None:
+            return self.file_indices[outcome.path_index]
+        return outcome.path_index
+
+    def _store(self, outcome: SourceOutcome) -> tuple[str, str | None, str, Case | None]:
+        deid, data = outcome.deid, outcome.data
+        if deid is None or data is None:
+            return ItemStatus.REJECTED, outcome.reason, "", None
+        existing = (
+            Instance.objects.filter(sop_instance_uid=deid.sop_uid)
+            .values_list("series__case__study_id", "series__case_id")
+            .first()
+        )
+        if existing is not None:
+            if existing[0] == self.study.pk:
+                case = Case.objects.filter(pk=existing[1]).first()
+                return (
+                    ItemStatus.DUPLICATE,
+                    "already stored (the same de-identified SOP Instance UID)",
+                    deid.sop_uid,
+                    case,
+                )
+            return (
+                ItemStatus.DUPLICATE,
+                "already stored in another study on this site (the same SOP Instance UID)",
+                deid.sop_uid,
+                None,
+            )
+        if not deid.study_uid or not deid.series_uid:
+            return ItemStatus.REJECTED, "no Study or Series Instance UID", "", None
+        case, problem = self._case(deid)
+        if case is None:
+            return ItemStatus.REJECTED, problem, "", None
+        series, problem = self._series(case, deid)
+        if series is None:
+            return ItemStatus.REJECTED, problem, "", case
+        ds = deid.dataset
+        quarantined = deid.quarantine_reason is not None
+        instance = Instance(
+            series=series,
+            upload=self.upload,
+            sop_instance_uid=deid.sop_uid,
+            sop_class_uid=_text(ds.get("SOPClassUID"), 64),
+            instance_number=_int_or_none(ds.get("InstanceNumber")),
+            rows=int(ds.Rows),
+            columns=int(ds.Columns),
+            size=len(data),
+            sha256=hashlib.sha256(data).hexdigest(),
+            quarantined=quarantined,
+            quarantine_reason=(deid.quarantine_reason or "")[:200],
+        )
+        instance.file.save(deid.relative_path, ContentFile(data), save=False)
+        try:
+            instance.save()
+        except IntegrityError:  # stored meanwhile by a concurrent ingest
+            instance.file.storage.delete(instance.file.name)
+            return ItemStatus.DUPLICATE, "already stored (stored meanwhile)", deid.sop_uid, case
+        except BaseException:
+            instance.file.storage.delete(instance.file.name)
+            raise
+        self.headers.setdefault(series.pk, []).append((_slim_header(ds), quarantined))
+        self.touched_cases.add(case.pk)
+        if quarantined:
+            return ItemStatus.QUARANTINED, deid.quarantine_reason, deid.sop_uid, case
+        return ItemStatus.ACCEPTED, None, deid.sop_uid, case
+
+    def _case(self, deid: DeidResult) -> tuple[Case | None, str | None]:
+        key = (deid.patient_key, deid.study_uid)
+        if key in self.cases:
+            return self.cases[key], None
+        case = Case.objects.filter(study=self.study, study_instance_uid=deid.study_uid).first()
+        if case is None:
+            case = self._create_case(deid)
+        if case.patient_pseudonym and case.patient_pseudonym != deid.patient_key:
+            return None, "its Study Instance UID is another patient's study: inconsistent source"
+        if not case.patient_pseudonym:
+            case.patient_pseudonym = deid.patient_key
+            case.save(update_fields=["patient_pseudonym"])
+        self.cases[key] = case
+        return case, None
+
+    def _create_case(self, deid: DeidResult) -> Case:
+        """A new case with the next free label; serialised on the study row."""
+        for _ in range(5):
+            try:
+                with transaction.atomic():
+                    Study.objects.select_for_update().filter(pk=self.study.pk).first()
+                    found = Case.objects.filter(
+                        study=self.study, study_instance_uid=deid.study_uid
+                    ).first()
+                    if found is not None:
+                        return found
+                    case = Case.objects.create(
+                        study=self.study,
+                        case_set=self.upload.case_set,
+                        label=_next_case_label(self.study),
+                        study_instance_uid=deid.study_uid,
+                        patient_pseudonym=deid.patient_key,
+                    )
+            except IntegrityError:
+                continue
+            self.new_cases += 1
+            return case
+        raise RuntimeError("could not allocate a case label")
+
+    def _series(self, case: Case, deid: DeidResult) -> tuple[Series | None, str | None]:
+        series = self.series.get(deid.series_uid)
+        if series is None:
+            ds = deid.dataset
+            series, created = Series.objects.get_or_create(
+                series_instance_uid=deid.series_uid,
+                defaults={
+                    "case": case,
+                    "upload": self.upload,
+                    "modality": _text(ds.get("Modality"), 16) or "MR",
+                    "description": _text(ds.get("SeriesDescription"), 200),
+                },
+            )
+            if not created and series.case_id != case.pk:
+                return None, "its Series Instance UID belongs to another case: inconsistent source"
+            self.series[deid.series_uid] = series
+        return series, None
+
+    # -- progress
+
+    def flush(self) -> None:
+        """Write the pending report rows and counters; notice a cancel (0 rows updated)."""
+        if self.items:
+            UploadItem.objects.bulk_create(self.items)
+            self.items = []
+        updated = Upload.objects.filter(pk=self.upload.pk, status=UploadStatus.PROCESSING).update(
+            files_processed=self.counts["processed"],
+            files_rejected=self.counts["rejected"],
+            files_duplicate=self.counts["duplicate"],
+            files_quarantined=self.counts["quarantined"],
+            instances_stored=self.stored,
+            cases_created=self.new_cases,
+            heartbeat_at=timezone.now(),
+        )
+        self._unflushed = 0
+        self._last_flush = time.monotonic()
+        if not updated:
+            raise _Cancelled
+
+    # -- after the last source
+
+    def judge(self) -> None:
+        """Eligibility of every series this upload touched, then each case's reading series."""
+        for series_pk, new_headers in self.headers.items():
+            series = Series.objects.select_related("case").get(pk=series_pk)
+            headers = list(new_headers) + _stored_headers(series, exclude_upload=self.upload)
+            series_judge(series=series, headers=headers, study=self.study)
+        for case in Case.objects.filter(pk__in=self.touched_cases):
+            case_select_automatic(case=case)
+
+
+def upload_discard_stored(*, upload: Upload) -> None:
+    """Remove everything the upload stored: instances (and their files), the series and cases
+    it created, its report rows. Cases it only added to are re-judged."""
+    instances = Instance.objects.filter(upload=upload)
+    for name in instances.values_list("file", flat=True):
+        if name:
+            with contextlib.suppress(Exception):
+                Instance.file.field.storage.delete(name)
+    touched = set(instances.values_list("series__case_id", flat=True))
+    instances.delete()
+    Series.objects.filter(upload=upload, instances__isnull=True).delete()
+    if upload.case_set_id is not None:
+        Case.objects.filter(case_set_id=upload.case_set_id, series__isnull=True).delete()
+        CaseSet.objects.filter(pk=upload.case_set_id, cases__isnull=True).delete()
+    UploadItem.objects.filter(upload=upload).delete()
+    for case in Case.objects.filter(pk__in=touched):
+        case_select_automatic(case=case)
+    Upload.objects.filter(pk=upload.pk).update(
+        instances_stored=0,
+        cases_created=0,
+        files_processed=0,
+        files_rejected=0,
+        files_duplicate=0,
+        files_quarantined=0,
+    )

@@ -10,7 +10,24 @@ import pytest
 from django.test import override_settings
 
 from studies.models import Role
-from tests import factories
+from tests.helpers import factories
+
+TESTS = Path(__file__).resolve().parent
+PURE_FOLDERS = (
+    "readers/measurement/",
+    "readers/dicomweb/test_io.py",
+    "studies/ingest/",
+    "studies/phantom/",
+    "studies/stats/",
+)
+"""Tests of the pure packages (they mirror them): no database, so ``scripts/check`` runs them
+once, not again on PostgreSQL (``-m "not pure"``)."""
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if item.path.relative_to(TESTS).as_posix().startswith(PURE_FOLDERS):
+            item.add_marker(pytest.mark.pure)
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -6,7 +6,7 @@ import pytest
 from django.urls import reverse
 
 from readers.models import VbqResult
-from tests import factories
+from tests.helpers import factories
 
 
 @pytest.fixture

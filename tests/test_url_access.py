@@ -16,8 +16,9 @@ from django.core.files.base import ContentFile
 from django.urls import URLPattern, URLResolver, get_resolver, reverse
 
 from studies.uploads.transfer import upload_create
-from tests import factories
-from tests.dicomfactory import mr_dataset
+from tests.helpers import factories
+from tests.helpers.dicomfactory import mr_dataset
+from tests.helpers.roles import LOGIN, MANAGERS_ONLY
 
 ROLES = [
     "anonymous",
@@ -31,18 +32,6 @@ ROLES = [
 ]
 
 # url name → (method, kwargs builder name, {role: status})
-LOGIN = 302
-MANAGERS_ONLY = {
-    "anonymous": LOGIN,
-    "reader": 403,
-    "other_reader": 403,
-    "reader_b": 404,
-    "manager": 200,
-    "manager_b": 404,
-    "outsider": 404,
-    "admin": 200,
-}
-"""A study's manager pages: its readers get 403 (they know the study), everyone else 404."""
 TABLE: dict[str, tuple[str, str, dict[str, int]]] = {
     "home": ("get", "none", {"anonymous": LOGIN} | dict.fromkeys(ROLES[1:], 200)),
     "healthz": ("get", "none", dict.fromkeys(ROLES, 200)),

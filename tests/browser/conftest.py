@@ -20,7 +20,7 @@ from django.conf import settings
 # browser steps are ordinary synchronous calls all the same.
 os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
 
-from tests.integration.conftest import celery_worker, redis_url  # noqa: F401
+from tests.helpers.workers import celery_worker, redis_url  # noqa: F401
 
 CHROMIUM = Path(os.environ.get("VBQ_CHROMIUM", "/usr/bin/chromium"))
 CHROMIUM_ARGS = [
@@ -64,34 +64,3 @@ def page(browser, live_server) -> Iterator[object]:
     page.set_default_timeout(20_000)
     yield page
     context.close()
-
-
-def login(page, username: str, password: str) -> None:
-    """Log in through the login form, as a person would."""
-    page.goto("/login/")
-    page.fill("input[name=username]", username)
-    page.fill("input[name=password]", password)
-    page.click("button[type=submit]")
-    page.wait_for_url(lambda url: "/login/" not in url)
-
-
-def login_fast(page, live_server, user) -> None:
-    """Give the browser a session cookie for ``user`` (tests that are not about logging in)."""
-    from django.test import Client
-
-    client = Client()
-    client.force_login(user)
-    cookie = client.cookies[settings.SESSION_COOKIE_NAME]
-    page.context.add_cookies(
-        [{"name": settings.SESSION_COOKIE_NAME, "value": cookie.value, "url": live_server.url}]
-    )
-
-
-def open_viewer(page, reading_pk: int) -> None:
-    """Open a reading and wait until the first image is painted."""
-    page.goto(f"/readings/{reading_pk}/")
-    page.wait_for_function(
-        "document.body.dataset.viewerReady === '1' || document.body.dataset.viewerError"
-    )
-    error = page.evaluate("document.body.dataset.viewerError")
-    assert not error, f"the viewer failed: {error}; console: {page.errors}"

@@ -15,9 +15,9 @@ import pytest
 from studies.models import Instance, ItemStatus, Upload, UploadStatus
 from studies.uploads.ingest import upload_ingest
 from studies.uploads.staging import upload_directory
-from tests.brokers import broker_down
-from tests.browser.conftest import login_fast
-from tests.ingestdata import phantom_case_bytes, write_files
+from tests.helpers.brokers import broker_down
+from tests.helpers.browser import login_fast
+from tests.helpers.ingestdata import phantom_case_bytes, write_files
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
 

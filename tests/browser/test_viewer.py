@@ -30,8 +30,8 @@ from studies.phantom.writer import write_phantom
 from studies.uploads.config import deid_uid
 from studies.uploads.ingest import case_set_ingest_paths
 from studies.uploads.series import case_choose_series
-from tests import factories
-from tests.browser.conftest import login, login_fast, open_viewer
+from tests.helpers import factories
+from tests.helpers.browser import login, login_fast, open_viewer
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
 

@@ -13,7 +13,7 @@ from readers.analysis import services as analytics
 from readers.models import StudyAnalysis
 from studies.models import Case
 from studies.phantom.writer import write_phantom
-from tests.factories import case_set_import_trusted_files
+from tests.helpers.factories import case_set_import_trusted_files
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
 

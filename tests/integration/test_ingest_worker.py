@@ -18,8 +18,8 @@ from django.urls import reverse
 from studies.models import Case, Instance, ItemStatus, Series, Upload, UploadStatus
 from studies.uploads.outbox import upload_dispatch
 from studies.uploads.staging import upload_directory
-from tests.brokers import broker_down, broker_hung
-from tests.ingestdata import (
+from tests.helpers.brokers import broker_down, broker_hung
+from tests.helpers.ingestdata import (
     bomb_zip_bytes,
     many_entries_zip_bytes,
     no_pixel_data_bytes,
@@ -28,7 +28,7 @@ from tests.ingestdata import (
     wrong_series,
     zip_bytes,
 )
-from tests.test_upload import Browser
+from tests.helpers.uploads import Browser
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
 

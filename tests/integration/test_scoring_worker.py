@@ -18,7 +18,7 @@ from readers.models import VbqResult
 from readers.tasks import compute_reading_vbq
 from studies.models import Case
 from studies.phantom.writer import write_phantom
-from tests.factories import case_set_import_trusted_files
+from tests.helpers.factories import case_set_import_trusted_files
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
 

@@ -1,7 +1,7 @@
 // The case-set upload page: choose or drop a zip, a folder or many files; send them in chunks
 // (resumable after a disconnect); then follow the worker's processing by polling status.json.
 //
-// Protocol (studies/upload_service.py): POST create {name, files, bytes} -> the upload's URLs;
+// Protocol (studies/uploads/transfer.py): POST create {name, files, bytes} -> the upload's URLs;
 // POST chunk, a raw body with the header X-Upload-Pieces "index:offset:length:size,..." (at most
 // data-chunk-bytes bytes and data-chunk-pieces pieces); 409 answers carry the server's state
 // ({complete: [[first, last], ...], partial: {index: bytes}}) to resume from; POST finish;

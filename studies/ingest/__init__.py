@@ -7,8 +7,8 @@ actions :mod:`~studies.ingest.deid_table`, the keyed derivations and identifier 
 :mod:`~studies.ingest.deid_identity`, the engine :mod:`~studies.ingest.deid_engine` and the
 writer :mod:`~studies.ingest.deid_writer`), and whether a series can be read for VBQ
 (:mod:`~studies.ingest.eligibility`), over the shared value helpers of
-:mod:`~studies.ingest.values`. The Django side (uploads, storage, cases) is
-:mod:`studies.uploads.ingest`.
+:mod:`~studies.ingest.values`. The Django side (uploads, storage, cases) is the package
+:mod:`studies.uploads`.
 
 These modules must not import Django, Celery, ``vbqweb`` or any models (``studies.models``,
 ``readers.models``): they are tested, benchmarked and run by the ``deidentify`` command without

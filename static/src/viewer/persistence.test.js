@@ -5,7 +5,7 @@ import { SAVE_DELAY_MS, createPersistence } from "./persistence.js";
 import { Protocol } from "./protocol.js";
 
 // The vocabulary as the page gives it (`vocabulary` in #viewer-config, from studies/vocabulary.py;
-// tests/test_viewer_page.py checks that this file is what the page carries).
+// tests/readers/test_reading_page.py checks that this file is what the page carries).
 const VOCABULARY = JSON.parse(readFileSync(new URL("./fixtures/vocabulary.json", import.meta.url), "utf8"));
 const URLS = { save: "/readings/7/rois.json", submit: "/readings/7/submit.json", score: "/readings/7/score.json" };
 const ellipse = { sop_instance_uid: "2.25.9", shape: "ellipse", center: [10, 10], radii: [3, 2], angle_deg: 0 };

@@ -4,7 +4,7 @@ import { test } from "node:test";
 import { Protocol } from "./protocol.js";
 
 // The vocabulary as the page gives it (`vocabulary` in #viewer-config, from studies/vocabulary.py;
-// tests/test_viewer_page.py checks that this file is what the page carries).
+// tests/readers/test_reading_page.py checks that this file is what the page carries).
 const VOCABULARY = JSON.parse(readFileSync(new URL("./fixtures/vocabulary.json", import.meta.url), "utf8"));
 
 const ellipse = (sop) => ({ sop_instance_uid: sop, shape: "ellipse", center: [10, 10], radii: [3, 2], angle_deg: 0 });

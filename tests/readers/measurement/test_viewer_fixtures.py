@@ -132,7 +132,10 @@ def build_fixture() -> dict[str, Any]:
             case["mean"] = float(np.mean(picked))
         cases.append(case)
     return {
-        "generated_by": "tests/unit/test_viewer_fixtures.py (readers.measurement.measure.roi_mask)",
+        "generated_by": (
+            "tests/readers/measurement/test_viewer_fixtures.py"
+            " (readers.measurement.measure.roi_mask)"
+        ),
         "rows": ROWS,
         "columns": COLUMNS,
         "values": "((k * 7919) % 1009) * 0.37 + 12 for k in row-major order",

@@ -1,6 +1,6 @@
 // Which pixels a spec ROI holds, and their statistics: the browser's preview. Pure.
 //
-// This is `readers/measure.py` (`roi_mask`, `_statistics`) transcribed operation by operation,
+// This is `readers/measurement/measure.py` (`roi_mask`, `_statistics`) transcribed operation by operation,
 // so that the browser and the server count the same pixels and find the same median, for every
 // shape: a pixel belongs to an ROI when its centre (x, y) = (column, row) lies inside the shape
 // or on its boundary, within EPS; polygons use the even-odd rule with half-open crossings. The
@@ -187,7 +187,7 @@ export function pooledStatistics(rois, images) {
   return statistics(values);
 }
 
-/** Stored pixel values (a typed array) -> modality values, as readers/dicomio.py computes them:
+/** Stored pixel values (a typed array) -> modality values, as readers/measurement/dicomio.py computes them:
  *  stored · slope + intercept, in float64. */
 export function modalityValues(stored, slope = 1, intercept = 0) {
   const out = new Float64Array(stored.length);

@@ -1,5 +1,5 @@
 // stats.js against the Python measurement (fixtures/masks.json, written by
-// tests/unit/test_viewer_fixtures.py from readers.measure.roi_mask): the same pixels, the same
+// tests/readers/measurement/test_viewer_fixtures.py from readers.measurement.measure.roi_mask): the same pixels, the same
 // count and the same median for every shape, exactly.
 import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";

@@ -7,6 +7,7 @@ that two studies on one site can measure differently and the method is stored wi
 from __future__ import annotations
 
 import secrets
+from typing import Literal
 
 from django.conf import settings
 from django.core.validators import MaxValueValidator, MinValueValidator
@@ -16,6 +17,23 @@ from django.db import models
 class Statistic(models.TextChoices):
     MEDIAN = "median", "Median"
     MEAN = "mean", "Mean"
+
+
+def _eligibility_limit(
+    parameter: Literal["TR", "TE"], end: Literal["lower", "upper"], default: float
+) -> models.FloatField:
+    """One end of the T1 spin-echo TR or TE range a series must be in to be eligible (ms).
+
+    Why a function: the study's four range fields differ only in the parameter, the end and the
+    default. It passes the same arguments the fields had when written out, so their
+    deconstruction, and with it the migration state, is unchanged.
+    """
+    return models.FloatField(
+        default=default,
+        validators=[MinValueValidator(0.0)],
+        verbose_name=f"{parameter} {'from' if end == 'lower' else 'to'} (ms)",
+        help_text=f"Series eligibility: the T1 spin-echo {parameter} range, {end} end.",
+    )
 
 
 class Study(models.Model):
@@ -55,30 +73,10 @@ class Study(models.Model):
         default=True,
         help_text="Show each reader the cases in their own random order, new in every session.",
     )
-    ingest_tr_min_ms = models.FloatField(
-        default=300.0,
-        validators=[MinValueValidator(0.0)],
-        verbose_name="TR from (ms)",
-        help_text="Series eligibility: the T1 spin-echo TR range, lower end.",
-    )
-    ingest_tr_max_ms = models.FloatField(
-        default=1000.0,
-        validators=[MinValueValidator(0.0)],
-        verbose_name="TR to (ms)",
-        help_text="Series eligibility: the T1 spin-echo TR range, upper end.",
-    )
-    ingest_te_min_ms = models.FloatField(
-        default=5.0,
-        validators=[MinValueValidator(0.0)],
-        verbose_name="TE from (ms)",
-        help_text="Series eligibility: the T1 spin-echo TE range, lower end.",
-    )
-    ingest_te_max_ms = models.FloatField(
-        default=30.0,
-        validators=[MinValueValidator(0.0)],
-        verbose_name="TE to (ms)",
-        help_text="Series eligibility: the T1 spin-echo TE range, upper end.",
-    )
+    ingest_tr_min_ms = _eligibility_limit("TR", "lower", 300.0)
+    ingest_tr_max_ms = _eligibility_limit("TR", "upper", 1000.0)
+    ingest_te_min_ms = _eligibility_limit("TE", "lower", 5.0)
+    ingest_te_max_ms = _eligibility_limit("TE", "upper", 30.0)
     created_at = models.DateTimeField(auto_now_add=True)
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"

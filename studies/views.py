@@ -12,7 +12,7 @@ import copy
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.http import HttpRequest, HttpResponse
-from django.shortcuts import redirect, render
+from django.shortcuts import redirect
 from django.views.decorators.http import require_http_methods, require_POST
 
 from studies import selectors, services
@@ -23,14 +23,16 @@ from studies.access import (
     role_in_study,
     study_for_manager,
 )
+from studies.form_pages import form_page, posted
 from studies.forms import (
     LITERATURE_THRESHOLDS,
     AssignmentForm,
+    BaseThresholdFormSet,
     ReferenceUploadForm,
     StudyForm,
     ThresholdFormSet,
 )
-from studies.models import Role
+from studies.models import Role, Study
 
 THRESHOLDS_PREFIX = "thresholds"
 
@@ -44,28 +46,23 @@ def study_create(request: HttpRequest) -> HttpResponse:
     """A new study, with the literature's thresholds offered; its creator becomes its manager."""
     if not can_create_study(request.user):
         raise PermissionDenied("You may not create studies.")
-    data = request.POST if request.method == "POST" else None
+    data = posted(request)
     form = StudyForm(data)
     thresholds = ThresholdFormSet(data, initial=LITERATURE_THRESHOLDS, prefix=THRESHOLDS_PREFIX)
-    if data is not None and all([form.is_valid(), thresholds.is_valid()]):
+    if all([form.is_valid(), thresholds.is_valid()]):
         study = services.study_create_with_manager(
             manager=request.user, thresholds=thresholds.thresholds(), **form.settings()
         )
         messages.success(request, f"Study “{study.name}” created; you manage it.")
         return redirect("study", pk=study.pk)
-    return render(
-        request,
-        "studies/design/study_form.html",
-        {"form": form, "thresholds": thresholds, "study": None},
-        status=400 if data is not None else 200,
-    )
+    return _study_form_page(request, form, thresholds, study=None)
 
 
 @require_http_methods(["GET", "POST"])
 def study_edit(request: HttpRequest, pk: int) -> HttpResponse:
     """Change a study's design; new measurement settings rescore its readings."""
     study = study_for_manager(request.user, pk)
-    data = request.POST if request.method == "POST" else None
+    data = posted(request)
     # A bound ModelForm writes onto its instance while validating: keep ``study`` as stored.
     form = StudyForm(data, instance=copy.copy(study))
     thresholds = ThresholdFormSet(
@@ -73,7 +70,7 @@ def study_edit(request: HttpRequest, pk: int) -> HttpResponse:
         initial=[{"name": t.name, "value": t.value} for t in study.thresholds.all()],
         prefix=THRESHOLDS_PREFIX,
     )
-    if data is not None and all([form.is_valid(), thresholds.is_valid()]):
+    if all([form.is_valid(), thresholds.is_valid()]):
         changed = services.study_update(
             study=study, thresholds=thresholds.thresholds(), **form.settings()
         )
@@ -86,21 +83,23 @@ def study_edit(request: HttpRequest, pk: int) -> HttpResponse:
         else:
             messages.success(request, "Study saved.")
         return redirect("study", pk=study.pk)
-    return render(
-        request,
-        "studies/design/study_form.html",
-        {"form": form, "thresholds": thresholds, "study": study},
-        status=400 if data is not None else 200,
-    )
+    return _study_form_page(request, form, thresholds, study=study)
+
+
+def _study_form_page(
+    request: HttpRequest, form: StudyForm, thresholds: BaseThresholdFormSet, *, study: Study | None
+) -> HttpResponse:
+    """The one page that creates a study (``study`` is None) and edits one."""
+    template = "studies/design/study_form.html"
+    return form_page(request, template, form, thresholds=thresholds, study=study)
 
 
 @require_http_methods(["GET", "POST"])
 def study_people(request: HttpRequest, pk: int) -> HttpResponse:
     """The study's managers and readers; POST adds one person with one role."""
     study = study_for_manager(request.user, pk)
-    data = request.POST if request.method == "POST" else None
-    form = AssignmentForm(data, study=study)
-    if data is not None and form.is_valid():
+    form = AssignmentForm(posted(request), study=study)
+    if form.is_valid():
         user, role = form.cleaned_data["user"], form.cleaned_data["role"]
         try:
             assignment = services.assignment_add(study=study, user=user, role=role)
@@ -114,17 +113,14 @@ def study_people(request: HttpRequest, pk: int) -> HttpResponse:
             )
             return redirect("studies:people", pk=study.pk)
     managers = list(selectors.study_managers(study=study))
-    return render(
+    return form_page(
         request,
         "studies/design/people.html",
-        {
-            "study": study,
-            "form": form,
-            "managers": managers,
-            "readers": selectors.study_readers(study=study),
-            "last_manager_pk": managers[0].pk if len(managers) == 1 else None,
-        },
-        status=400 if data is not None else 200,
+        form,
+        study=study,
+        managers=managers,
+        readers=selectors.study_readers(study=study),
+        last_manager_pk=managers[0].pk if len(managers) == 1 else None,
     )
 
 
@@ -154,9 +150,10 @@ def study_reference(request: HttpRequest, pk: int) -> HttpResponse:
     """Each case's reference values, and a CSV upload that stores all of its rows or none."""
     study = study_for_manager(request.user, pk)
     cases = list(selectors.study_cases(study=study).select_related("reference"))
-    data = request.POST if request.method == "POST" else None
-    form = ReferenceUploadForm(data, request.FILES or None, known_cases={c.label for c in cases})
-    if data is not None and form.is_valid():
+    form = ReferenceUploadForm(
+        posted(request), request.FILES or None, known_cases={c.label for c in cases}
+    )
+    if form.is_valid():
         stored = services.reference_standard_import(study=study, rows=form.rows())
         kept = len(cases) - stored
         messages.success(
@@ -166,14 +163,11 @@ def study_reference(request: HttpRequest, pk: int) -> HttpResponse:
         )
         return redirect("studies:reference", pk=study.pk)
     rows = [(case, getattr(case, "reference", None)) for case in cases]
-    return render(
+    return form_page(
         request,
         "studies/design/reference.html",
-        {
-            "study": study,
-            "form": form,
-            "rows": rows,
-            "n_with_reference": sum(ref is not None for _, ref in rows),
-        },
-        status=400 if data is not None else 200,
+        form,
+        study=study,
+        rows=rows,
+        n_with_reference=sum(ref is not None for _, ref in rows),
     )

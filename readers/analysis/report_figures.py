@@ -61,6 +61,40 @@ def _figure_row(caption: str, *svgs: str) -> dict[str, Any]:
     return {"caption": caption, "figures": list(svgs)}
 
 
+def _vbq_pair_row(
+    caption: str,
+    first: tuple[str, Sequence[float]],
+    second: tuple[str, Sequence[float]],
+    subject: str,
+    thresholds: Mapping[str, float],
+) -> dict[str, Any]:
+    """One comparison of two VBQ series: its Bland–Altman plot beside its scatter.
+
+    Two readers in one session (inter-reader) and one reader in two sessions (intra-reader) are
+    the same comparison with other names: ``first`` and ``second`` are (name, values) with the
+    values in the same case order, ``subject`` is what both plots are titled by.
+    """
+    (first_name, x), (second_name, y) = first, second
+    return _figure_row(
+        caption,
+        bland_altman_svg(
+            x,
+            y,
+            first_label=first_name,
+            second_label=second_name,
+            title=f"Bland–Altman, {subject}",
+        ),
+        scatter_svg(
+            x,
+            y,
+            x_label=f"VBQ, {first_name}",
+            y_label=f"VBQ, {second_name}",
+            title=f"VBQ, {subject}",
+            thresholds=thresholds,
+        ),
+    )
+
+
 def _inter_figures(
     values: Values, block: Mapping[str, Any], thresholds: Mapping[str, float]
 ) -> tuple[list[dict[str, Any]], int]:
@@ -75,23 +109,12 @@ def _inter_figures(
         y = [by_case[c][second] for c in cases]
         label = f"{first} vs {second}, session {session}"
         rows.append(
-            _figure_row(
+            _vbq_pair_row(
                 f"{label}: VBQ of the {len(cases)} cases scored by every reader of the session.",
-                bland_altman_svg(
-                    x,
-                    y,
-                    first_label=first,
-                    second_label=second,
-                    title=f"Bland–Altman, session {session}",
-                ),
-                scatter_svg(
-                    x,
-                    y,
-                    x_label=f"VBQ, {first}",
-                    y_label=f"VBQ, {second}",
-                    title=f"VBQ, session {session}",
-                    thresholds=thresholds,
-                ),
+                (first, x),
+                (second, y),
+                f"session {session}",
+                thresholds,
             )
         )
     return rows, max(0, len(pairs) - MAX_PAIR_FIGURES)
@@ -111,23 +134,12 @@ def _intra_figures(
             y = [later[c][reader] for c in cases]
             label = f"{reader}, session {s1} vs {s2}"
             rows.append(
-                _figure_row(
+                _vbq_pair_row(
                     f"{label}: VBQ of the {len(cases)} cases this reader scored in both sessions.",
-                    bland_altman_svg(
-                        x,
-                        y,
-                        first_label=f"session {s1}",
-                        second_label=f"session {s2}",
-                        title=f"Bland–Altman, {reader}",
-                    ),
-                    scatter_svg(
-                        x,
-                        y,
-                        x_label=f"VBQ, session {s1}",
-                        y_label=f"VBQ, session {s2}",
-                        title=f"VBQ, {reader}",
-                        thresholds=thresholds,
-                    ),
+                    (f"session {s1}", x),
+                    (f"session {s2}", y),
+                    reader,
+                    thresholds,
                 )
             )
     return rows

@@ -95,12 +95,17 @@ def _kappa_rows(kappa: Mapping[str, Any]) -> list[dict[str, Any]]:
     return rows
 
 
+def _in_order(blocks: Mapping[str, Any], names: Sequence[str]) -> list[tuple[str, Any]]:
+    """The analysis' per-level blocks in the vocabulary's order, leaving out levels it has none of.
+
+    Why: the analysis keys them by level name, the tables list them top to bottom (L1 first).
+    """
+    return [(name, blocks[name]) for name in names if blocks.get(name)]
+
+
 def _level_rows(levels: Mapping[str, Any]) -> list[dict[str, Any]]:
     rows = []
-    for column in LABELS:
-        block = levels.get(column)
-        if not block:
-            continue
+    for column, block in _in_order(levels, LABELS):
         icc = block.get("icc") or {}
         rows.append(
             {
@@ -123,10 +128,7 @@ def _level_rows(levels: Mapping[str, Any]) -> list[dict[str, Any]]:
 
 def _exclusion_rows(exclusions: Mapping[str, Any]) -> list[dict[str, Any]]:
     rows = []
-    for level in LEVELS:
-        block = exclusions.get(level)
-        if not block:
-            continue
+    for level, block in _in_order(exclusions, LEVELS):
         agreements = [
             p["agreement"] for p in block.get("pairs") or [] if _finite(p.get("agreement"))
         ]

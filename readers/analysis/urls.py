@@ -14,6 +14,6 @@ urlpatterns = [
     path("downloads/statistics.json", views.statistics, {"fmt": "json"}, "statistics_json"),
     path("downloads/sr.zip", views.study_srs, name="study_srs"),
     path("readings/<int:reading_pk>/sr.dcm", views.reading_sr, name="reading_sr"),
-    path("report/", views.report_html, name="report_html"),
-    path("report.pdf", views.report_pdf, name="report_pdf"),
+    path("report/", views.report, {"fmt": "html"}, "report_html"),
+    path("report.pdf", views.report, {"fmt": "pdf"}, "report_pdf"),
 ]

@@ -112,19 +112,8 @@ def statistics(request: HttpRequest, pk: int, fmt: str) -> HttpResponse:
 
 
 @require_GET
-def report_html(request: HttpRequest, pk: int) -> HttpResponse:
-    from readers.analysis.report import render_report_html
-
-    study = study_for_manager(request.user, pk)
-    state = analytics.analysis_state(study=study)
-    if not state.analysis:
-        messages.error(request, "No agreement has been computed yet.")
-        return redirect("analytics:agreement", pk=study.pk)
-    return HttpResponse(render_report_html(_report_context(study, state)))
-
-
-@require_GET
-def report_pdf(request: HttpRequest, pk: int) -> HttpResponse:
+def report(request: HttpRequest, pk: int, fmt: str) -> HttpResponse:
+    """The printable agreement report as a page (``fmt`` "html") or a PDF download ("pdf")."""
     from readers.analysis.report import render_report_html, render_report_pdf
 
     study = study_for_manager(request.user, pk)
@@ -132,7 +121,10 @@ def report_pdf(request: HttpRequest, pk: int) -> HttpResponse:
     if not state.analysis:
         messages.error(request, "No agreement has been computed yet.")
         return redirect("analytics:agreement", pk=study.pk)
-    pdf = render_report_pdf(render_report_html(_report_context(study, state)))
+    html = render_report_html(_report_context(study, state))
+    if fmt == "html":
+        return HttpResponse(html)
+    pdf = render_report_pdf(html)
     return _download(pdf, f"study-{study.pk}-agreement-report.pdf", "application/pdf")
 
 

@@ -300,8 +300,6 @@ def scatter_svg(
     n = int(a.size)
     if n < 2:
         return not_enough_data_svg(title, f"n = {n} pair{'s' if n != 1 else ''}")
-    concordance = ccc(a, b)
-    correlation = pearson(a, b)
     shown = dict(thresholds or {})
 
     def draw(figure: Figure, axes: Axes) -> None:
@@ -317,22 +315,30 @@ def scatter_svg(
             )
             horizontal.set_gid(f"threshold-{index}-y")
         axes.scatter(a, b, s=22, color=BLUE, alpha=0.8, edgecolors="white", lw=0.4, zorder=3)
-        _stats_box(axes, concordance, correlation, n)
-        axes.set_xlabel(x_label)
-        axes.set_ylabel(y_label)
-        axes.set_title(title)
-        axes.legend(loc="lower right", handlelength=1.8, borderaxespad=0.3)
+        _agreement_frame(axes, a, b, x_label, y_label, title, handlelength=1.8)
 
     return _render(draw)
 
 
-def _stats_box(
-    axes: Axes, concordance: Mapping[str, Any], correlation: Mapping[str, Any], n: int
+def _agreement_frame(
+    axes: Axes,
+    a: FloatArray,
+    b: FloatArray,
+    x_label: str,
+    y_label: str,
+    title: str,
+    **legend: float,
 ) -> None:
+    """What both agreement scatters draw around their points, written once so they match.
+
+    The CCC, Pearson r and ``n`` of every point drawn (``a`` against ``b``) in the upper-left
+    box, the axis labels and title, and the legend lower right (``legend``: its spacing).
+    """
+    concordance, correlation = ccc(a, b), pearson(a, b)
     text = (
         f"CCC {_fmt(concordance['value'])}{_interval(concordance['ci95'])}\n"
         f"Pearson r {_fmt(correlation['value'])}\n"
-        f"n = {n}"
+        f"n = {a.size}"
     )
     axes.text(
         0.03,
@@ -345,6 +351,10 @@ def _stats_box(
         bbox={"boxstyle": "round,pad=0.3", "facecolor": "white", "edgecolor": "#cccccc", "lw": 0.6},
         zorder=4,
     )
+    axes.set_xlabel(x_label)
+    axes.set_ylabel(y_label)
+    axes.set_title(title)
+    axes.legend(loc="lower right", borderaxespad=0.3, **legend)
 
 
 def levels_scatter_svg(
@@ -368,8 +378,6 @@ def levels_scatter_svg(
     n = int(xs.size)
     if n < 2:
         return not_enough_data_svg(title, f"n = {n} value{'s' if n != 1 else ''}")
-    concordance = ccc(xs, ys)
-    correlation = pearson(xs, ys)
 
     def draw(figure: Figure, axes: Axes) -> None:
         lo, hi = _equal_limits(axes, xs, ys)
@@ -388,11 +396,7 @@ def levels_scatter_svg(
                 label=f"{label} (n = {a.size})",
                 zorder=3,
             )
-        _stats_box(axes, concordance, correlation, n)
-        axes.set_xlabel(x_label)
-        axes.set_ylabel(y_label)
-        axes.set_title(title)
-        axes.legend(loc="lower right", handletextpad=0.2, borderaxespad=0.3)
+        _agreement_frame(axes, xs, ys, x_label, y_label, title, handletextpad=0.2)
 
     return _render(draw)
 

@@ -23,6 +23,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from studies import selectors
 from studies.access import case_for_manager, study_for_manager, upload_for_manager
+from studies.form_pages import form_page, posted
 from studies.forms import EligibilityRangesForm, SeriesChoiceForm, UploadCreateForm
 from studies.models import ItemStatus, Upload, UploadStatus
 from studies.uploads.config import ingest_limits
@@ -207,30 +208,24 @@ def upload_report(request: HttpRequest, pk: int) -> HttpResponse:
 def study_cases(request: HttpRequest, pk: int) -> HttpResponse:
     """Every case with its reading series and acquisition; the study's TR/TE ranges."""
     study = study_for_manager(request.user, pk)
-    data = request.POST if request.method == "POST" else None
     # A bound ModelForm writes onto its instance while validating: keep ``study`` as stored.
-    form = EligibilityRangesForm(data, instance=copy.copy(study), prefix="ranges")
-    if data is not None and form.is_valid():
+    form = EligibilityRangesForm(posted(request), instance=copy.copy(study), prefix="ranges")
+    if form.is_valid():
         if study_set_eligibility_ranges(study=study, **form.ranges()):
             messages.success(request, "Ranges saved; every series is being judged again with them.")
         else:
             messages.info(request, "Nothing changed.")
         return redirect("studies:cases", pk=study.pk)
-    return render(
-        request,
-        "studies/uploads/cases.html",
-        {"study": study, "cases": selectors.study_cases_with_series(study=study), "form": form},
-        status=400 if data is not None else 200,
-    )
+    cases = selectors.study_cases_with_series(study=study)
+    return form_page(request, "studies/uploads/cases.html", form, study=study, cases=cases)
 
 
 @require_http_methods(["GET", "POST"])
 def case_series(request: HttpRequest, pk: int) -> HttpResponse:
     """Each series of a case with every eligibility rule; the manager's override form."""
     case = case_for_manager(request.user, pk)
-    data = request.POST if request.method == "POST" else None
-    form = SeriesChoiceForm(data, case=case)
-    if data is not None and form.is_valid():
+    form = SeriesChoiceForm(posted(request), case=case)
+    if form.is_valid():
         choice, reason = form.cleaned_data["choice"], form.cleaned_data["reason"]
         try:
             if choice == SeriesChoiceForm.AUTOMATIC:
@@ -249,23 +244,20 @@ def case_series(request: HttpRequest, pk: int) -> HttpResponse:
             return redirect("studies:case_series", pk=case.pk)
     series = list(selectors.case_series(case=case))
     selected = next((s for s in series if s.selected), None)
-    if data is None:
+    if not form.is_bound:
         overridden = any(s.overridden_at for s in series)
         form.initial = {
             "choice": (str(selected.pk) if selected else SeriesChoiceForm.NONE)
             if overridden
             else SeriesChoiceForm.AUTOMATIC
         }
-    return render(
+    return form_page(
         request,
         "studies/uploads/case_series.html",
-        {
-            "study": case.study,
-            "case": case,
-            "series": series,
-            "selected": selected,
-            "form": form,
-            "override": next((s for s in series if s.overridden_at), None),
-        },
-        status=400 if data is not None else 200,
+        form,
+        study=case.study,
+        case=case,
+        series=series,
+        selected=selected,
+        override=next((s for s in series if s.overridden_at), None),
     )

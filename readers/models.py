@@ -136,9 +136,10 @@ class StudyAnalysis(models.Model):
     ``records`` are exactly the rows the statistics were computed from (one per submitted,
     scored reading), so that the page, the downloads and the report always show one consistent
     analysis, and ``fingerprint`` identifies them: when the study's readings no longer hash to
-    it, the page says the figures are stale. ``claimed_at`` is the coalescing claim: a burst of
-    changes sends one task, not one per reading (a claim older than the task time limit is
-    treated as lost, so a broker outage cannot stop recomputation for good).
+    it, the page says the figures are stale. ``claimed_at`` says a recomputation is on its way
+    (set by a request, cleared by the computation that saw every request): the claim itself is
+    the study's job in the outbox (``vbqweb.jobs``), which coalesces a burst of changes into
+    one debounced run and runs one computation at a time.
     """
 
     study = models.OneToOneField("studies.Study", on_delete=models.CASCADE, related_name="analysis")

@@ -10,6 +10,7 @@ from readers.models import Reading
 from readers.sessions import SessionState, case_order, reader_sessions
 from studies import selectors as study_selectors
 from studies.models import Case, Study
+from vbqweb.jobs import job_is_waiting
 
 
 @dataclass(frozen=True)
@@ -87,3 +88,16 @@ def study_overview(*, study: Study) -> dict[str, object]:
         "n_readings": len(readings),
         "n_submitted": sum(r.is_locked for r in readings),
     }
+
+
+def score_job_key(*, reading_pk: int, roi_version: int) -> str:
+    """The outbox key of the scoring of one reading at one ROI version: saves of the same
+    version coalesce, and each new version has a job of its own."""
+    return f"score:reading:{reading_pk}:v{roi_version}"
+
+
+def reading_score_waiting(*, reading: Reading) -> bool:
+    """True while the scoring of the reading's current version is recorded but no worker has
+    picked it up (the page says "waiting for the worker", not "computing")."""
+    key = score_job_key(reading_pk=reading.pk, roi_version=reading.roi_version)
+    return job_is_waiting(key)

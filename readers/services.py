@@ -21,10 +21,12 @@ from readers.measurement.dicomio import DicomReadError, read_slice
 from readers.measurement.measure import ALGORITHM_VERSION, MeasurementError, measure_vbq
 from readers.measurement.rois import RoiError, parse_roi_set
 from readers.models import Reading, ReadingRevision, VbqResult
+from readers.selectors import score_job_key
 from readers.sessions import reader_sessions
 from studies.models import Case, Instance, Study
 from studies.vocabulary import LABELS
-from vbqweb.tasks import SCORE_READING, enqueue_on_commit
+from vbqweb.jobs import job_request, pause_point
+from vbqweb.tasks import SCORE_READING
 
 logger = logging.getLogger(__name__)
 
@@ -114,8 +116,14 @@ def reading_submit(*, reading: Reading) -> Reading:
 
 
 def reading_request_score(*, reading: Reading) -> None:
-    """Schedule the scoring of the reading's current ROI version (after commit)."""
-    enqueue_on_commit(SCORE_READING, reading_pk=reading.pk, roi_version=reading.roi_version)
+    """Record the scoring of the reading's current ROI version in the outbox (in the caller's
+    transaction: the work is kept even if the broker is down; it is sent after commit)."""
+    job_request(
+        SCORE_READING,
+        key=score_job_key(reading_pk=reading.pk, roi_version=reading.roi_version),
+        reading_pk=reading.pk,
+        roi_version=reading.roi_version,
+    )
 
 
 def reading_compute_vbq(*, reading_pk: int, roi_version: int) -> VbqResult | None:
@@ -123,11 +131,13 @@ def reading_compute_vbq(*, reading_pk: int, roi_version: int) -> VbqResult | Non
 
     A second delivery of the same task updates the same row (one result per reading, ROI
     version and algorithm version). A task for a version that is no longer current does
-    nothing: the newer version has its own task.
+    nothing: the newer version has its own task. The result and, for a submitted reading, the
+    request of the study's agreement are written in one transaction.
     """
     reading = Reading.objects.select_related("case__study").filter(pk=reading_pk).first()
     if reading is None or reading.roi_version != roi_version or not reading.rois:
         return None
+    pause_point("score")
     study = reading.case.study
     method = study.measurement_settings()
     outcome: dict[str, Any] = {"status": VbqResult.Status.ERROR, "message": "", "detail": {}}
@@ -147,20 +157,21 @@ def reading_compute_vbq(*, reading_pk: int, roi_version: int) -> VbqResult | Non
             "numerator": detail.get("numerator"),
             "csf_si": (detail.get("csf") or {}).get("si"),
         }
-    result, _ = VbqResult.objects.update_or_create(
-        reading=reading,
-        roi_version=roi_version,
-        algorithm_version=ALGORITHM_VERSION,
-        defaults={
-            "method": method,
-            "vbq": None,
-            "numerator": None,
-            "csf_si": None,
-            **outcome,
-        },
-    )
-    if reading.is_locked:
-        analysis_request(study=study)
+    with transaction.atomic():
+        result, _ = VbqResult.objects.update_or_create(
+            reading=reading,
+            roi_version=roi_version,
+            algorithm_version=ALGORITHM_VERSION,
+            defaults={
+                "method": method,
+                "vbq": None,
+                "numerator": None,
+                "csf_si": None,
+                **outcome,
+            },
+        )
+        if Reading.objects.filter(pk=reading.pk, status=Reading.Status.SUBMITTED).exists():
+            analysis_request(study=study)
     return result
 
 
@@ -182,7 +193,7 @@ def _load_referenced_images(reading: Reading, uids: set[str]) -> dict[str, Any]:
 
 
 def study_request_rescore(*, study: Study) -> int:
-    """Schedule the scoring of every reading of ``study`` that has ROIs (after commit).
+    """Record the scoring of every reading of ``study`` that has ROIs (sent after commit).
 
     Used when the study's measurement settings change: each task rewrites the result row of
     the reading's current ROI version with the new method. Returns the number scheduled.

@@ -4,8 +4,13 @@
 A reader's own reading opens in the viewer (``static/src/viewer``, ``docs/viewer.md``): its page
 carries one JSON payload with this reading alone, the viewer autosaves the ROI set to
 ``rois.json``, submits through ``submit.json`` and polls ``score.json`` while the Celery worker
-computes the score. Managers (read-only) see the ROI set as JSON with the score. A form post of
-``rois`` to the page itself is kept for scripts and clients without JavaScript.
+computes the score (``waiting_for_worker`` while no worker has picked it up yet). Managers
+(read-only) see the ROI set as JSON with the score. A form post of ``rois`` to the page itself
+is kept for scripts and clients without JavaScript.
+
+Both ways of saving read the set through the site's JSON loader (``vbqweb.jsonbody``: size,
+nesting, duplicate keys) and hold it to the web's limits (``WEB_ROI_LIMITS``: items, polygon
+points, note length, geometry near the image), which the command line does not apply.
 """
 
 from __future__ import annotations
@@ -25,11 +30,19 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from readers import services
 from readers.access import reading_for_user, reading_for_writer
+from readers.measurement.rois import WEB_ROI_LIMITS, RoiError, check_roi_limits, parse_roi_set
 from readers.models import Reading
-from readers.selectors import reader_worklist, reading_revisions, study_overview
+from readers.selectors import (
+    reader_worklist,
+    reading_revisions,
+    reading_score_waiting,
+    study_overview,
+)
 from studies.access import case_for_reader, study_for_user
 from studies.models import Role
+from studies.selectors import series_image_size
 from studies.vocabulary import CSF, DEFAULT_CSF_LEVEL, LEVELS, REASON_NAMES, REASONS, SHAPES
+from vbqweb.jsonbody import JsonBodyError, loads_untrusted, request_json
 
 
 @require_GET
@@ -66,7 +79,8 @@ def reading_detail(request: HttpRequest, pk: int) -> HttpResponse:
         reading = reading_for_writer(request.user, pk)
         rois_text = request.POST.get("rois", "")
         try:
-            data = json.loads(rois_text, parse_constant=_reject_constant)
+            data = loads_untrusted(rois_text, max_bytes=WEB_ROI_LIMITS.max_bytes)
+            _check_web_limits(reading, data)
             services.reading_save_rois(reading=reading, data=data)
         except (ValueError, ValidationError) as exc:
             error = " ".join(exc.messages) if isinstance(exc, ValidationError) else str(exc)
@@ -88,6 +102,7 @@ def reading_detail(request: HttpRequest, pk: int) -> HttpResponse:
             "series": series,
             "instances": series.instances.readable() if series else [],
             "result": reading.current_result(),
+            "score_waiting": reading_score_waiting(reading=reading),
             "revisions": reading_revisions(reading=reading) if not is_own else [],
             "viewer": viewer_payload(request, reading, writable) if is_own and series else None,
             "exclusion_reasons": list(REASON_NAMES.items()),
@@ -166,7 +181,8 @@ def reading_rois(request: HttpRequest, pk: int) -> JsonResponse:
     except PermissionDenied as exc:
         return JsonResponse({"error": str(exc) or "This reading cannot be changed."}, status=403)
     try:
-        data = json.loads(request.body, parse_constant=_reject_constant)
+        data = request_json(request, max_bytes=WEB_ROI_LIMITS.max_bytes)
+        _check_web_limits(reading, data)
         reading = services.reading_save_rois(reading=reading, data=data)
     except (ValueError, ValidationError) as exc:
         error = " ".join(exc.messages) if isinstance(exc, ValidationError) else str(exc)
@@ -174,14 +190,42 @@ def reading_rois(request: HttpRequest, pk: int) -> JsonResponse:
     return JsonResponse({"status": "saved", "roi_version": reading.roi_version})
 
 
+def _check_web_limits(reading: Reading, data: object) -> None:
+    """Refuse (``RoiError``) a posted set beyond ``WEB_ROI_LIMITS`` or far off its images.
+
+    A set that does not parse is left to ``services.reading_save_rois``, which refuses it with
+    the parser's message, as before these limits.
+    """
+    try:
+        roi_set = parse_roi_set(data)
+    except RoiError:
+        return
+    series = reading.case.reading_series
+    size = series_image_size(series=series) if series is not None else None
+    rows, columns = size if size is not None else (None, None)
+    check_roi_limits(roi_set, rows=rows, columns=columns)
+
+
 @require_POST
 def reading_submit_json(request: HttpRequest, pk: int) -> JsonResponse:
-    """The viewer's Submit: lock a complete reading (400 naming what is missing)."""
+    """The viewer's Submit: lock a complete reading (400 naming what is missing).
+
+    It takes no parameters: a JSON body (the viewer sends ``{}``) is read by the site's loader
+    and must be empty or ``{}``; a form post must have no fields. Anything else is a 400.
+    """
     try:
         reading = reading_for_writer(request.user, pk)
+        if request.content_type == "application/json":
+            parameters = request_json(request, allow_empty=True, empty={})
+        else:
+            parameters = {**request.POST, **request.FILES}
+        if parameters != {}:
+            raise JsonBodyError("the submit takes no parameters: send {} or nothing")
         reading = services.reading_submit(reading=reading)
     except PermissionDenied as exc:
         return JsonResponse({"error": str(exc) or "This reading cannot be changed."}, status=403)
+    except JsonBodyError as exc:
+        return JsonResponse({"error": str(exc)}, status=400)
     except ValidationError as exc:
         return JsonResponse({"error": " ".join(exc.messages)}, status=400)
     return JsonResponse({"status": reading.status, "roi_version": reading.roi_version})
@@ -208,11 +252,17 @@ def reading_score(request: HttpRequest, pk: int) -> JsonResponse:
 
 
 def score_payload(reading: Reading) -> dict[str, object]:
+    """``status`` is ``empty``, ``pending`` or the result's; while pending,
+    ``waiting_for_worker`` says that no worker has picked the scoring up yet."""
     result = reading.current_result()
     if not reading.rois:
         return {"status": "empty", "roi_version": reading.roi_version}
     if result is None:
-        return {"status": "pending", "roi_version": reading.roi_version}
+        return {
+            "status": "pending",
+            "roi_version": reading.roi_version,
+            "waiting_for_worker": reading_score_waiting(reading=reading),
+        }
     return {
         "status": result.status,
         "roi_version": result.roi_version,
@@ -221,7 +271,3 @@ def score_payload(reading: Reading) -> dict[str, object]:
         "computed_at": result.computed_at.isoformat(),
         "detail": result.detail,
     }
-
-
-def _reject_constant(name: str) -> None:
-    raise ValueError(f"{name} is not a number")

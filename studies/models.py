@@ -371,11 +371,11 @@ class UploadStatus(models.TextChoices):
 class Upload(models.Model):
     """A case set on its way in: the transfer, the queued ingest, and its report.
 
-    The row is the transactional outbox of the ingest: "Finish" commits ``status = queued``
-    first and only then sends the task, so a broker that is down or hung loses nothing (a
-    dispatcher sends queued uploads again) and the task claims the row with a conditional
-    UPDATE, so it runs once however often it is sent. Nothing here holds a source file or
-    folder name: the bytes wait in ``VBQ_UPLOAD_ROOT/<id>/`` under server-chosen names.
+    "Finish" commits ``status = queued`` together with the ingest's job in the site's outbox
+    (:mod:`vbqweb.jobs`, which sends it, sends it again and records where it is), so a broker
+    that is down or hung loses nothing; the task claims the row with a conditional UPDATE, so
+    it runs once however often it is sent. Nothing here holds a source file or folder name:
+    the bytes wait in ``VBQ_UPLOAD_ROOT/<id>/`` under server-chosen names.
     """
 
     study = models.ForeignKey(Study, on_delete=models.CASCADE, related_name="uploads")
@@ -405,14 +405,8 @@ class Upload(models.Model):
     instances_stored = models.PositiveIntegerField(default=0)
     cases_created = models.PositiveIntegerField(default=0)
     message = models.TextField(blank=True)
-    # Outbox bookkeeping.
+    # The ingest's runs (its sending is the outbox job's: studies.uploads.outbox).
     attempts = models.PositiveSmallIntegerField(default=0, help_text="Times the task claimed it.")
-    dispatch_attempts = models.PositiveIntegerField(default=0)
-    dispatch_attempted_at = models.DateTimeField(null=True, blank=True)
-    dispatch_error = models.CharField(max_length=200, blank=True)
-    enqueued_at = models.DateTimeField(
-        null=True, blank=True, help_text="When the broker last accepted the ingest task."
-    )
     started_at = models.DateTimeField(null=True, blank=True)
     heartbeat_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
@@ -421,7 +415,7 @@ class Upload(models.Model):
 
     class Meta:
         ordering = ["-created_at", "-pk"]
-        indexes = [models.Index(fields=["status", "dispatch_attempted_at"])]
+        indexes = [models.Index(fields=["status", "heartbeat_at"], name="upload_status_heartbeat")]
 
     def __str__(self) -> str:
         return f"{self.name} ({self.get_status_display().lower()})"

@@ -82,7 +82,10 @@ def case_series(*, case: Case) -> QuerySet[Series]:
 
 
 def upload_status_payload(*, upload: Upload) -> dict[str, object]:
-    """What the upload page's script polls: progress of the transfer and of the processing."""
+    """What the upload page's script polls: progress of the transfer and of the processing.
+
+    Where its ingest's job is (``sent_to_worker``, ``dispatch_error``) is added by the view from
+    :func:`studies.uploads.outbox.upload_outbox_state`."""
     return {
         "id": upload.pk,
         "name": upload.name,
@@ -102,6 +105,13 @@ def upload_status_payload(*, upload: Upload) -> dict[str, object]:
         "instances_stored": upload.instances_stored,
         "cases_created": upload.cases_created,
         "waiting_for_worker": upload.status == UploadStatus.QUEUED,
-        "sent_to_worker": upload.enqueued_at is not None,
-        "dispatch_error": upload.dispatch_error,
     }
+
+
+def series_image_size(*, series: Series) -> tuple[int, int] | None:
+    """``(rows, columns)`` of the series' readable images (the largest of each, should they
+    differ), or None without one: the frame a posted ROI set's geometry must stay near."""
+    size = series.instances.readable().aggregate(rows=Max("rows"), columns=Max("columns"))
+    if size["rows"] is None or size["columns"] is None:
+        return None
+    return int(size["rows"]), int(size["columns"])

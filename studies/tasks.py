@@ -5,10 +5,10 @@ from __future__ import annotations
 from django.conf import settings
 
 from studies.models import Study
-from studies.uploads.housekeeping import uploads_dispatch_due
+from studies.uploads.housekeeping import uploads_tidy
 from studies.uploads.ingest import upload_ingest
 from studies.uploads.series import study_rejudge_series
-from vbqweb.tasks import DISPATCH_UPLOADS, INGEST_UPLOAD, REJUDGE_SERIES, vbq_task
+from vbqweb.tasks import INGEST_UPLOAD, REJUDGE_SERIES, TIDY_UPLOADS, vbq_task
 
 
 @vbq_task(INGEST_UPLOAD, time_limit=settings.VBQ_INGEST_TIME_LIMIT)
@@ -17,10 +17,10 @@ def ingest_upload(*, upload_id: int) -> str:
     return upload_ingest(upload_id=upload_id)
 
 
-@vbq_task(DISPATCH_UPLOADS)
-def dispatch_uploads() -> dict[str, int]:
-    """The outbox's periodic dispatcher (Celery beat, every minute)."""
-    return uploads_dispatch_due()
+@vbq_task(TIDY_UPLOADS)
+def tidy_uploads() -> dict[str, int]:
+    """The uploads' upkeep (Celery beat, every minute)."""
+    return uploads_tidy()
 
 
 @vbq_task(REJUDGE_SERIES)

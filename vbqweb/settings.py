@@ -16,6 +16,11 @@ Variables:
     VBQ_DEID_SECRET      the HMAC key of the de-identification (UIDs, pseudonyms, date shifts);
                          DJANGO_SECRET_KEY when empty. Keep it constant for the site's lifetime.
     VBQ_UPLOAD_ROOT      where uploads wait for the ingest (default $VBQ_VAR_DIR/uploads)
+    VBQ_ANALYSIS_DELAY   seconds after the last submission before the agreement is recomputed
+                         (default 30)
+    VBQ_DISPATCH_EVERY   seconds between two runs of the outbox's dispatcher (default 5)
+    VBQ_TEST_PAUSE       tests only ("score=600,ingest=600"): pause a task there so that a fault
+                         test can kill its worker mid-task; production settings refuse it
 """
 
 from __future__ import annotations
@@ -57,6 +62,7 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "whitenoise.runserver_nostatic",
     "django.contrib.staticfiles",
+    "vbqweb",
     "studies",
     "readers",
 ]
@@ -155,9 +161,23 @@ VBQ_UPLOAD_CHUNK_PIECES = 100
 VBQ_INGEST_LIMITS: dict[str, float] = {}
 
 # --- Celery ------------------------------------------------------------------------------------
+# Background work goes through the outbox (vbqweb.jobs): a row recorded with the change, sent
+# after commit, sent again by the dispatcher when it is due. Queues and deadlines: vbqweb.tasks.
 REDIS_URL = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
 VBQ_TASK_TIME_LIMIT = int(os.environ.get("VBQ_TASK_TIME_LIMIT", "600"))
 VBQ_INGEST_TIME_LIMIT = int(os.environ.get("VBQ_INGEST_TIME_LIMIT", "3600"))
+# The agreement is recomputed this long after the last submission (a burst costs one run).
+VBQ_ANALYSIS_DELAY = float(os.environ.get("VBQ_ANALYSIS_DELAY", "30"))
+# The dispatcher's period: a job whose send failed waits at most about this long once the
+# broker is back; a lost job is sent again this long after its deadline at most.
+VBQ_DISPATCH_EVERY = float(os.environ.get("VBQ_DISPATCH_EVERY", "5"))
+# Tests only: {pause point: seconds} (vbqweb.jobs.pause_point), from "score=600,ingest=600".
+VBQ_TEST_PAUSE: dict[str, float] = {
+    name.strip(): float(seconds)
+    for name, _, seconds in (
+        item.partition("=") for item in env_list("VBQ_TEST_PAUSE", "") if "=" in item
+    )
+}
 
 CELERY_BROKER_URL = REDIS_URL
 CELERY_TASK_IGNORE_RESULT = True  # the database, not the result backend, holds every outcome
@@ -168,19 +188,33 @@ CELERY_TASK_TIME_LIMIT = VBQ_TASK_TIME_LIMIT
 CELERY_TASK_SOFT_TIME_LIMIT = int(VBQ_TASK_TIME_LIMIT * 0.9)
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_BROKER_TRANSPORT_OPTIONS = {
-    # An unacknowledged task is redelivered after this; it must exceed the longest task.
+    # Redelivery of an unacknowledged task by the broker: a backstop only (the outbox re-sends
+    # lost work within its deadline). Above the longest task, so that a running task is not
+    # delivered twice for nothing.
     "visibility_timeout": int(max(VBQ_TASK_TIME_LIMIT, VBQ_INGEST_TIME_LIMIT) * 1.1),
-    # A broker that accepts connections but never answers must not hang a web request.
+    # A broker that accepts connections but never answers must not hang a worker or beat.
     "socket_timeout": 5,
     "socket_connect_timeout": 5,
     "max_retries": 2,
 }
 CELERY_TASK_PUBLISH_RETRY_POLICY = {"max_retries": 2, "interval_start": 0, "interval_step": 0.5}
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
-# The outbox's dispatcher: sends queued uploads again (run with ``celery worker --beat``, or
-# ``manage.py dispatch_uploads`` from cron).
+# Every task to the queue of its kind of work (defined once, in vbqweb.tasks).
+CELERY_TASK_ROUTES = ["vbqweb.tasks.route"]
+# Celery beat, in a process of its own (one scheduler, whatever the number of workers): the
+# outbox's dispatcher every few seconds, the uploads' upkeep every minute. A copy not picked up
+# in time expires: a worker that was down does not run a backlog of dispatchers.
 CELERY_BEAT_SCHEDULE = {
-    "dispatch-uploads": {"task": "studies.tasks.dispatch_uploads", "schedule": 60.0},
+    "dispatch-jobs": {
+        "task": "vbqweb.tasks.dispatch_jobs",
+        "schedule": VBQ_DISPATCH_EVERY,
+        "options": {"queue": "dispatch", "expires": max(2 * VBQ_DISPATCH_EVERY, 10)},
+    },
+    "tidy-uploads": {
+        "task": "studies.tasks.tidy_uploads",
+        "schedule": 60.0,
+        "options": {"queue": "dispatch", "expires": 120},
+    },
 }
 
 LOGGING = {
@@ -195,3 +229,65 @@ LOGGING = {
 # table both know the type on a full Debian; a slim image may lack /etc/mime.types.
 mimetypes.add_type("application/wasm", ".wasm")
 WHITENOISE_MIMETYPES = {".wasm": "application/wasm"}
+
+# --- Browser hardening (issue 12) ----------------------------------------------------------------
+# Response headers that limit what a page can load, leak or keep. README "Configuration" and
+# vbqweb/hardening.py say why; tests/vbqweb/test_hardening.py and the browser tests check them.
+from csp.constants import NONCE, NONE, SELF, WASM_UNSAFE_EVAL  # noqa: E402 (kept in this block)
+
+INSTALLED_APPS = [*INSTALLED_APPS, "csp"]  # django-csp's checks of its settings
+# After WhiteNoise, which answers static files itself: pages, JSON and downloads get the
+# headers; the bundle, the decode worker and the wasm codecs keep WhiteNoise's caching.
+MIDDLEWARE.insert(
+    MIDDLEWARE.index("whitenoise.middleware.WhiteNoiseMiddleware") + 1,
+    "vbqweb.hardening.HardeningMiddleware",
+)
+MIDDLEWARE.insert(
+    MIDDLEWARE.index("vbqweb.hardening.HardeningMiddleware") + 1, "csp.middleware.CSPMiddleware"
+)
+# Content-Security-Policy (django-csp 4 format). No inline script and no eval anywhere: every
+# script is a static file. The viewer (Cornerstone3D, docs/viewer.md) needs worker-src for its
+# decode worker (a static file of this origin) and blob: images (the annotation tools draw
+# their mouse cursors as blob: SVGs). 'wasm-unsafe-eval' (WebAssembly compilation only, never
+# JavaScript eval) is for its wasm decoders: Chromium runs the worker under the worker file's
+# own policy (none: static files), but a blob: worker, or a browser that gives a worker its
+# page's policy, compiles them under this one. Inline styles: the report's one <style> element
+# carries the response's nonce; style attributes (the SVG figures are full of them) are
+# allowed, as they can neither run code nor load from another origin.
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": [SELF],
+        "script-src": [SELF, WASM_UNSAFE_EVAL],
+        "worker-src": [SELF],
+        "connect-src": [SELF],
+        "img-src": [SELF, "blob:"],
+        "style-src": [SELF, NONCE],
+        "style-src-attr": ["'unsafe-inline'"],
+        "font-src": [SELF],
+        "object-src": [NONE],
+        "base-uri": [NONE],
+        "form-action": [SELF],
+        "frame-ancestors": [NONE],
+    }
+}
+# Links to other sites carry no path (a URL of this site names studies and readings).
+SECURE_REFERRER_POLICY = "same-origin"
+# Browser features no page of the site uses (vbqweb.hardening.HardeningMiddleware).
+VBQ_PERMISSIONS_POLICY: dict[str, list[str]] = {
+    feature: []  # allowed to no origin
+    for feature in (
+        "accelerometer",
+        "camera",
+        "display-capture",
+        "geolocation",
+        "gyroscope",
+        "hid",
+        "magnetometer",
+        "microphone",
+        "midi",
+        "payment",
+        "serial",
+        "usb",
+        "xr-spatial-tracking",
+    )
+}

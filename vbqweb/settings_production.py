@@ -15,6 +15,8 @@ from vbqweb.settings import env_bool, env_list
 if not os.environ.get("DJANGO_SECRET_KEY"):
     raise ImproperlyConfigured("DJANGO_SECRET_KEY must be set in production")
 SECRET_KEY = os.environ["DJANGO_SECRET_KEY"]
+if os.environ.get("VBQ_TEST_PAUSE"):
+    raise ImproperlyConfigured("VBQ_TEST_PAUSE is for the fault tests only")
 DEBUG = False
 ALLOWED_HOSTS = env_list("DJANGO_ALLOWED_HOSTS", "localhost")
 CSRF_TRUSTED_ORIGINS = env_list("DJANGO_CSRF_TRUSTED_ORIGINS", "")

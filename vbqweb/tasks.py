@@ -1,120 +1,98 @@
-"""Background work: every kind the site has, the one task decorator, and the one way to send.
+"""Background work: every kind the site has (its queue, its deadline), and the one task decorator.
 
-Services never import task modules. A service records its work in the database and then names
-the work to send (:data:`SCORE_READING`, ...); the task module imports the service and
-declares the task under that same name with :func:`vbq_task`. So the arrows point one way,
-``tasks -> services -> vbqweb.tasks``, and no import cycle is needed to send work.
+Services never import task modules. A service records its work in the outbox
+(:func:`vbqweb.jobs.job_request`, in the transaction of its change) under the :class:`Work` to
+do (:data:`SCORE_READING`, ...); the task module imports the service and declares the task
+under that same work with :func:`vbq_task`. So the arrows point one way,
+``tasks -> services -> vbqweb.jobs``, and no import cycle is needed to send work.
 
-Every task acknowledges late and is re-queued if its worker dies, so a task must be idempotent:
-the database, not the broker, is the source of truth. ``celery.shared_task`` is banned elsewhere
-(ruff TID251) so that no task forgets these options.
+Each kind of work is defined once, here: its task's name, its queue (so that a worker can be
+given the queues it serves: a big upload never delays a reader's score) and its deadline (how
+long the outbox waits for a send to be picked up, or for a heartbeat of a run, before it sends
+the work again). Every task acknowledges late and tasks stay idempotent: the database, not the
+broker, is the source of truth. ``celery.shared_task`` is banned elsewhere (ruff TID251) so that
+no task forgets these options.
 """
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from celery import shared_task
 from django.conf import settings
-from django.db import transaction
-from kombu.exceptions import OperationalError
 
-from vbqweb.celery import app
-
-logger = logging.getLogger(__name__)
+from vbqweb.jobs import Work, job_run, jobs_dispatch_due
 
 F = TypeVar("F", bound=Callable[..., Any])
 
+SCORE, ANALYSIS, INGEST, DISPATCH = "score", "analysis", "ingest", "dispatch"
+"""The queues. A reader waits for ``score``; ``analysis`` holds the agreement recomputation
+and the re-judging of a study's series; ``ingest`` the long uploads; ``dispatch`` the
+periodic work of beat."""
 
-@dataclass(frozen=True)
-class Work:
-    """A kind of background work, known to the broker by ``name`` (the task's registered name).
-
-    Names are spelled once, here; ``tests/vbqweb/test_work.py`` checks that each names
-    a registered task and that every task of the site is one of them.
-    """
-
-    name: str
-
-
-SCORE_READING = Work("readers.tasks.compute_reading_vbq")
-"""Score one reading at one ROI version (``reading_pk``, ``roi_version``)."""
-ANALYSE_STUDY = Work("readers.tasks.compute_study_analysis")
-"""Recompute a study's agreement analysis (``study_pk``)."""
-INGEST_UPLOAD = Work("studies.tasks.ingest_upload")
-"""De-identify and store one finished upload (``upload_id``)."""
-DISPATCH_UPLOADS = Work("studies.tasks.dispatch_uploads")
-"""The upload outbox's periodic dispatcher (Celery beat)."""
-REJUDGE_SERIES = Work("studies.tasks.rejudge_study_series")
+SCORE_READING = Work("readers.tasks.compute_reading_vbq", SCORE, deadline=30)
+"""Score one reading at one ROI version (``reading_pk``, ``roi_version``): seconds of work."""
+ANALYSE_STUDY = Work("readers.tasks.compute_study_analysis", ANALYSIS, deadline=300)
+"""Recompute a study's agreement analysis (``study_pk``): debounced, one at a time per study."""
+INGEST_UPLOAD = Work("studies.tasks.ingest_upload", INGEST, deadline=60)
+"""De-identify and store one finished upload (``upload_id``). It may run for an hour: the
+deadline is from its last heartbeat (written with its progress at least every second)."""
+REJUDGE_SERIES = Work("studies.tasks.rejudge_study_series", ANALYSIS, deadline=300)
 """Judge a study's series again after its TR/TE ranges changed (``study_id``)."""
+DISPATCH_JOBS = Work("vbqweb.tasks.dispatch_jobs", DISPATCH, deadline=0)
+"""The outbox's dispatcher, sent by Celery beat every ``VBQ_DISPATCH_EVERY`` seconds."""
+TIDY_UPLOADS = Work("studies.tasks.tidy_uploads", DISPATCH, deadline=0)
+"""The uploads' upkeep (abandoned transfers, leftover folders), sent by beat every minute."""
 
 ALL_WORK: tuple[Work, ...] = (
     SCORE_READING,
     ANALYSE_STUDY,
     INGEST_UPLOAD,
-    DISPATCH_UPLOADS,
     REJUDGE_SERIES,
+    DISPATCH_JOBS,
+    TIDY_UPLOADS,
 )
+QUEUES: tuple[str, ...] = (SCORE, ANALYSIS, INGEST, DISPATCH)
+_BY_NAME = {work.name: work for work in ALL_WORK}
+
+
+def route(name: str, *args: Any, **kwargs: Any) -> dict[str, str] | None:
+    """Celery's router (``CELERY_TASK_ROUTES``): every task to its work's queue."""
+    work = _BY_NAME.get(name)
+    return {"queue": work.queue} if work is not None else None
 
 
 def vbq_task(work: Work, *, time_limit: int | None = None, **options: Any) -> Callable[[F], Any]:
     """Register ``func`` as the task of ``work`` with the project's delivery guarantees.
 
+    The task runs ``func`` under its outbox job (:func:`vbqweb.jobs.job_run`: claimed with the
+    token of its send, marked done at the end); :func:`route` sends it to ``work``'s queue.
     ``time_limit`` defaults to ``VBQ_TASK_TIME_LIMIT``; the soft limit is 90 % of it so that the
-    task can record a clean failure before the hard kill. The broker's visibility timeout is set
-    above the longest hard limit in settings, so a running task is never delivered twice.
+    task can record a clean failure before the hard kill.
     """
     hard = time_limit or settings.VBQ_TASK_TIME_LIMIT
 
     def decorator(func: F) -> Any:
+        def run(self: Any, **kwargs: Any) -> Any:
+            return job_run(self.request, func, kwargs)
+
+        for attribute in ("__name__", "__qualname__", "__module__", "__doc__"):
+            setattr(run, attribute, getattr(func, attribute))
         return shared_task(
+            bind=True,
             name=work.name,
             acks_late=True,
             reject_on_worker_lost=True,
             time_limit=hard,
             soft_time_limit=int(hard * 0.9),
             **options,
-        )(func)
+        )(run)
 
     return decorator
 
 
-def _publish(
-    work: Work, kwargs: dict[str, Any], *, countdown: float | None = None, **options: Any
-) -> None:
-    app.send_task(work.name, kwargs=kwargs, countdown=countdown, retry=False, **options)
-
-
-def enqueue_on_commit(work: Work, *, countdown: float | None = None, **kwargs: Any) -> None:
-    """Send ``work`` with keyword arguments once the current transaction commits.
-
-    A broker that is down must not fail the user's request: the work is recorded in the
-    database first, so it is logged and can be sent again (the page shows it as pending).
-    """
-
-    def send() -> None:
-        try:
-            _publish(work, kwargs, countdown=countdown)
-        except (OperationalError, OSError) as exc:
-            logger.warning("could not enqueue %s(%s): %s", work.name, kwargs, exc)
-
-    transaction.on_commit(send)
-
-
-def send_now(work: Work, *, timeout: float, **kwargs: Any) -> None:
-    """Send ``work`` at once on a connection of its own that gives up within ``timeout`` s.
-
-    For an outbox that records the attempt itself: a broker that is down or hung raises
-    (``OperationalError``, ``OSError`` or ``TimeoutError``) instead of being logged.
-    """
-    options = {
-        "socket_timeout": timeout,
-        "socket_connect_timeout": timeout,
-        "max_retries": 0,
-    }
-    with app.connection_for_write(transport_options=options) as connection:
-        connection.ensure_connection(max_retries=0, timeout=timeout)
-        _publish(work, kwargs, connection=connection)
+@vbq_task(DISPATCH_JOBS)
+def dispatch_jobs() -> dict[str, int]:
+    """Send the outbox's due jobs (Celery beat, every few seconds)."""
+    return jobs_dispatch_due()

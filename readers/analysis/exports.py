@@ -4,6 +4,11 @@ Raw measurements are one row per reading × ROI label (L1–L4, CSF), with both 
 the mean of every ROI so that either SI convention can be reproduced from the download, the
 ROI geometry as drawn (spec ``vbq.rois/1`` JSON) and the acquisition facts that VBQ depends
 on (field strength, TR, TE, vendor).
+
+Every CSV the site writes goes through :func:`to_csv`, which keeps a spreadsheet from running
+a cell as a formula (:func:`spreadsheet_safe`): the cells carry text from outside the site
+(DICOM headers such as the Manufacturer, usernames, notes), and a manager opens the download
+in Excel or LibreOffice.
 """
 
 from __future__ import annotations
@@ -11,8 +16,9 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
 from collections.abc import Iterable, Iterator
-from typing import Any
+from typing import Any, Final
 
 from readers.models import Reading
 from studies.models import Instance, Study
@@ -195,10 +201,40 @@ def _row(
             "value": value, "ci95_low": low, "ci95_high": high, "n": n}  # fmt: skip
 
 
+FORMULA_STARTS: Final = frozenset("=+-@\t\r\n\uff1d\uff0b\uff0d\uff20")
+"""What makes a spreadsheet read a cell as a formula (OWASP "CSV Injection": ``=``, ``+``,
+``-``, ``@``, tab and carriage return; also line feed and the full-width ``＝ ＋ － ＠``, which
+some spreadsheets fold into the ASCII ones)."""
+
+_PLAIN_NUMBER: Final = re.compile(r"[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?")
+
+
+def spreadsheet_safe(value: Any) -> Any:
+    """``value`` as a CSV cell that no spreadsheet runs: text that would start a formula gets a
+    leading ``'`` (which spreadsheets show as "this is text"), as OWASP advises.
+
+    Numbers are left alone, so ``-2.5`` stays a negative number and statistics stay
+    computable; so is text that is nothing but a number (``"-2.5"``), which a spreadsheet reads
+    as that number and never as a formula.
+    """
+    if value is None:
+        return ""
+    if not isinstance(value, str) or not value or value[0] not in FORMULA_STARTS:
+        return value
+    if _PLAIN_NUMBER.fullmatch(value):
+        return value
+    return "'" + value
+
+
 def to_csv(rows: Iterable[dict[str, Any]], columns: list[str]) -> str:
+    """The rows as CSV (a header, then one line per row), every cell :func:`spreadsheet_safe`.
+
+    Lines end in CRLF (RFC 4180), so that a cell holding a carriage return or a line feed is
+    quoted and stays one cell (Python's writer quotes only the characters of its terminator).
+    """
     out = io.StringIO()
-    writer = csv.DictWriter(out, fieldnames=columns, extrasaction="ignore", lineterminator="\n")
+    writer = csv.DictWriter(out, fieldnames=columns, extrasaction="ignore")
     writer.writeheader()
     for row in rows:
-        writer.writerow({k: "" if v is None else v for k, v in row.items()})
+        writer.writerow({k: spreadsheet_safe(v) for k, v in row.items()})
     return out.getvalue()

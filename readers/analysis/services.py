@@ -15,12 +15,12 @@ from __future__ import annotations
 
 import hashlib
 import json
-from datetime import timedelta
 from typing import Any
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import Q
+from django.db.models import DateTimeField, Q, Value
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from readers.models import Reading, StudyAnalysis, VbqResult
@@ -28,7 +28,8 @@ from studies.models import ReferenceStandard, Study
 from studies.stats.agreement import AgreementInputError, analyse
 from studies.stats.diagnostics import evaluate
 from studies.vocabulary import CSF, LEVELS
-from vbqweb.tasks import ANALYSE_STUDY, enqueue_on_commit
+from vbqweb.jobs import job_heartbeat, job_request
+from vbqweb.tasks import ANALYSE_STUDY
 
 OSTEOPOROSIS_T = -2.5  # WHO definition; the binary reference derived from DXA
 
@@ -141,30 +142,42 @@ def analysis_is_stale(*, state: StudyAnalysis) -> bool:
 
 
 def analysis_request(*, study: Study) -> None:
-    """Ask for a recomputation; a burst of requests sends one task (conditional UPDATE claim)."""
+    """Ask for a recomputation of the study's agreement, in the caller's transaction.
+
+    The outbox's job for the study (one key per study) is the claim: a burst of submissions is
+    one job, sent ``VBQ_ANALYSIS_DELAY`` seconds after the last of them (debounced); the job
+    runs one computation at a time, and a request made while it runs makes it run once more
+    when it finishes. ``claimed_at`` says on the page that a recomputation is on its way.
+    """
     state = analysis_state(study=study)
     now = timezone.now()
-    lost = now - timedelta(seconds=settings.VBQ_TASK_TIME_LIMIT)
-    StudyAnalysis.objects.filter(pk=state.pk).update(requested_at=now)
-    claimed = (
-        StudyAnalysis.objects.filter(pk=state.pk)
-        .filter(Q(claimed_at__isnull=True) | Q(claimed_at__lt=lost))
-        .update(claimed_at=now)
+    StudyAnalysis.objects.filter(pk=state.pk).update(
+        requested_at=now, claimed_at=Coalesce("claimed_at", Value(now, DateTimeField()))
     )
-    if claimed:
-        enqueue_on_commit(ANALYSE_STUDY, countdown=2, study_pk=study.pk)
+    job_request(
+        ANALYSE_STUDY,
+        key=f"analysis:study:{study.pk}",
+        delay=settings.VBQ_ANALYSIS_DELAY,
+        study_pk=study.pk,
+    )
 
 
 def analysis_compute(*, study_pk: int) -> StudyAnalysis | None:
     """Recompute and store a study's analysis. Idempotent: the same readings, the same row.
 
-    The claim is released first, so that readings changed while this runs send a new task.
+    Computed outside any transaction (it reads, then computes for as long as it takes); only
+    the final UPDATE is inside one, together with the job's heartbeat, so that a run that was
+    presumed dead and replaced writes nothing. ``claimed_at`` is cleared only when no request
+    arrived after this run began (a later one runs the job again).
     """
     study = Study.objects.filter(pk=study_pk).first()
     if study is None:
         return None
     state = analysis_state(study=study)
-    StudyAnalysis.objects.filter(pk=state.pk).update(claimed_at=None)
+    started = timezone.now()
+    StudyAnalysis.objects.filter(pk=state.pk).update(
+        claimed_at=Coalesce("claimed_at", Value(started, DateTimeField()))
+    )
     records, fingerprint = study_records(study=study)
     error, result, diagnostics = "", {}, None
     try:
@@ -175,6 +188,7 @@ def analysis_compute(*, study_pk: int) -> StudyAnalysis | None:
     except AgreementInputError as exc:
         error = str(exc)
     with transaction.atomic():
+        job_heartbeat()
         StudyAnalysis.objects.filter(pk=state.pk).update(
             computed_at=timezone.now(),
             fingerprint=fingerprint,
@@ -183,5 +197,8 @@ def analysis_compute(*, study_pk: int) -> StudyAnalysis | None:
             diagnostics=diagnostics,
             error=error,
         )
+        StudyAnalysis.objects.filter(pk=state.pk).filter(
+            Q(requested_at__isnull=True) | Q(requested_at__lte=started)
+        ).update(claimed_at=None)
     state.refresh_from_db()
     return state

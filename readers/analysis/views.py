@@ -121,10 +121,11 @@ def report(request: HttpRequest, pk: int, fmt: str) -> HttpResponse:
     if not state.analysis:
         messages.error(request, "No agreement has been computed yet.")
         return redirect("analytics:agreement", pk=study.pk)
-    html = render_report_html(_report_context(study, state))
+    context = _report_context(study, state)
     if fmt == "html":
-        return HttpResponse(html)
-    pdf = render_report_pdf(html)
+        # The report's one <style> element, allowed by this response's CSP nonce (settings).
+        return HttpResponse(render_report_html(context | {"style_nonce": str(request.csp_nonce)}))
+    pdf = render_report_pdf(render_report_html(context))
     return _download(pdf, f"study-{study.pk}-agreement-report.pdf", "application/pdf")
 
 

@@ -25,6 +25,9 @@ Decisions (where the spec is silent):
   the non-standard ``NaN``/``Infinity`` literals: they are rejected here). Radii must be
   positive, a rectangle must have an area, a polygon needs 3 distinct points that are not all
   on one line. Duplicate keys in a JSON object are rejected by :func:`load_roi_file`.
+- **Sizes are the site's business.** The parser takes a set of any size, as the command line
+  always has; the site bounds what a browser may post (:class:`RoiLimits`,
+  :func:`check_roi_limits`: bytes, items, polygon points, note length, geometry near the image).
 
 Pure: no Django.
 """
@@ -447,6 +450,8 @@ def loads_roi_set(text: str | bytes) -> RoiSet:
         raise RoiError(
             f"invalid JSON: {error.msg} (line {error.lineno}, column {error.colno})"
         ) from None
+    except RecursionError:  # Python's decoder recurses once per level of [[[[…
+        raise RoiError("invalid JSON: nested too deeply") from None
     return parse_roi_set(data)
 
 
@@ -478,3 +483,85 @@ def remap_uids(data: Mapping[str, Any], new_uid: Callable[[str], str]) -> dict[s
         if "sop_instance_uid" in item:
             item["sop_instance_uid"] = new_uid(item["sop_instance_uid"])
     return out
+
+
+# --- limits on sets that arrive from the web -------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RoiLimits:
+    """How large an ROI set the site accepts from a browser.
+
+    Why: the spec fixes no sizes, and ``measure_vbq`` (spec section 3) reads files its user chose,
+    so :func:`parse_roi_set` and :func:`load_roi_file` apply none of these; the site's endpoints
+    do (:func:`check_roi_limits`), because a posted set is stored in every revision, copied into
+    every download and measured by the worker. The numbers are far above what a reading needs:
+    the viewer draws one ROI per level, a freehand contour of a vertebral body has a few hundred
+    points and the exclusion note's field takes 200 characters.
+    """
+
+    max_bytes: int = 64 * 1024
+    """The JSON body of one save."""
+    max_items: int = 50
+    """ROIs and exclusions in one set."""
+    max_polygon_points: int = 2000
+    max_note_chars: int = 500
+
+
+WEB_ROI_LIMITS: Final = RoiLimits()
+"""The limits of the site's ROI save (``readers.views``)."""
+
+
+def check_roi_limits(
+    roi_set: RoiSet,
+    *,
+    rows: int | None,
+    columns: int | None,
+    limits: RoiLimits = WEB_ROI_LIMITS,
+) -> None:
+    """Refuse a set beyond ``limits``, or with geometry far off an image of ``rows`` × ``columns``.
+
+    The geometry bound is one image size around the image: ``-columns <= x <= 2·columns`` and
+    ``-rows <= y <= 2·rows`` for every centre, corner and point, and every radius at most the
+    image's larger side. An ROI that leaves the image a little still saves (a draft being
+    dragged), and the measurement refuses it with its own message (spec section 1); what is
+    refused here is geometry that no drawing produces (``1e300``), before it is stored. Without
+    a size (``None``: a series with no readable instance) only the counts are checked.
+
+    Raises :class:`RoiError` naming the item and the limit.
+    """
+    items = len(roi_set.rois) + len(roi_set.exclusions)
+    if items > limits.max_items:
+        raise RoiError(f"{items} ROIs and exclusions; at most {limits.max_items} are accepted")
+    for j, exclusion in enumerate(roi_set.exclusions):
+        if exclusion.note is not None and len(exclusion.note) > limits.max_note_chars:
+            name = describe(exclusion, len(roi_set.rois) + j)
+            raise RoiError(
+                f"{name}: the note has {len(exclusion.note)} characters; "
+                f"at most {limits.max_note_chars} are accepted"
+            )
+    for i, roi in enumerate(roi_set.rois):
+        name = describe(roi, i)
+        shape = roi.shape
+        if isinstance(shape, Polygon) and len(shape.points) > limits.max_polygon_points:
+            raise RoiError(
+                f"{name}: {len(shape.points)} polygon points; "
+                f"at most {limits.max_polygon_points} are accepted"
+            )
+        if rows is None or columns is None:
+            continue
+        if isinstance(shape, Ellipse):
+            points: tuple[Point, ...] = (shape.center,)
+            if max(shape.radii) > max(rows, columns):
+                raise RoiError(
+                    f"{name}: radii {list(shape.radii)} exceed the image's size "
+                    f"({columns} × {rows} pixels)"
+                )
+        else:
+            points = shape.corners if isinstance(shape, Rectangle) else shape.points
+        for x, y in points:
+            if not (-columns <= x <= 2 * columns and -rows <= y <= 2 * rows):
+                raise RoiError(
+                    f"{name}: the point [{x}, {y}] is far outside the image "
+                    f"({columns} × {rows} pixels)"
+                )

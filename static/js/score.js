@@ -39,7 +39,9 @@ function levelsTable(detail) {
 
 function render(payload) {
   if (payload.status === "pending") {
-    body.replaceChildren(el("p", { className: "pending" }, "Computing…"));
+    // Recorded but not yet picked up by a worker (the broker or every worker is down): say so.
+    const words = payload.waiting_for_worker ? "Waiting for the worker…" : "Computing…";
+    body.replaceChildren(el("p", { className: "pending" }, words));
   } else if (payload.status === "empty") {
     body.replaceChildren(el("p", { className: "muted" }, "No ROIs yet."));
   } else if (payload.status === "ok") {

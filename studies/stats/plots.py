@@ -19,6 +19,10 @@ Design decisions:
   finds), Okabe–Ito colour-blind-safe colours, no seaborn. The identity line and other
   reference elements carry an SVG ``id`` (``identity``, ``bias``, ``loa-lower``, ...) so pages
   and tests can find them.
+- **No ``<style>`` element.** Matplotlib writes one (``*{stroke-linejoin: round; …}``) into
+  every SVG; inlined in a page, the site's Content-Security-Policy blocks it (and its ``*``
+  would style the whole page). The same two properties are inherited, so they are set as
+  attributes of the root ``<svg>`` instead: the figure draws the same.
 """
 
 from __future__ import annotations
@@ -125,7 +129,27 @@ def _svg(figure: Figure) -> str:
     buffer = io.StringIO()
     figure.savefig(buffer, format="svg", metadata={"Date": None, "Creator": None})
     text = _METADATA.sub("", _XML_PROLOGUE.sub("", buffer.getvalue()))
-    return unique_ids(text.strip() + "\n")
+    return unique_ids(_style_as_attributes(text).strip() + "\n")
+
+
+_STYLE_ELEMENT = re.compile(r"\s*<style[^>]*>\s*\*\s*\{([^}]*)\}\s*</style>")
+_EMPTY_DEFS = re.compile(r"\s*<defs>\s*</defs>")
+
+
+def _style_as_attributes(svg: str) -> str:
+    """Matplotlib's ``<style>*{property: value; …}</style>`` as attributes of the root element.
+
+    Only inherited properties appear in it (``stroke-linejoin``, ``stroke-linecap``), so set on
+    the root they reach every element, as the ``*`` rule did; an element's own ``style`` wins
+    over both alike.
+    """
+    match = _STYLE_ELEMENT.search(svg)
+    if match is None:
+        return svg
+    declarations = (d.split(":", 1) for d in match[1].split(";") if ":" in d)
+    attributes = "".join(f' {name.strip()}="{value.strip()}"' for name, value in declarations)
+    svg = _EMPTY_DEFS.sub("", svg[: match.start()] + svg[match.end() :], count=1)
+    return svg.replace("<svg ", "<svg" + attributes + " ", 1)
 
 
 _METADATA = re.compile(r"\s*<metadata>.*?</metadata>", re.DOTALL)

@@ -1,11 +1,13 @@
-"""The uploads' periodic upkeep: the outbox's dispatcher and the clean-ups that run with it.
+"""The uploads' periodic upkeep: the clean-ups that nothing else triggers.
 
-:func:`uploads_dispatch_due` runs every minute (Celery beat, the ``dispatch_uploads`` task)
-and on demand (``manage.py dispatch_uploads``). It recovers ingests whose task died
-(:func:`~studies.uploads.ingest.uploads_requeue_stale`), sends queued uploads whose task is due
-(:mod:`studies.uploads.outbox`), cancels transfers abandoned for a day and deletes temporary
-folders left behind (:mod:`studies.uploads.staging`). It sits above the transfer, the outbox
-and the ingest because it drives all three.
+:func:`uploads_tidy` runs every minute (Celery beat, the ``tidy_uploads`` task) and with the
+outbox's dispatcher (``manage.py dispatch``). It fails ingests left without progress for longer
+than their time limit (:func:`~studies.uploads.ingest.uploads_fail_stale`: a safety net, since
+the outbox sends a dead ingest again within a minute), records the job of a queued upload that
+has none (queued before the outbox existed), cancels transfers abandoned for a day and deletes
+temporary folders left behind (:mod:`studies.uploads.staging`). Sending queued uploads is the
+outbox's (:mod:`studies.uploads.outbox`). It sits above the transfer, the outbox and the ingest
+because it drives all three.
 """
 
 from __future__ import annotations
@@ -20,10 +22,11 @@ from django.conf import settings
 from django.utils import timezone
 
 from studies.models import Upload, UploadStatus
-from studies.uploads.ingest import uploads_requeue_stale
-from studies.uploads.outbox import _due, upload_dispatch
+from studies.uploads.ingest import uploads_fail_stale
+from studies.uploads.outbox import ingest_job_key, upload_queue_ingest
 from studies.uploads.staging import REMOVING
 from studies.uploads.transfer import upload_cancel
+from vbqweb.models import Job
 
 ABANDONED_AFTER = timedelta(hours=24)
 
@@ -66,18 +69,26 @@ def upload_folders_sweep() -> int:
     return removed
 
 
-def uploads_dispatch_due() -> dict[str, int]:
-    """The outbox's periodic dispatcher: send due queued uploads, recover dead tasks, expire
-    abandoned transfers, sweep leftover folders. Returns what it did, for the log."""
-    requeued, failed = uploads_requeue_stale()
+def uploads_queue_without_job() -> int:
+    """Queued uploads with no ingest job in the outbox (queued before it existed): recorded,
+    so that the dispatcher sends them. Returns how many."""
+    queued = {
+        ingest_job_key(pk): pk
+        for pk in Upload.objects.filter(status=UploadStatus.QUEUED).values_list("pk", flat=True)
+    }
+    known = set(Job.objects.filter(key__in=queued).values_list("key", flat=True))
+    for key in sorted(set(queued) - known):
+        upload_queue_ingest(upload=Upload.objects.get(pk=queued[key]))
+    return len(set(queued) - known)
+
+
+def uploads_tidy() -> dict[str, int]:
+    """Queue jobless uploads, fail dead ingests, expire abandoned transfers, sweep leftover
+    folders. Returns what it did, for the log."""
     now = timezone.now()
-    sent = 0
-    for upload_id in Upload.objects.filter(_due(now)).values_list("pk", flat=True):
-        sent += upload_dispatch(upload_id=upload_id)
     return {
-        "sent": sent,
-        "requeued": requeued,
-        "failed": failed,
+        "queued": uploads_queue_without_job(),
+        "failed": uploads_fail_stale(now=now),
         "expired": uploads_expire_abandoned(now=now),
         "swept": upload_folders_sweep(),
     }

@@ -14,8 +14,13 @@ Two ways in run it here:
 Failure policy ("nothing partial"): a rejected file stores nothing; a refused upload
 (:class:`~studies.ingest.sources.IngestError`: a zip bomb's totals, too many entries), a cancel, a
 time limit or an unexpected error removes every instance, series and case the upload had stored
-(:func:`~studies.uploads.store.upload_discard_stored`). A task that died is found by
-:func:`uploads_requeue_stale` and run again once, then failed.
+(:func:`~studies.uploads.store.upload_discard_stored`).
+
+A task that died (worker killed, machine lost) stops writing its progress, which is its job's
+heartbeat (:func:`vbqweb.jobs.job_heartbeat`, in the store's progress writes); the outbox sends
+the job again after the ingest's deadline, and the new run takes the upload over: it discards
+what the dead run stored and starts again, once (:data:`MAX_ATTEMPTS`), then fails the upload.
+:func:`uploads_fail_stale` is the safety net for an upload whose job was given up.
 """
 
 from __future__ import annotations
@@ -29,7 +34,7 @@ from typing import Any
 from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
-from django.db.models import F, Q
+from django.db.models import F
 from django.utils import timezone
 
 from studies.ingest.sources import IngestError
@@ -38,6 +43,7 @@ from studies.uploads.config import deid_config, ingest_limits
 from studies.uploads.pipeline import count_sources, deidentified_sources
 from studies.uploads.staging import upload_directory_remove, upload_paths
 from studies.uploads.store import _Cancelled, _Store, upload_discard_stored
+from vbqweb.jobs import JobLost, current_job, job_heartbeat
 
 logger = logging.getLogger(__name__)
 
@@ -91,6 +97,7 @@ def _run(upload: Upload, paths: Sequence[Path], file_indices: list[int] | None) 
     """The ingest proper; raises on a refused upload, a cancel or an error."""
     limits = ingest_limits()
     total = count_sources(paths, limits)  # bomb checks before anything is stored
+    job_heartbeat()
     if upload.case_set_id is None:
         upload.case_set = CaseSet.objects.create(
             study=upload.study, name=upload.name, created_by=upload.created_by
@@ -130,6 +137,8 @@ def _guarded_run(
     """
     try:
         _run(upload, paths, file_indices)
+    except JobLost:
+        raise  # presumed dead and replaced: the new run owns the upload, leave it alone
     except IngestError as error:
         _fail(upload, f"The upload was refused and nothing was stored: {error}.")
         if reraise:
@@ -150,11 +159,16 @@ def _guarded_run(
             raise
 
 
-def _claim(upload_id: int) -> bool:
-    """queued -> processing, exactly once however often the task was sent."""
+def _claim(upload_id: int, *, takeover: bool) -> bool:
+    """queued -> processing, exactly once however often the task was sent.
+
+    ``takeover``: the job's earlier run died (the outbox sent it again), so an upload left
+    ``processing`` is this run's to restart.
+    """
     now = timezone.now()
+    statuses = [UploadStatus.QUEUED, UploadStatus.PROCESSING] if takeover else [UploadStatus.QUEUED]
     return bool(
-        Upload.objects.filter(pk=upload_id, status=UploadStatus.QUEUED).update(
+        Upload.objects.filter(pk=upload_id, status__in=statuses).update(
             status=UploadStatus.PROCESSING,
             started_at=now,
             heartbeat_at=now,
@@ -164,24 +178,41 @@ def _claim(upload_id: int) -> bool:
 
 
 def upload_ingest(*, upload_id: int) -> str:
-    """The Celery task's body: claim the upload, ingest its files, always delete them.
+    """The Celery task's body: claim the upload, ingest its files, delete them at the end.
 
     Returns what happened (for the worker's log): ``"not claimed"`` when another delivery of
-    the task got there first or the upload was cancelled.
+    the task got there first or the upload was cancelled. A run sent again after its earlier
+    run died takes the upload over and starts from scratch; after :data:`MAX_ATTEMPTS` the
+    upload fails. A run that learns it was replaced (:class:`~vbqweb.jobs.JobLost`) stops
+    without touching the files, which the new run is reading.
     """
-    if not _claim(upload_id):
+    job = current_job()
+    if not _claim(upload_id, takeover=job is not None and job.runs > 1):
         return "not claimed"
     upload = Upload.objects.select_related("study", "created_by").get(pk=upload_id)
+    if upload.attempts > MAX_ATTEMPTS:
+        _fail(
+            upload,
+            f"The ingest was interrupted {upload.attempts - 1} times (worker lost); "
+            "nothing was stored.",
+        )
+        upload_directory_remove(upload)
+        return str(UploadStatus.FAILED)
     try:
         if upload.attempts > 1:  # an earlier run died (worker lost): start again from scratch
             upload_discard_stored(upload=upload)
+            upload.refresh_from_db()
         paths, indices = upload_paths(upload)
         if not paths:
             _fail(upload, "The uploaded files are gone (deleted before the ingest ran).")
         else:
             _guarded_run(upload, paths, indices)
-    finally:
+    except JobLost:
+        raise
+    except BaseException:
         upload_directory_remove(upload)
+        raise
+    upload_directory_remove(upload)
     upload.refresh_from_db(fields=["status"])
     return str(upload.status)
 
@@ -216,7 +247,6 @@ def case_set_ingest_paths(
         attempts=1,
         started_at=now,
         heartbeat_at=now,
-        enqueued_at=None,
     )
     _guarded_run(upload, path_list, None, reraise=True)
     upload.refresh_from_db()
@@ -232,25 +262,20 @@ def _size_of(path: Path) -> int:
     return 0
 
 
-def uploads_requeue_stale(*, now: Any = None) -> tuple[int, int]:
-    """Uploads whose task died (no end after the hard time limit): run again, or fail.
+def uploads_fail_stale(*, now: Any = None) -> int:
+    """Uploads still ``processing`` with no progress for longer than the ingest's hard time
+    limit: failed, their files deleted. Returns how many.
 
-    Returns (requeued, failed). Only after the hard limit has passed since the claim is the
-    task certainly dead, so a slow but live ingest is never run twice.
+    The safety net behind the outbox (which sends a dead ingest again within a minute): only an
+    upload whose job was given up, or a synchronous ingest whose process died, is this old. A
+    live ingest writes its progress at least every second, so it is never touched.
     """
     now = now or timezone.now()
     cutoff = now - timedelta(seconds=settings.VBQ_INGEST_TIME_LIMIT + 60)
-    stale = Upload.objects.filter(status=UploadStatus.PROCESSING, started_at__lt=cutoff)
-    requeued = stale.filter(attempts__lt=MAX_ATTEMPTS).update(
-        status=UploadStatus.QUEUED, dispatch_attempted_at=None, enqueued_at=None
-    )
+    stale = Upload.objects.filter(status=UploadStatus.PROCESSING, heartbeat_at__lt=cutoff)
     failed = 0
-    for upload in stale.filter(Q(attempts__gte=MAX_ATTEMPTS)):
-        _fail(
-            upload,
-            f"The ingest was interrupted {upload.attempts} times (worker lost or time limit); "
-            "nothing was stored.",
-        )
+    for upload in stale:
+        _fail(upload, "The ingest stopped (worker lost or time limit); nothing was stored.")
         upload_directory_remove(upload)
         failed += 1
-    return requeued, failed
+    return failed

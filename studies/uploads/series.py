@@ -4,7 +4,8 @@ Every series is judged by every rule of :func:`studies.ingest.eligibility.classi
 the study's TR/TE ranges, on the headers of its instances (kept slim during an ingest, read back
 from storage afterwards); each case's reading series is then its best eligible series, unless a
 manager chose one (or none) by hand. Changing the study's ranges sends the re-judging of every
-series to the worker (``REJUDGE_SERIES`` through :mod:`vbqweb.tasks`, once the change commits).
+series to the worker (``REJUDGE_SERIES``, recorded in the outbox :mod:`vbqweb.jobs` with the
+change and sent once it commits).
 """
 
 from __future__ import annotations
@@ -23,7 +24,8 @@ from pydicom.dataset import Dataset
 from studies.ingest.eligibility import classify_series
 from studies.ingest.untrusted import quiet_pydicom
 from studies.models import Case, Series, Study, Upload
-from vbqweb.tasks import REJUDGE_SERIES, enqueue_on_commit
+from vbqweb.jobs import job_request
+from vbqweb.tasks import REJUDGE_SERIES
 
 logger = logging.getLogger(__name__)
 
@@ -178,7 +180,7 @@ def study_set_eligibility_ranges(*, study: Study, **ranges: float) -> bool:
     """Change the study's TR/TE ranges; return whether they changed.
 
     When they did, re-judging its series (:func:`study_rejudge_series`, the
-    ``rejudge_study_series`` task) is sent to the worker once this change commits.
+    ``rejudge_study_series`` task) is recorded in the outbox with it and sent once it commits.
     """
     allowed = {"ingest_tr_min_ms", "ingest_tr_max_ms", "ingest_te_min_ms", "ingest_te_max_ms"}
     if set(ranges) - allowed:
@@ -190,7 +192,7 @@ def study_set_eligibility_ranges(*, study: Study, **ranges: float) -> bool:
     if changed:
         current.full_clean()
         current.save(update_fields=changed)
-        enqueue_on_commit(REJUDGE_SERIES, study_id=study.pk)
+        job_request(REJUDGE_SERIES, key=f"rejudge:study:{study.pk}", study_id=study.pk)
     for name in ranges:
         setattr(study, name, getattr(current, name))
     return bool(changed)

@@ -10,6 +10,12 @@ source: its position, status and reason, never its name.
 the worker share SQLite), so an upload that ends early is undone by :func:`upload_discard_stored`,
 keyed by ``Instance.upload`` / ``Series.upload`` / the upload's case set. The store notices a
 cancel when it writes its progress (:class:`_Cancelled`).
+
+Its progress writes (at least every second while sources flow) are also the heartbeat of the
+ingest's outbox job (:func:`vbqweb.jobs.job_heartbeat`): a run that was presumed dead and
+replaced learns it there (:class:`~vbqweb.jobs.JobLost`) and writes nothing more; what it
+stored in between is discarded by the new run, or found already stored (a SOP Instance UID is
+stored once).
 """
 
 from __future__ import annotations
@@ -43,6 +49,7 @@ from studies.uploads.series import (
     case_select_automatic,
     series_judge,
 )
+from vbqweb.jobs import job_heartbeat, pause_point
 
 PROGRESS_EVERY_FILES = 25
 PROGRESS_EVERY_SECONDS = 1.0
@@ -251,7 +258,11 @@ class _Store:
     # -- progress
 
     def flush(self) -> None:
-        """Write the pending report rows and counters; notice a cancel (0 rows updated)."""
+        """Write the pending report rows and counters; notice a cancel (0 rows updated).
+
+        The job's heartbeat comes first: a replaced run stops before it writes anything.
+        """
+        job_heartbeat()
         if self.items:
             UploadItem.objects.bulk_create(self.items)
             self.items = []
@@ -268,12 +279,15 @@ class _Store:
         self._last_flush = time.monotonic()
         if not updated:
             raise _Cancelled
+        if self.stored:
+            pause_point("ingest")  # the fault tests kill a worker here, mid-ingest
 
     # -- after the last source
 
     def judge(self) -> None:
         """Eligibility of every series this upload touched, then each case's reading series."""
         for series_pk, new_headers in self.headers.items():
+            job_heartbeat()  # reading a series' stored headers back may take a while
             series = Series.objects.select_related("case").get(pk=series_pk)
             headers = list(new_headers) + _stored_headers(series, exclude_upload=self.upload)
             series_judge(series=series, headers=headers, study=self.study)

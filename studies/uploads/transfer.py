@@ -39,7 +39,7 @@ from django.utils import timezone
 
 from studies.models import Study, Upload, UploadStatus
 from studies.uploads.config import ingest_limits
-from studies.uploads.outbox import upload_dispatch
+from studies.uploads.outbox import upload_queue_ingest
 from studies.uploads.staging import upload_directory, upload_directory_remove
 
 DISK_MARGIN_BYTES = 256 * 1024 * 1024
@@ -325,8 +325,8 @@ def upload_transfer_state(*, upload: Upload) -> dict[str, Any]:
 def upload_finish(*, upload: Upload) -> Upload:
     """Every announced file arrived: queue the ingest (the outbox), then try to send it.
 
-    The status change commits before anything is sent; a broker that is down leaves the upload
-    queued for :func:`~studies.uploads.housekeeping.uploads_dispatch_due`.
+    The status change and the ingest's job commit together before anything is sent; a broker
+    that is down leaves the upload queued for the outbox's dispatcher.
     """
     with _receiving(upload, "This upload is already {status}."):
         if upload.files_total_expected == 0:
@@ -339,10 +339,10 @@ def upload_finish(*, upload: Upload) -> Upload:
                 state,
             )
         with transaction.atomic():
-            Upload.objects.filter(pk=upload.pk, status=UploadStatus.RECEIVING).update(
+            if Upload.objects.filter(pk=upload.pk, status=UploadStatus.RECEIVING).update(
                 status=UploadStatus.QUEUED
-            )
-            transaction.on_commit(lambda: upload_dispatch(upload_id=upload.pk, due_only=False))
+            ):
+                upload_queue_ingest(upload=upload)
     upload.refresh_from_db()
     return upload
 

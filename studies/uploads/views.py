@@ -4,13 +4,13 @@ Thin function views: fetch through ``studies.access`` (404 when the study is not
 for its readers), validate, call one service of ``studies.uploads`` (the transfer, the outbox,
 the series), answer. The JSON endpoints serve ``static/js/upload.js``; their errors are
 ``{"error": message, "state": {...}}`` with 400 (malformed) or 409 (does not fit the upload's
-state; ``state`` says how to resume).
+state; ``state`` says how to resume). The announcement's JSON is read by the site's one loader
+(``vbqweb.jsonbody``: size, nesting, duplicate keys), so no body can make it a 500.
 """
 
 from __future__ import annotations
 
 import copy
-import json
 from typing import Any
 
 from django.conf import settings
@@ -27,7 +27,7 @@ from studies.form_pages import form_page, posted
 from studies.forms import EligibilityRangesForm, SeriesChoiceForm, UploadCreateForm
 from studies.models import ItemStatus, Upload, UploadStatus
 from studies.uploads.config import ingest_limits
-from studies.uploads.outbox import upload_dispatch
+from studies.uploads.outbox import upload_outbox_state
 from studies.uploads.series import (
     case_choose_series,
     case_select_automatic,
@@ -42,6 +42,7 @@ from studies.uploads.transfer import (
     upload_receive_chunk,
     upload_transfer_state,
 )
+from vbqweb.jsonbody import JsonBodyError, request_json
 
 
 def _error(message: str, status: int, state: dict[str, Any] | None = None) -> JsonResponse:
@@ -60,7 +61,7 @@ def _urls(upload: Upload) -> dict[str, str]:
 
 
 def _payload(upload: Upload) -> dict[str, Any]:
-    payload = selectors.upload_status_payload(upload=upload)
+    payload = selectors.upload_status_payload(upload=upload) | upload_outbox_state(upload=upload)
     payload["urls"] = _urls(upload)
     if upload.status == UploadStatus.RECEIVING:
         payload["transfer"] = upload_transfer_state(upload=upload)
@@ -98,9 +99,9 @@ def upload_create_view(request: HttpRequest, pk: int) -> JsonResponse:
     """Announce an upload (name, number of files, bytes): 201 with its URLs."""
     study = study_for_manager(request.user, pk)
     try:
-        data = json.loads(request.body or b"null")
-    except (ValueError, UnicodeDecodeError):
-        return _error("The request is not JSON.", 400)
+        data = request_json(request)
+    except JsonBodyError as error:
+        return _error(f"The request is not JSON the site accepts: {error}.", 400)
     form = UploadCreateForm(data if isinstance(data, dict) else None)
     if not form.is_valid():
         return _error("Bad upload announcement: " + form.errors.as_text(), 400)
@@ -139,10 +140,8 @@ def upload_chunk(request: HttpRequest, pk: int) -> JsonResponse:
 
 @require_GET
 def upload_status(request: HttpRequest, pk: int) -> JsonResponse:
-    """Progress, polled by the page; also sends a queued upload again when that is due."""
+    """Progress, polled by the page (the outbox's dispatcher, not the poll, sends the ingest)."""
     upload = upload_for_manager(request.user, pk)
-    if upload.status == UploadStatus.QUEUED and upload_dispatch(upload_id=upload.pk):
-        upload.refresh_from_db()
     return JsonResponse(_payload(upload))
 
 

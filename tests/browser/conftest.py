@@ -20,7 +20,12 @@ from django.conf import settings
 # browser steps are ordinary synchronous calls all the same.
 os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
 
-from tests.helpers.workers import celery_worker, redis_url  # noqa: F401
+from tests.helpers.workers import (  # noqa: F401
+    celery_processes,
+    celery_worker,
+    redis_server,
+    redis_url,
+)
 
 CHROMIUM = Path(os.environ.get("VBQ_CHROMIUM", "/usr/bin/chromium"))
 CHROMIUM_ARGS = [
@@ -50,10 +55,22 @@ def browser() -> Iterator[object]:
         browser.close()
 
 
+# Every Content-Security-Policy violation becomes a console error, so that it lands on
+# ``page.errors`` (Chromium logs most of them itself, but not all, e.g. report-only ones).
+REPORT_CSP_VIOLATIONS = """
+document.addEventListener("securitypolicyviolation", (event) => {
+  console.error(`CSP violation: ${event.effectiveDirective} blocked ${event.blockedURI || "inline"}`
+    + ` (${event.sourceFile}:${event.lineNumber})`);
+});
+"""
+
+
 @pytest.fixture
 def page(browser, live_server) -> Iterator[object]:
-    """A fresh browser context at 1280 x 800; console errors are collected on ``page.errors``."""
+    """A fresh browser context at 1280 x 800; console errors (CSP violations included) are
+    collected on ``page.errors``."""
     context = browser.new_context(viewport=VIEWPORT, base_url=live_server.url)
+    context.add_init_script(REPORT_CSP_VIOLATIONS)
     page = context.new_page()
     page.errors = []  # type: ignore[attr-defined]
     page.on(

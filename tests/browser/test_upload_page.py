@@ -16,7 +16,7 @@ from studies.models import Instance, ItemStatus, Upload, UploadStatus
 from studies.uploads.ingest import upload_ingest
 from studies.uploads.staging import upload_directory
 from tests.helpers.brokers import broker_down
-from tests.helpers.browser import login_fast
+from tests.helpers.browser import login_fast, wait_until
 from tests.helpers.ingestdata import phantom_case_bytes, write_files
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
@@ -51,7 +51,7 @@ def _open(page, live_server, world) -> None:
 
 def _choose_and_start(page, paths: list[Path], name: str = "Site A, batch 1") -> None:
     page.set_input_files("#pick-files", [str(p) for p in paths])
-    page.wait_for_function("!document.querySelector('#start').disabled")
+    wait_until(page, "!document.querySelector('#start').disabled")
     page.fill("#upload-name", name)
     page.click("#start")
 
@@ -132,8 +132,9 @@ def test_reload_while_waiting_for_the_worker_then_progress_continues(
     with broker_down():
         _open(page, live_server, world)
         _choose_and_start(page, paths)
-        page.wait_for_function(
-            "document.querySelector('#progress-message').textContent.includes('cannot be reached')"
+        wait_until(
+            page,
+            "document.querySelector('#progress-message').textContent.includes('cannot be reached')",
         )
         upload = _latest()
         assert upload.status == UploadStatus.QUEUED
@@ -166,10 +167,11 @@ def test_cancel_during_the_transfer_deletes_the_files(page, live_server, world, 
     page.route("**/chunk", slow)
     page.on("dialog", lambda dialog: dialog.accept())  # "Cancel this upload?"
     _choose_and_start(page, paths)
-    page.wait_for_function("window.bars.transfer.some(([v]) => v > 0)")
+    wait_until(page, "window.bars.transfer.some(([v]) => v > 0)")
     page.click("#cancel")
-    page.wait_for_function(
-        "document.querySelector('#progress-message').textContent.toLowerCase().includes('cancel')"
+    wait_until(
+        page,
+        "document.querySelector('#progress-message').textContent.toLowerCase().includes('cancel')",
     )
     page.unroute_all(behavior="ignoreErrors")  # chunks still in flight end with the test
     upload = _latest()

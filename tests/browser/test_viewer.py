@@ -31,7 +31,7 @@ from studies.uploads.config import deid_uid
 from studies.uploads.ingest import case_set_ingest_paths
 from studies.uploads.series import case_choose_series
 from tests.helpers import factories
-from tests.helpers.browser import login, login_fast, open_viewer
+from tests.helpers.browser import login, login_fast, open_viewer, wait_until
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
 
@@ -135,16 +135,15 @@ def draw(page, tool: str, roi: dict, scale: float = 1.0) -> None:
 
 def go_to(page, sop_uid: str) -> None:
     page.evaluate("(sop) => vbqViewer.goTo(vbqViewer.indexOf(sop))", sop_uid)
-    page.wait_for_function(
-        "(sop) => vbqViewer.sopAt(vbqViewer.currentIndex()) === sop", arg=sop_uid
-    )
+    wait_until(page, "(sop) => vbqViewer.sopAt(vbqViewer.currentIndex()) === sop", arg=sop_uid)
 
 
 def wait_saved_and_scored(page) -> dict:
     """Wait for the autosave and then for the server's score of the saved version."""
     try:
-        page.wait_for_function("vbqViewer.saveState() === 'saved'")
-        page.wait_for_function(
+        wait_until(page, "vbqViewer.saveState() === 'saved'")
+        wait_until(
+            page,
             "(() => { const s = vbqViewer.score(); "
             "return s && s.roi_version === vbqViewer.version(); })()",
             timeout=60_000,
@@ -213,7 +212,7 @@ def test_reader_draws_excludes_submits_and_sees_the_server_vbq(
     login(page, "reader", factories.PASSWORD)
     page.goto(f"/studies/{world.study_a.pk}/")
     page.click("button:text-is('Start')")
-    page.wait_for_function("document.body.dataset.viewerReady === '1'")
+    wait_until(page, "document.body.dataset.viewerReady === '1'")
     reading = Reading.objects.get(reader=world.reader, case=case)
     go_to(page, rois["L1"]["sop_instance_uid"])
 
@@ -361,14 +360,14 @@ def test_a_draft_resumes_after_reload(celery_worker, page, live_server, world, t
     page.keyboard.press("c")
     draw(page, "ellipse", rois["CSF"], 0.8)
     page.select_option("#csf-level", "L4")  # the level is stored with the CSF ROI
-    page.wait_for_function("vbqViewer.saveState() === 'saved'")
+    wait_until(page, "vbqViewer.saveState() === 'saved'")
     before = page.evaluate("vbqViewer.roiJson()")
     preview = page.evaluate("vbqViewer.preview()")
 
     page.reload()
-    page.wait_for_function("document.body.dataset.viewerReady === '1'")
+    wait_until(page, "document.body.dataset.viewerReady === '1'")
     assert page.evaluate("vbqViewer.roiJson()") == before
-    page.wait_for_function("Object.values(vbqViewer.preview()).every((p) => p.n_pixels)")
+    wait_until(page, "Object.values(vbqViewer.preview()).every((p) => p.n_pixels)")
     after = page.evaluate("vbqViewer.preview()")
     assert {k: (v["n_pixels"], v["median"]) for k, v in after.items()} == {
         k: (v["n_pixels"], v["median"]) for k, v in preview.items()
@@ -377,9 +376,7 @@ def test_a_draft_resumes_after_reload(celery_worker, page, live_server, world, t
     assert page.input_value("#csf-level") == "L4"
     # The drawings are back on the image (Cornerstone computes its own statistics for them).
     go_to(page, rois["L1"]["sop_instance_uid"])
-    page.wait_for_function(
-        "['L1', 'L2', 'CSF'].every((label) => vbqViewer.cornerstoneStats(label))"
-    )
+    wait_until(page, "['L1', 'L2', 'CSF'].every((label) => vbqViewer.cornerstoneStats(label))")
     reading.refresh_from_db()
     assert reading.rois == before
     assert page.errors == []
@@ -411,7 +408,7 @@ def test_preview_equals_server_for_every_tool(
         _screenshot(page, Path(target))
     # Cornerstone's own EllipticalROI statistics count the same pixels (spec §2), even on the
     # flipped, oblique, non-square image: the drawing and the measurement are one region.
-    page.wait_for_function("vbqViewer.cornerstoneStats('L1')?.count > 0")
+    wait_until(page, "vbqViewer.cornerstoneStats('L1')?.count > 0")
     cornerstone = page.evaluate("vbqViewer.cornerstoneStats('L1')")
     assert cornerstone["count"] == score["detail"]["levels"]["L1"]["n_pixels"]
     assert cornerstone["median"] == score["detail"]["levels"]["L1"]["median"]
@@ -444,7 +441,7 @@ def test_opens_a_jpeg_2000_mr_and_measures_its_decoded_pixels(
     assert page.evaluate("vbqViewer.sopAt(0)") == deid_uid(pydicom.dcmread(source).SOPInstanceUID)
     roi = {"center": [512.0, 400.0], "radii": [60.0, 40.0]}
     draw(page, "ellipse", roi)
-    page.wait_for_function("vbqViewer.preview().L1?.n_pixels > 0")
+    wait_until(page, "vbqViewer.preview().L1?.n_pixels > 0")
     preview = page.evaluate("vbqViewer.preview()")["L1"]
     drawn = page.evaluate("vbqViewer.roiJson()")["rois"][0]
     stored = case.reading_series.instances.get()
@@ -484,10 +481,10 @@ def test_opens_the_real_scanner_series_at_the_middle_and_scrolls(
     box = page.locator("#viewport").bounding_box()
     page.mouse.move(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
     page.mouse.wheel(0, 300)
-    page.wait_for_function(f"vbqViewer.currentIndex() > {(n - 1) // 2}")
+    wait_until(page, f"vbqViewer.currentIndex() > {(n - 1) // 2}")
     page.keyboard.press("Home")
-    page.wait_for_function("vbqViewer.currentIndex() === 0")
-    page.wait_for_function(
-        "document.querySelector('#slice-indicator').textContent.startsWith('Slice 1 /')"
+    wait_until(page, "vbqViewer.currentIndex() === 0")
+    wait_until(
+        page, "document.querySelector('#slice-indicator').textContent.startsWith('Slice 1 /')"
     )
     assert page.errors == []

@@ -1,8 +1,30 @@
-"""Steps a person takes in the browser: log in (through the form or by cookie), open a reading."""
+"""Steps a person takes in the browser: log in (through the form or by cookie), open a reading;
+and waiting for a condition in the page under the site's Content-Security-Policy."""
 
 from __future__ import annotations
 
+import time
+from typing import Any
+
 from django.conf import settings
+
+
+def wait_until(page, expression: str, *, arg: Any = None, timeout: float = 20_000) -> Any:
+    """Poll a JavaScript expression (or a function of ``arg``) until it is truthy; its value.
+
+    Playwright's ``page.wait_for_function`` runs its predicate through the page's own
+    ``eval``, which the site's Content-Security-Policy forbids (no ``'unsafe-eval'``): it fails
+    with an EvalError. ``page.evaluate`` goes through the DevTools protocol, which no page
+    policy restricts, so the policy stays on for everything else the page does.
+    """
+    deadline = time.monotonic() + timeout / 1000
+    while True:
+        value = page.evaluate(expression, arg)
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"not true after {timeout / 1000:g} s: {expression}")
+        page.wait_for_timeout(50)
 
 
 def login(page, username: str, password: str) -> None:
@@ -29,8 +51,8 @@ def login_fast(page, live_server, user) -> None:
 def open_viewer(page, reading_pk: int) -> None:
     """Open a reading and wait until the first image is painted."""
     page.goto(f"/readings/{reading_pk}/")
-    page.wait_for_function(
-        "document.body.dataset.viewerReady === '1' || document.body.dataset.viewerError"
+    wait_until(
+        page, "document.body.dataset.viewerReady === '1' || document.body.dataset.viewerError"
     )
     error = page.evaluate("document.body.dataset.viewerError")
     assert not error, f"the viewer failed: {error}; console: {page.errors}"

@@ -1,3 +1,9 @@
-"""Integration tests get a real Redis server and a real Celery worker process."""
+"""Integration tests get a real Redis server, real Celery workers and a real Celery beat."""
 
-from tests.helpers.workers import celery_worker, redis_url  # noqa: F401
+from tests.helpers.workers import (  # noqa: F401
+    celery_beat,
+    celery_processes,
+    celery_worker,
+    redis_server,
+    redis_url,
+)

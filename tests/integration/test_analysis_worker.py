@@ -1,4 +1,8 @@
-"""Submitting readings makes the real worker score them and then recompute the agreement."""
+"""Submitting readings makes the real worker score them and then recompute the agreement.
+
+The recomputation is debounced (``VBQ_ANALYSIS_DELAY``, 1 s here) and sent by the outbox's
+dispatcher, which Celery beat sends in its own process: the whole chain is real.
+"""
 
 from __future__ import annotations
 
@@ -14,13 +18,15 @@ from readers.models import StudyAnalysis
 from studies.models import Case
 from studies.phantom.writer import write_phantom
 from tests.helpers.factories import case_set_import_trusted_files
+from vbqweb.models import Job
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
 
 
 def test_submissions_lead_to_a_fresh_agreement_through_the_worker(
-    celery_worker, client, world, tmp_path: Path
+    celery_worker, celery_beat, client, world, settings, tmp_path: Path
 ) -> None:
+    settings.VBQ_ANALYSIS_DELAY = 1
     dirs = write_phantom(tmp_path / "p", cases=3, seed=21)
     case_set_import_trusted_files(
         study=world.study_a,
@@ -49,3 +55,5 @@ def test_submissions_lead_to_a_fresh_agreement_through_the_worker(
     assert not analytics.analysis_is_stale(state=state)
     assert state.analysis["inter_reader"]["n"] == 3
     assert state.analysis["readers"] == sorted([world.reader.username, world.other_reader.username])
+    job = Job.objects.get(key=f"analysis:study:{world.study_a.pk}")
+    assert job.state == Job.State.DONE

@@ -3,7 +3,8 @@
 A zip of phantom cases with wrong-series variants, a folder of more files than one request may
 carry, every bad input of the issue in one upload (and the hostile real files), a zip whose
 entry count refuses the upload, and the outbox: a broker that is down or hung when the upload
-finishes, then back: the upload is processed exactly once.
+finishes, then back: the upload is processed exactly once. (A worker killed in the middle of an
+ingest: ``test_worker_killed.py``.)
 """
 
 from __future__ import annotations
@@ -14,9 +15,10 @@ from pathlib import Path
 import pytest
 from django.core.management import call_command
 from django.urls import reverse
+from django.utils import timezone
 
 from studies.models import Case, Instance, ItemStatus, Series, Upload, UploadStatus
-from studies.uploads.outbox import upload_dispatch
+from studies.uploads.outbox import ingest_job_key
 from studies.uploads.staging import upload_directory
 from tests.helpers.brokers import broker_down, broker_hung
 from tests.helpers.ingestdata import (
@@ -29,6 +31,10 @@ from tests.helpers.ingestdata import (
     zip_bytes,
 )
 from tests.helpers.uploads import Browser
+from tests.helpers.workers import wait_until
+from vbqweb.celery import app as celery_app
+from vbqweb.jobs import jobs_send
+from vbqweb.models import Job
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
 
@@ -209,22 +215,35 @@ def test_broker_down_at_finish_then_back_processed_exactly_once(browser, celery_
         response = browser.finish()
     assert response.json()["status"] == UploadStatus.QUEUED
     upload_id = browser.payload["id"]
-    time.sleep(0.5)
-    assert Upload.objects.get(pk=upload_id).status == UploadStatus.QUEUED  # kept, not lost
-    # The broker is back: the dispatcher sends it, twice (as a re-dispatch race would).
-    assert upload_dispatch(upload_id=upload_id, due_only=False)
-    assert upload_dispatch(upload_id=upload_id, due_only=False)
+    job = Job.objects.get(key=ingest_job_key(upload_id))
+    assert job.state == Job.State.WAITING  # kept, not lost
+    assert Upload.objects.get(pk=upload_id).status == UploadStatus.QUEUED
+    # The broker is back: the job is sent, and its message delivered twice (as a broker that
+    # redelivers would): the second copy finds the job taken and runs nothing.
+    Job.objects.filter(pk=job.pk).update(due_at=job.requested_at)
+    assert [j.pk for j in jobs_send([job.pk])] == [job.pk]
+    job.refresh_from_db()
+    header = {"vbq_job": [job.pk, job.token]}
+    for _ in range(2):
+        celery_app.send_task(job.work, kwargs=job.kwargs, queue=job.queue, headers=header)
     upload = wait_finished(upload_id)
     assert upload.status == UploadStatus.DONE, upload.message
     assert upload.attempts == 1
     assert upload.instances_stored == len(files) == Instance.objects.count()
-    deadline = time.monotonic() + 20
-    while "not claimed" not in _log(celery_worker) and time.monotonic() < deadline:
-        time.sleep(0.1)
-    assert "not claimed" in _log(celery_worker)  # the second delivery did nothing
+    job = wait_until(
+        lambda: (j := Job.objects.get(pk=job.pk)).state == Job.State.DONE and j,
+        timeout=20,
+        what="the ingest's job done",
+    )
+    assert job.runs == 1
+    wait_until(
+        lambda: _log(celery_worker).count(f"job {job.pk} (send {job.token}): not run") == 2,
+        timeout=20,
+        what="both extra copies skipped",
+    )
 
 
-def test_hung_broker_at_finish_then_the_periodic_dispatcher(browser):
+def test_hung_broker_at_finish_then_the_dispatcher(browser):
     files = list(phantom_case_bytes(46, 1))[:4]
     browser.create(files)
     browser.send(files)
@@ -235,8 +254,8 @@ def test_hung_broker_at_finish_then_the_periodic_dispatcher(browser):
     assert elapsed < 6, f"finish took {elapsed:.1f} s"
     assert response.json()["status"] == UploadStatus.QUEUED
     upload_id = browser.payload["id"]
-    Upload.objects.filter(pk=upload_id).update(dispatch_attempted_at=None)  # its turn is due
-    call_command("dispatch_uploads")
+    Job.objects.filter(key=ingest_job_key(upload_id)).update(due_at=timezone.now())  # due now
+    call_command("dispatch")
     upload = wait_finished(upload_id)
     assert upload.status == UploadStatus.DONE
-    assert upload.dispatch_attempts == 2
+    assert Job.objects.get(key=ingest_job_key(upload_id)).attempts == 2

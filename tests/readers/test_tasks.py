@@ -10,14 +10,18 @@ import pytest
 from django.urls import reverse
 
 from readers import services
+from readers.selectors import score_job_key
 from readers.tasks import compute_reading_vbq
 from studies.models import Case
 from studies.phantom.writer import write_phantom
 from tests.helpers.brokers import broker_down, broker_hung
 from tests.helpers.factories import case_set_import_trusted_files
+from vbqweb.models import Job
 
 
 def test_tasks_ack_late_requeue_on_worker_loss_and_have_time_limits(settings) -> None:
+    """The broker's redelivery is a backstop above the longest task; the outbox recovers lost
+    work within each work's own deadline (tests/vbqweb/test_jobs.py)."""
     assert compute_reading_vbq.acks_late is True
     assert compute_reading_vbq.reject_on_worker_lost is True
     assert compute_reading_vbq.time_limit == settings.VBQ_TASK_TIME_LIMIT
@@ -58,7 +62,12 @@ def test_broker_down_the_rois_are_saved_and_the_score_stays_pending(
     reading.refresh_from_db()
     assert reading.roi_version == 1
     payload = client.get(reverse("readers:score", kwargs={"pk": reading.pk})).json()
-    assert payload["status"] == "pending"
+    assert payload == {"status": "pending", "roi_version": 1, "waiting_for_worker": True}
+    # The work is kept in the outbox, with the reason it waits, for the dispatcher to send.
+    job = Job.objects.get(key=score_job_key(reading_pk=reading.pk, roi_version=1))
+    assert job.state == Job.State.WAITING
+    assert job.kwargs == {"reading_pk": reading.pk, "roi_version": 1}
+    assert "could not be reached" in job.error
 
 
 @pytest.mark.integration

@@ -69,3 +69,25 @@ def test_redis_url_is_the_celery_broker() -> None:
     )
     result = _run(code, REDIS_URL="redis://broker.example:6380/3")
     assert result.stdout.strip() == "redis://broker.example:6380/3", result.stderr
+
+
+def test_production_refuses_the_fault_tests_pause() -> None:
+    result = _manage(
+        "check",
+        DJANGO_SETTINGS_MODULE="vbqweb.settings_production",
+        DJANGO_SECRET_KEY=secrets.token_urlsafe(50),
+        VBQ_TEST_PAUSE="score=600",
+    )
+    assert result.returncode != 0
+    assert "VBQ_TEST_PAUSE is for the fault tests only" in result.stderr
+
+
+def test_the_fault_tests_pause_is_read_from_the_environment() -> None:
+    code = (
+        "import django.conf as c, os; os.environ['DJANGO_SETTINGS_MODULE']='vbqweb.settings'; "
+        "print(sorted(c.settings.VBQ_TEST_PAUSE.items()))"
+    )
+    assert _run(code, VBQ_TEST_PAUSE="score=600, ingest=2.5").stdout.strip() == (
+        "[('ingest', 2.5), ('score', 600.0)]"
+    )
+    assert _run(code).stdout.strip() == "[]"

@@ -7,7 +7,7 @@ from django.conf import settings
 import readers.tasks
 import studies.tasks
 from vbqweb.celery import app
-from vbqweb.tasks import ALL_WORK
+from vbqweb.tasks import ALL_WORK, INGEST_UPLOAD, QUEUES, SCORE_READING, route
 
 
 def site_tasks() -> set[str]:
@@ -35,7 +35,21 @@ def test_the_ingest_task_has_the_long_limit() -> None:
     assert studies.tasks.ingest_upload.time_limit == settings.VBQ_INGEST_TIME_LIMIT
 
 
-def test_beat_sends_only_known_work() -> None:
-    names = {work.name for work in ALL_WORK}
+def test_beat_sends_only_known_work_to_its_queue_every_few_seconds() -> None:
+    works = {work.name: work for work in ALL_WORK}
     for entry in settings.CELERY_BEAT_SCHEDULE.values():
-        assert entry["task"] in names
+        assert entry["options"]["queue"] == works[entry["task"]].queue
+        assert entry["options"]["expires"] >= entry["schedule"]
+    [dispatcher] = [e for e in settings.CELERY_BEAT_SCHEDULE.values() if "dispatch" in e["task"]]
+    assert dispatcher["schedule"] == settings.VBQ_DISPATCH_EVERY <= 10
+
+
+def test_every_work_has_its_queue_and_the_router_says_so() -> None:
+    for work in ALL_WORK:
+        assert work.queue in QUEUES
+        assert route(work.name) == {"queue": work.queue}
+        assert app.amqp.router.route({}, work.name)["queue"].name == work.queue
+    assert route("celery.ping") is None
+    # A reader's score never waits behind an upload's ingest.
+    assert SCORE_READING.queue != INGEST_UPLOAD.queue
+    assert SCORE_READING.deadline <= 30

@@ -88,7 +88,11 @@ export function createPanel({ state, protocol, colors, viewport }) {
 export function renderScore(payload) {
   const body = $("score-body");
   const p = (cls, text) => Object.assign(document.createElement("p"), { className: cls, textContent: text });
-  if (payload.status === "pending") body.replaceChildren(p("pending", "Server score: computing…"));
+  if (payload.status === "pending") {
+    // `waiting_for_worker`: recorded, but no worker has picked the scoring up yet.
+    const words = payload.waiting_for_worker ? "Server score: waiting for the worker…" : "Server score: computing…";
+    body.replaceChildren(p("pending", words));
+  }
   else if (payload.status === "empty") body.replaceChildren(p("muted", "No ROIs saved yet."));
   else if (payload.status === "ok") {
     const big = p("big", payload.vbq.toFixed(3));

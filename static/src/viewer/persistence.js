@@ -103,10 +103,12 @@ export function createPersistence({ state, protocol, urls, csrfToken, fetch, set
 
   let pollToken = 0;
   /** Poll the score until the server's result for ROI version `version` (or a later one) is in;
-   *  a later call supersedes an earlier one. */
+   *  a later call supersedes an earlier one. While it is pending, the score shows whether a
+   *  worker has picked it up (`waiting_for_worker`), re-rendered only when that changes. */
   async function pollScore(version) {
     const token = ++pollToken;
     let delay = 300;
+    let waiting = false;
     renderScore({ status: "pending" });
     for (;;) {
       if (token !== pollToken) return;
@@ -120,6 +122,10 @@ export function createPersistence({ state, protocol, urls, csrfToken, fetch, set
             renderScore(payload);
             renderPanel();
             return;
+          }
+          if (payload.status === "pending" && Boolean(payload.waiting_for_worker) !== waiting) {
+            waiting = Boolean(payload.waiting_for_worker);
+            renderScore(payload);
           }
         }
       } catch {

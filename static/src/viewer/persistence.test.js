@@ -254,6 +254,27 @@ test("polling waits 300 ms, then 1.5 times longer (at most 4 s), and stops at th
   assert.deepEqual(log, [["score", "pending"], ["score", "not_computed"], ["panel"]]);
 });
 
+test("a score waiting for the worker says so once, then computing, then the result", async () => {
+  const { persistence, log, timers } = setUp({
+    routes: {
+      [URLS.score]: [
+        { status: 200, json: { status: "pending", roi_version: 3, waiting_for_worker: true } },
+        { status: 200, json: { status: "pending", roi_version: 3, waiting_for_worker: true } },
+        { status: 200, json: { status: "pending", roi_version: 3, waiting_for_worker: false } },
+        { status: 200, json: { status: "ok", roi_version: 3, vbq: 2.5 } },
+      ],
+    },
+  });
+  const done = persistence.pollScore(3);
+  for (let k = 0; k < 10; k++) {
+    await settle();
+    if (!timers.pending.size) break;
+    timers.runAll();
+  }
+  await done;
+  assert.deepEqual(log, [["score", "pending"], ["score", "pending"], ["score", "pending"], ["score", "ok"], ["panel"]]);
+});
+
 test("the delay between polls stops growing at 4 s", async () => {
   const { persistence, timers } = setUp({ routes: { [URLS.score]: [{ status: 200, json: { status: "pending" } }] } });
   persistence.pollScore(1);

@@ -18,6 +18,8 @@ from readers.management.commands.seed_demo import DEMO_STUDY
 from readers.models import Reading, StudyAnalysis
 from studies.models import Study
 from studies.stats.agreement import analyse
+from vbqweb.models import Job
+from vbqweb.tasks import ANALYSE_STUDY
 
 
 @pytest.fixture
@@ -57,13 +59,25 @@ def test_a_new_submission_makes_the_analysis_stale_until_recomputed(demo) -> Non
     assert state.claimed_at is None
 
 
-def test_a_burst_of_requests_sends_one_task(demo, django_capture_on_commit_callbacks) -> None:
+def test_a_burst_of_requests_is_one_debounced_job(
+    demo, settings, django_capture_on_commit_callbacks
+) -> None:
+    """Five submissions in a row: one job, sent by the dispatcher once the delay after the
+    last of them has passed (nothing is sent at commit)."""
     study, _ = demo
+    settings.VBQ_ANALYSIS_DELAY = 30
     StudyAnalysis.objects.filter(study=study).update(claimed_at=None)
+    Job.objects.all().delete()
     with django_capture_on_commit_callbacks() as callbacks:
         for _ in range(5):
             analytics.analysis_request(study=study)
-    assert len(callbacks) == 1
+    assert callbacks == []
+    [job] = Job.objects.all()
+    assert (job.work, job.kwargs) == (ANALYSE_STUDY.name, {"study_pk": study.pk})
+    assert job.state == Job.State.WAITING
+    assert job.generation == 5
+    assert 29 < (job.not_before - job.requested_at).total_seconds() <= 30
+    assert StudyAnalysis.objects.get(study=study).claimed_at is not None  # the page: pending
 
 
 def test_agreement_with_one_reader_is_a_clear_message_not_a_crash(db, world) -> None:

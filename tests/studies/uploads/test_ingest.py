@@ -24,6 +24,7 @@ from studies.uploads import store as store_service
 from studies.uploads.config import deid_uid
 from studies.uploads.ingest import case_set_ingest_paths
 from studies.uploads.series import case_choose_series
+from tests.helpers.brokers import broker_down
 from tests.helpers.ingestdata import (
     bomb_zip_bytes,
     no_pixel_data_bytes,
@@ -34,6 +35,8 @@ from tests.helpers.ingestdata import (
     zip_bytes,
 )
 from tests.helpers.phi import NEEDLES, assert_clean, phi_dataset
+from vbqweb.models import Job
+from vbqweb.tasks import REJUDGE_SERIES
 
 pytestmark = pytest.mark.django_db
 
@@ -465,11 +468,7 @@ def test_override_refused_once_readers_started(client, world, case_with_two_seri
     assert case.reading_series.description == "SAG T1"
 
 
-def test_ranges_form_on_the_cases_page(client, world, case_with_two_series, monkeypatch):
-    sent = []
-    monkeypatch.setattr(
-        "studies.uploads.series.enqueue_on_commit", lambda task, **kw: sent.append((task.name, kw))
-    )
+def test_ranges_form_on_the_cases_page(client, world, case_with_two_series):
     client.force_login(world.manager)
     url = reverse("studies:cases", kwargs={"pk": world.study_a.pk})
     assert "Case 001" in client.get(url).content.decode()
@@ -479,7 +478,10 @@ def test_ranges_form_on_the_cases_page(client, world, case_with_two_series, monk
     assert response.status_code == 400
     assert "upside down" in response.content.decode()
     good = bad | {"ranges-ingest_tr_min_ms": 250, "ranges-ingest_tr_max_ms": 1200}
-    assert client.post(url, good).status_code == 302
+    assert not Job.objects.exists()  # refused: nothing to re-judge
+    with broker_down():
+        assert client.post(url, good).status_code == 302
     world.study_a.refresh_from_db()
     assert (world.study_a.ingest_tr_min_ms, world.study_a.ingest_tr_max_ms) == (250, 1200)
-    assert sent == [("studies.tasks.rejudge_study_series", {"study_id": world.study_a.pk})]
+    [job] = Job.objects.all()  # recorded with the change, in the outbox
+    assert (job.work, job.kwargs) == (REJUDGE_SERIES.name, {"study_id": world.study_a.pk})

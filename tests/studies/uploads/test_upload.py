@@ -22,14 +22,16 @@ from django.urls import reverse
 from django.utils import timezone
 
 from studies.models import Case, Instance, Upload, UploadStatus
-from studies.uploads.housekeeping import uploads_dispatch_due
+from studies.uploads.housekeeping import uploads_tidy
 from studies.uploads.ingest import upload_ingest
-from studies.uploads.outbox import upload_dispatch
+from studies.uploads.outbox import ingest_job_key
 from studies.uploads.staging import upload_directory
 from studies.uploads.transfer import Piece, upload_receive_chunk
 from tests.helpers.brokers import broker_down, broker_hung
 from tests.helpers.phi import phi_dataset
 from tests.helpers.uploads import Browser
+from vbqweb.jobs import SEND_TIMEOUT
+from vbqweb.models import Job
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -250,10 +252,11 @@ def test_broker_down_the_upload_is_kept_queued_and_the_page_says_so(browser):
         assert payload["waiting_for_worker"] is True
         assert payload["sent_to_worker"] is False
         assert "could not be reached" in payload["dispatch_error"]
-        # Polling does not hammer the broker: the next attempt waits its turn.
+        # Polling does not hammer the broker: sending is the outbox dispatcher's.
         browser.status()
         upload = Upload.objects.get(pk=payload["id"])
-        assert upload.dispatch_attempts == 1
+        job = Job.objects.get(key=ingest_job_key(upload.pk))
+        assert (job.state, job.attempts) == (Job.State.WAITING, 1)
         page = browser.client.get(reverse("studies:uploads", kwargs={"pk": browser.study.pk}))
         report = browser.client.get(payload["urls"]["report"])
     assert '"status": "queued"' in page.content.decode()  # the script resumes from this
@@ -271,14 +274,13 @@ def test_hung_broker_the_finish_request_still_answers_within_seconds(browser, se
         response = browser.finish()
         elapsed = time.monotonic() - started
     assert response.status_code == 200
-    # Bounded by the broker's socket timeout (5 s), not by the broker: a few seconds of margin
+    # Bounded by the outbox's send timeout (1 s), not by the broker: a few seconds of margin
     # for a loaded CI machine, far from the "indefinitely" of an unbounded .delay().
-    limit = settings.CELERY_BROKER_TRANSPORT_OPTIONS["socket_timeout"] + 5
-    assert elapsed < limit, f"finish took {elapsed:.1f} s"
+    assert elapsed < SEND_TIMEOUT + 5, f"finish took {elapsed:.1f} s"
     assert response.json()["status"] == UploadStatus.QUEUED
-    upload = Upload.objects.get(pk=response.json()["id"])
-    assert upload.dispatch_error
-    assert upload.enqueued_at is None
+    assert "could not be reached" in response.json()["dispatch_error"]
+    job = Job.objects.get(key=ingest_job_key(response.json()["id"]))
+    assert (job.state, job.sends) == (Job.State.WAITING, 0)
 
 
 def test_the_task_runs_once_however_often_it_is_delivered(browser):
@@ -294,8 +296,6 @@ def test_the_task_runs_once_however_often_it_is_delivered(browser):
     assert upload.attempts == 1
     assert Instance.objects.count() == 3
     assert Case.objects.count() == 1
-    with broker_down():
-        assert upload_dispatch(upload_id=upload_id, due_only=False) is False  # not queued
 
 
 def test_page_after_a_reload_shows_the_interrupted_upload(browser):
@@ -328,21 +328,21 @@ def test_upload_page_and_report_render(browser):
     assert "<html" not in partial.content.decode()
 
 
-def test_the_dispatcher_recovers_dead_tasks_and_expires_abandoned_transfers(
+def test_the_upkeep_fails_dead_ingests_and_expires_abandoned_transfers(
     browser, settings, upload_root
 ):
+    """The safety net behind the outbox: an ingest with no progress for longer than its time
+    limit (its job given up) fails; a live one (progress a second ago) is left alone."""
     files = small_files(1)
     long_ago = timezone.now() - timedelta(seconds=settings.VBQ_INGEST_TIME_LIMIT + 120)
-    # A task that died after its claim, once and twice.
-    browser.create(files, name="died once")
-    once = Upload.objects.get(pk=browser.payload["id"])
-    browser.create(files, name="died twice")
-    twice = Upload.objects.get(pk=browser.payload["id"])
-    Upload.objects.filter(pk__in=[once.pk, twice.pk]).update(
-        status=UploadStatus.PROCESSING, started_at=long_ago
+    browser.create(files, name="dead")
+    dead = Upload.objects.get(pk=browser.payload["id"])
+    browser.create(files, name="alive")
+    alive = Upload.objects.get(pk=browser.payload["id"])
+    Upload.objects.filter(pk__in=[dead.pk, alive.pk]).update(
+        status=UploadStatus.PROCESSING, started_at=long_ago, heartbeat_at=long_ago, attempts=1
     )
-    Upload.objects.filter(pk=once.pk).update(attempts=1)
-    Upload.objects.filter(pk=twice.pk).update(attempts=2)
+    Upload.objects.filter(pk=alive.pk).update(heartbeat_at=timezone.now())
     # A transfer abandoned a day ago, and a folder nobody owns any more.
     browser.create(files, name="abandoned")
     abandoned = Upload.objects.get(pk=browser.payload["id"])
@@ -354,23 +354,27 @@ def test_the_dispatcher_recovers_dead_tasks_and_expires_abandoned_transfers(
     old = time.time() - 7200
     for folder in (orphan, half_removed):
         os.utime(folder, (old, old))
+    # An upload queued before the outbox existed: no job; the upkeep records one.
+    browser.create(files, name="queued long ago")
+    jobless = Upload.objects.get(pk=browser.payload["id"])
+    Upload.objects.filter(pk=jobless.pk).update(status=UploadStatus.QUEUED)
     with broker_down():
-        report = uploads_dispatch_due()
-    assert report["requeued"] == 1
+        report = uploads_tidy()
+    assert report["queued"] == 1
+    assert Job.objects.get(key=ingest_job_key(jobless.pk)).kwargs == {"upload_id": jobless.pk}
     assert report["failed"] == 1
     assert report["expired"] == 1
     assert report["swept"] >= 1
-    once.refresh_from_db()
-    twice.refresh_from_db()
+    dead.refresh_from_db()
+    alive.refresh_from_db()
     abandoned.refresh_from_db()
-    assert once.status == UploadStatus.QUEUED
-    assert once.dispatch_attempts == 1  # sent again at once (the broker is down here)
-    assert twice.status == UploadStatus.FAILED
-    assert "interrupted 2 times" in twice.message
-    assert not upload_directory(twice).exists()
+    assert dead.status == UploadStatus.FAILED
+    assert "The ingest stopped" in dead.message
+    assert not upload_directory(dead).exists()
+    assert alive.status == UploadStatus.PROCESSING
+    assert upload_directory(alive).exists()
     assert abandoned.status == UploadStatus.CANCELLED
     assert "no file arrived for a day" in abandoned.message
     assert not upload_directory(abandoned).exists()
     assert not orphan.exists()
     assert not half_removed.exists()
-    assert upload_directory(once).exists()  # still to be ingested

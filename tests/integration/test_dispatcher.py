@@ -1,0 +1,45 @@
+"""The outbox's dispatcher against a real Redis: what is due is sent, each send a new token."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from django.utils import timezone
+
+from tests.helpers.brokers import broker_at, broker_down
+from vbqweb.jobs import Work, job_request, jobs_dispatch_due
+from vbqweb.models import Job
+
+pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
+
+State = Job.State
+WORK = Work("tests.outbox.nothing", "tests-outbox", deadline=30)
+"""Sent to a queue no worker consumes: the test reads the broker's list."""
+
+
+def test_the_dispatcher_sends_due_and_lost_jobs_to_the_broker(redis_server) -> None:
+    """Against a real Redis: a waiting job and a run without a heartbeat are sent (again), each
+    with a new token; a job sent a moment ago is left alone."""
+    with broker_down():
+        for key in ("waiting", "lost", "fresh"):
+            job_request(WORK, key=key)
+    past = timezone.now() - timedelta(seconds=1)
+    Job.objects.filter(key="waiting").update(due_at=past)
+    Job.objects.filter(key="lost").update(state=State.RUNNING, token=4, runs=1, due_at=past)
+    Job.objects.filter(key="fresh").update(
+        state=State.SENT, token=1, due_at=timezone.now() + timedelta(seconds=30)
+    )
+    client = redis_server.client()
+    client.delete(WORK.queue)
+    with broker_at(redis_server.url):
+        report = jobs_dispatch_due()
+    assert (report["sent"], report["resent"], report["unreachable"]) == (1, 1, 0)
+    states = {j.key: (j.state, j.token, j.sends) for j in Job.objects.all()}
+    assert states == {
+        "waiting": (State.SENT, 2, 1),
+        "lost": (State.SENT, 5, 1),
+        "fresh": (State.SENT, 1, 0),
+    }
+    assert client.llen(WORK.queue) == 2
+    client.delete(WORK.queue)

@@ -2,8 +2,9 @@
 
 Engine decision (the commit message reuses this paragraph)
 ----------------------------------------------------------
-**A hand-written engine driven by DICOM PS3.15 Table E.1-1, transcribed row by row in
-``deid_table``; none of the three candidate libraries can express this profile.** Evaluated
+**A hand-written engine driven by DICOM PS3.15 Table E.1-1, generated from the standard's
+machine-readable table into ``deid_table``; none of the three candidate libraries can express
+this profile.** Evaluated
 against spec section 4:
 
 * ``grand-challenge-dicom-de-identifier`` 0.1.1 with ``grand-challenge-dicom-de-id-procedure``
@@ -39,8 +40,10 @@ original keep their own copy.
 The output's file meta is rebuilt from scratch (Media Storage SOP Instance UID = the new SOP
 Instance UID, our Implementation Class UID and version name, no Source AE Title) and its preamble
 is 128 zero bytes. Patient Identity Removed = YES, Longitudinal Temporal Information Modified =
-MODIFIED, and De-identification Method (text) plus De-identification Method Code Sequence (CID
-7050: 113100, 113107, 113108, 113105, scheme DCM, checked against pydicom's bundled CID 7050).
+MODIFIED, and De-identification Method (text, whose last value names the edition of Table E.1-1
+applied, e.g. ``Table E.1-1 of DICOM PS3.15 2026d``) plus De-identification Method Code Sequence
+(CID 7050: 113100, 113107, 113108, 113105, scheme DCM, checked against pydicom's bundled CID
+7050).
 
 Pure module: pydicom and the standard library only (no Django), ``mypy --strict`` clean.
 """
@@ -77,9 +80,9 @@ from studies.ingest.deid_table import (
     _DESCRIPTIVE_SUFFIXES,
     _DUMMIES,
     _KEEP_PLAIN,
-    _PATIENT_GROUP_KEPT,
     _REMOVED_VRS,
     _TABLE,
+    E11_EDITION,
 )
 from studies.ingest.values import _NO_AGENT, _decoded, _peek, _text
 
@@ -87,6 +90,7 @@ __all__ = [
     "DEIDENTIFICATION_CODES",
     "IMPLEMENTATION_CLASS_UID",
     "IMPLEMENTATION_VERSION_NAME",
+    "METHOD_EDITION_TEXT",
     "DeidConfig",
     "DeidResult",
     "deidentify_dataset",
@@ -99,12 +103,15 @@ DEIDENTIFICATION_CODES: Final[tuple[tuple[str, str], ...]] = (
     ("113108", "Retain Patient Characteristics Option"),
     ("113105", "Clean Descriptors Option"),
 )
+#: The value of De-identification Method (0012,0063) that records the edition of the table.
+METHOD_EDITION_TEXT: Final = f"Table E.1-1 of DICOM PS3.15 {E11_EDITION}"
 _METHOD_TEXT: Final[tuple[str, ...]] = (
     "DICOM PS3.15 E.1 Basic Application Confidentiality Profile",
     "Retain Patient Characteristics Option",
     "Retain Longitudinal Temporal Info Modified Dates Option",
     "Clean Descriptors Option (Series Descr., Protocol Name only)",
     "All private attributes removed; vbq-deid/1",
+    METHOD_EDITION_TEXT,
 )
 
 IMPLEMENTATION_VERSION_NAME: Final = "VBQ_DEID_1"
@@ -251,6 +258,11 @@ class _Cleaner:
                 if action is _A.REMOVE:
                     del ds[tag]
                     continue
+            elif vr == "UN":
+                # Listed, but newer than pydicom's dictionary in an implicit-VR file: its value
+                # cannot be shifted, checked or walked into, so it goes (stricter than the row).
+                del ds[tag]
+                continue
             if action is _A.KEEP_PLAIN or (action is _A.SHIFT and vr not in ("DA", "DT")):
                 continue  # times and time-zone offsets survive a whole-day shift unchanged
             if vr == "SQ" or getattr(raw, "VR", None) == "SQ":
@@ -296,8 +308,8 @@ class _Cleaner:
         """Attributes Table E.1-1 does not list (see "Stricter than Table E.1-1" in deid_table)."""
         if tag in _KEEP_PLAIN:
             return _A.KEEP_PLAIN
-        if group == 0x0010 and tag not in _PATIENT_GROUP_KEPT:
-            return _A.REMOVE
+        if group == 0x0010:
+            return _A.REMOVE  # the patient module: what the table lets us keep, it lists
         known_vr, keyword = _dictionary(tag)
         if vr in _REMOVED_VRS or not known_vr:
             return _A.REMOVE

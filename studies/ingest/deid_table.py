@@ -1,21 +1,27 @@
 """PS3.15 Table E.1-1 as data, and the action of this profile each row resolves to.
 
-One cohesive concern, and so one module although it is longer than the package's other modules
-(about 800 lines): more than 600 of them are the table itself, one row per attribute, kept
-together in one readable place so that it can be compared with the standard line by line.
+``E11_ROWS`` is Table E.1-1 of DICOM PS3.15 (Application Level Confidentiality Profile
+Attributes), read from ``ps315_e11.json`` beside this module. That file is *generated* from a
+machine-readable extraction of the standard's DocBook part 15 by
+``scripts/deid_table_from_standard.py``, never typed by hand: its header names the edition
+(``E11_EDITION``), the source file and its sha256. The edition is written into every
+de-identified instance's De-identification Method (0012,0063), so an output says which table
+cleaned it. A new edition is one command and a reviewed diff of rows; the test that puts every
+row of the table into one dataset (``tests/studies/ingest/test_deid_table.py``) then fails for
+any row whose attribute the profile would keep against the table.
 
-``E11_ROWS`` is Table E.1-1 of PS3.15 (rev. 2024b, transcribed from the machine-readable
-extraction of the standard published by innolitics,
-``standard/confidentiality_profile_attributes.json``), one row per attribute: tag, attribute
-name, Basic Profile action, and the column of each option we apply (``PatChars`` = Retain Patient
+Each row becomes ``(tag, attribute name, Basic Profile action, applied option columns)``, where
+the last item lists only the columns of the options we apply (``PatChars`` = Retain Patient
 Characteristics, ``ModDates`` = Retain Longitudinal Temporal Information with Modified Dates,
 ``CleanDesc`` = Clean Descriptors). Options we do *not* apply (Retain Device Identity, Retain
 Institution Identity, Retain UIDs, Retain Safe Private, full dates, Clean Graphics/Structured
-Content/Pixel Data/Recognizable Visual Features) are not listed; their rows keep the Basic action.
+Content) leave their rows with the Basic action.
 
 How a row becomes an action (``_resolve``):
 
-* ``PatChars:K`` -> keep (age, sex, size, weight, and the other characteristics the option keeps).
+* ``PatChars:K`` -> keep (age, sex, size, weight, and the other characteristics the option keeps),
+  except free text and free URIs (Ethnic Groups, Sex Parameters for Clinical Use Category
+  Reference), which spec §4 removes like every other free-text attribute.
 * ``ModDates:C`` -> dates (DA) and the date part of date-times (DT) are shifted by a whole number
   of days, one shift per patient (HMAC of the site secret and the patient's identity); times (TM)
   and time-zone offsets are kept, which a whole-day shift leaves consistent.
@@ -23,668 +29,80 @@ How a row becomes an action (``_resolve``):
   they hold none of the patient's identifiers and nothing shaped like a name, date or ID;
   Contrast/Bolus Agent (``Z/D``) is reduced to a flag (empty, or the dummy ``CONTRAST``) so that
   series eligibility can still tell contrast-enhanced series apart; every other row falls back to
-  its Basic action (removed).
+  its Basic action.
 * Multi-choice Basic actions: ``X/Z``, ``X/D``, ``X/Z/D`` -> X (remove), except Acquisition Context
   Sequence -> Z (Type 2 in Enhanced MR); ``Z/D`` -> Z; ``X/Z/U*`` (Referenced/Source Image
   Sequence) -> kept with every UID inside replaced, so references between de-identified instances
   still resolve. Patient's Name and Patient ID (``Z``, ``Z/D``) get the pseudonym ``VBQ-`` + 10 hex
   digits of an HMAC of the patient's identity, which is what groups a patient's studies into cases.
-* ``(GGGG,EEEE)`` odd groups -> all private attributes, private creators included, are removed.
-  ``(50XX,XXXX)`` curves and ``(60XX,3000/4000)`` overlay data/comments -> removed; we remove the
-  whole overlay group, since overlays are graphics that may carry annotations.
+* The four rows with tag patterns (``E11_PATTERN_ROWS``): ``(GGGG,EEEE)`` odd groups -> all private
+  attributes, private creators included, are removed; ``(50XX,XXXX)`` curves and
+  ``(60XX,3000/4000)`` overlay data/comments -> removed, and with them the whole overlay group,
+  since overlays are graphics that may carry annotations. ``_Cleaner.walk``
+  (:mod:`studies.ingest.deid_engine`) applies them by group.
 
 Stricter than Table E.1-1, for attributes the table does not list (the Basic Profile would keep
 them; free text is where identifiers hide, and the spec removes "every other free-text
 attribute"): person names (PN), free text (LT, ST, UT, UC), AE titles, URIs, attributes unknown
 to pydicom's dictionary, and LO/SH attributes named ``...Description``/``...Comment(s)`` are
 removed; every patient-module attribute (group 0010) not listed is removed; any other DA/DT is
-shifted; every UID outside the DICOM root ``1.2.840.10008`` is replaced. These rules also cover
-the rows added to Table E.1-1 after 2024b (Person Names to Use, Ethnic Group Code Sequence, the
-gender-identity attributes: all group 0010; free-text and UID rows), which a test checks
-against Grand Challenge's procedure, extracted from the 2025c edition. The sets those rules use
-are defined here; ``_Cleaner.default_action`` (:mod:`studies.ingest.deid_engine`) applies them.
+shifted; every UID outside the DICOM root ``1.2.840.10008`` is replaced. A listed attribute whose
+value cannot be read (VR UN: newer than pydicom's dictionary, in an implicit-VR file) is removed
+unless the table removes it anyway. The sets those rules use are defined here;
+``_Cleaner.default_action`` (:mod:`studies.ingest.deid_engine`) applies them.
 
 Pure module: the standard library only (no Django), ``mypy --strict`` clean.
 """
 
 from __future__ import annotations
 
+import json
 from enum import IntEnum
+from pathlib import Path
 from typing import Any, Final
 
-__all__ = ["E11_ROWS"]
+__all__ = ["E11_EDITION", "E11_PATTERN_ROWS", "E11_ROWS", "E11_SOURCE"]
 
 #: Row of PS3.15 Table E.1-1: (tag, attribute name, Basic Profile action, applied option columns).
 E11Row = tuple[int, str, str, str]
 
-# PS3.15 (rev. 2024b) Table E.1-1, every row with a concrete tag, sorted by tag. The four rows
-# with tag patterns -- (50XX,XXXX) Curve Data, (60XX,3000) Overlay Data, (60XX,4000) Overlay
-# Comments, and (GGGG,EEEE) where GGGG is odd, Private Attributes: all X -- are applied by group
-# in ``_Cleaner.walk`` (:mod:`studies.ingest.deid_engine`).
-E11_ROWS: Final[tuple[E11Row, ...]] = (
-    (0x00001000, "Affected SOP Instance UID", "X", ""),
-    (0x00001001, "Requested SOP Instance UID", "U", ""),
-    (0x00020003, "Media Storage SOP Instance UID", "U", ""),
-    (0x00041511, "Referenced SOP Instance UID in File", "U", ""),
-    (0x00080012, "Instance Creation Date", "X/D", "ModDates:C"),
-    (0x00080013, "Instance Creation Time", "X/Z/D", "ModDates:C"),
-    (0x00080014, "Instance Creator UID", "U", ""),
-    (0x00080015, "Instance Coercion DateTime", "X", "ModDates:C"),
-    (0x00080017, "Acquisition UID", "U", ""),
-    (0x00080018, "SOP Instance UID", "U", ""),
-    (0x00080019, "Pyramid UID", "U", ""),
-    (0x00080020, "Study Date", "Z", "ModDates:C"),
-    (0x00080021, "Series Date", "X/D", "ModDates:C"),
-    (0x00080022, "Acquisition Date", "X/Z", "ModDates:C"),
-    (0x00080023, "Content Date", "Z/D", "ModDates:C"),
-    (0x00080024, "Overlay Date", "X", "ModDates:C"),
-    (0x00080025, "Curve Date", "X", "ModDates:C"),
-    (0x0008002A, "Acquisition DateTime", "X/Z/D", "ModDates:C"),
-    (0x00080030, "Study Time", "Z", "ModDates:C"),
-    (0x00080031, "Series Time", "X/D", "ModDates:C"),
-    (0x00080032, "Acquisition Time", "X/Z", "ModDates:C"),
-    (0x00080033, "Content Time", "Z/D", "ModDates:C"),
-    (0x00080034, "Overlay Time", "X", "ModDates:C"),
-    (0x00080035, "Curve Time", "X", "ModDates:C"),
-    (0x00080050, "Accession Number", "Z", ""),
-    (0x00080054, "Retrieve AE Title", "X", ""),
-    (0x00080055, "Station AE Title", "X", ""),
-    (0x00080058, "Failed SOP Instance UID List", "U", ""),
-    (0x00080080, "Institution Name", "X/Z/D", ""),
-    (0x00080081, "Institution Address", "X", ""),
-    (0x00080082, "Institution Code Sequence", "X/Z/D", ""),
-    (0x00080090, "Referring Physician's Name", "Z", ""),
-    (0x00080092, "Referring Physician's Address", "X", ""),
-    (0x00080094, "Referring Physician's Telephone Numbers", "X", ""),
-    (0x00080096, "Referring Physician Identification Sequence", "X", ""),
-    (0x0008009C, "Consulting Physician's Name", "Z", ""),
-    (0x0008009D, "Consulting Physician Identification Sequence", "X", ""),
-    (0x00080106, "Context Group Version", "D", "ModDates:C"),
-    (0x00080107, "Context Group Local Version", "D", "ModDates:C"),
-    (0x00080201, "Timezone Offset From UTC", "X", "ModDates:C"),
-    (0x00081000, "Network ID", "X", ""),
-    (0x00081010, "Station Name", "X/Z/D", ""),
-    (0x00081030, "Study Description", "X", "CleanDesc:C"),
-    (0x0008103E, "Series Description", "X", "CleanDesc:C"),
-    (0x00081040, "Institutional Department Name", "X", ""),
-    (0x00081041, "Institutional Department Type Code Sequence", "X", ""),
-    (0x00081048, "Physician(s) of Record", "X", ""),
-    (0x00081049, "Physician(s) of Record Identification Sequence", "X", ""),
-    (0x00081050, "Performing Physician's Name", "X", ""),
-    (0x00081052, "Performing Physician Identification Sequence", "X", ""),
-    (0x00081060, "Name of Physician(s) Reading Study", "X", ""),
-    (0x00081062, "Physician(s) Reading Study Identification Sequence", "X", ""),
-    (0x00081070, "Operators' Name", "X/Z/D", ""),
-    (0x00081072, "Operator Identification Sequence", "X/D", ""),
-    (0x00081080, "Admitting Diagnoses Description", "X", "CleanDesc:C"),
-    (0x00081084, "Admitting Diagnoses Code Sequence", "X", "CleanDesc:C"),
-    (0x00081088, "Pyramid Description", "X", "CleanDesc:C"),
-    (0x00081110, "Referenced Study Sequence", "X/Z", ""),
-    (0x00081111, "Referenced Performed Procedure Step Sequence", "X/Z/D", ""),
-    (0x00081120, "Referenced Patient Sequence", "X", ""),
-    (0x00081140, "Referenced Image Sequence", "X/Z/U*", ""),
-    (0x00081155, "Referenced SOP Instance UID", "U", ""),
-    (0x00081195, "Transaction UID", "U", ""),
-    (0x00082111, "Derivation Description", "X", "CleanDesc:C"),
-    (0x00082112, "Source Image Sequence", "X/Z/U*", ""),
-    (0x00083010, "Irradiation Event UID", "U", ""),
-    (0x00084000, "Identifying Comments", "X", "CleanDesc:C"),
-    (0x00100010, "Patient's Name", "Z", ""),
-    (0x00100020, "Patient ID", "Z/D", ""),
-    (0x00100021, "Issuer of Patient ID", "X", ""),
-    (0x00100030, "Patient's Birth Date", "Z", ""),
-    (0x00100032, "Patient's Birth Time", "X", ""),
-    (0x00100040, "Patient's Sex", "Z", "PatChars:K"),
-    (0x00100050, "Patient's Insurance Plan Code Sequence", "X", ""),
-    (0x00100101, "Patient's Primary Language Code Sequence", "X", ""),
-    (0x00100102, "Patient's Primary Language Modifier Code Sequence", "X", ""),
-    (0x00101000, "Other Patient IDs", "X", ""),
-    (0x00101001, "Other Patient Names", "X", ""),
-    (0x00101002, "Other Patient IDs Sequence", "X", ""),
-    (0x00101005, "Patient's Birth Name", "X", ""),
-    (0x00101010, "Patient's Age", "X", "PatChars:K"),
-    (0x00101020, "Patient's Size", "X", "PatChars:K"),
-    (0x00101030, "Patient's Weight", "X", "PatChars:K"),
-    (0x00101040, "Patient's Address", "X", ""),
-    (0x00101050, "Insurance Plan Identification", "X", ""),
-    (0x00101060, "Patient's Mother's Birth Name", "X", ""),
-    (0x00101080, "Military Rank", "X", ""),
-    (0x00101081, "Branch of Service", "X", ""),
-    (0x00101090, "Medical Record Locator", "X", ""),
-    (0x00101100, "Referenced Patient Photo Sequence", "X", ""),
-    (0x00102000, "Medical Alerts", "X", "CleanDesc:C"),
-    (0x00102110, "Allergies", "X", "PatChars:C CleanDesc:C"),
-    (0x00102150, "Country of Residence", "X", ""),
-    (0x00102152, "Region of Residence", "X", ""),
-    (0x00102154, "Patient's Telephone Numbers", "X", ""),
-    (0x00102155, "Patient's Telecom Information", "X", ""),
-    (0x00102160, "Ethnic Group", "X", "PatChars:K"),
-    (0x00102180, "Occupation", "X", "CleanDesc:C"),
-    (0x001021A0, "Smoking Status", "X", "PatChars:K"),
-    (0x001021B0, "Additional Patient History", "X", "CleanDesc:C"),
-    (0x001021C0, "Pregnancy Status", "X", "PatChars:K"),
-    (0x001021D0, "Last Menstrual Date", "X", "ModDates:C"),
-    (0x001021F0, "Patient's Religious Preference", "X", ""),
-    (0x00102203, "Patient's Sex Neutered", "X/Z", "PatChars:K"),
-    (0x00102297, "Responsible Person", "X", ""),
-    (0x00102299, "Responsible Organization", "X", ""),
-    (0x00104000, "Patient Comments", "X", "CleanDesc:C"),
-    (0x00120010, "Clinical Trial Sponsor Name", "D", ""),
-    (0x00120020, "Clinical Trial Protocol ID", "D", ""),
-    (0x00120021, "Clinical Trial Protocol Name", "Z", ""),
-    (0x00120022, "Issuer of Clinical Trial Protocol ID", "X", ""),
-    (0x00120023, "Other Clinical Trial Protocol IDs Sequence", "X", ""),
-    (0x00120030, "Clinical Trial Site ID", "Z", ""),
-    (0x00120031, "Clinical Trial Site Name", "Z", ""),
-    (0x00120032, "Issuer of Clinical Trial Site ID", "X", ""),
-    (0x00120040, "Clinical Trial Subject ID", "D", ""),
-    (0x00120041, "Issuer of Clinical Trial Subject ID", "X", ""),
-    (0x00120042, "Clinical Trial Subject Reading ID", "D", ""),
-    (0x00120043, "Issuer of Clinical Trial Subject Reading ID", "X", ""),
-    (0x00120050, "Clinical Trial Time Point ID", "Z", ""),
-    (0x00120051, "Clinical Trial Time Point Description", "X", "CleanDesc:C"),
-    (0x00120055, "Issuer of Clinical Trial Time Point ID", "X", ""),
-    (0x00120060, "Clinical Trial Coordinating Center Name", "Z", ""),
-    (0x00120071, "Clinical Trial Series ID", "X", ""),
-    (0x00120072, "Clinical Trial Series Description", "X", "CleanDesc:C"),
-    (0x00120073, "Issuer of Clinical Trial Series ID", "X", ""),
-    (0x00120081, "Clinical Trial Protocol Ethics Committee Name", "D", ""),
-    (0x00120082, "Clinical Trial Protocol Ethics Committee Approval Number", "X", ""),
-    (0x00120086, "Ethics Committee Approval Effectiveness Start Date", "X", "ModDates:C"),
-    (0x00120087, "Ethics Committee Approval Effectiveness End Date", "X", "ModDates:C"),
-    (0x0014407C, "Calibration Time", "X", "ModDates:C"),
-    (0x0014407E, "Calibration Date", "X", "ModDates:C"),
-    (0x0016002B, "Maker Note", "X", "CleanDesc:C"),
-    (0x0016004B, "Device Setting Description", "X", "CleanDesc:C"),
-    (0x0016004D, "Camera Owner Name", "X", ""),
-    (0x0016004E, "Lens Specification", "X", ""),
-    (0x0016004F, "Lens Make", "X", ""),
-    (0x00160050, "Lens Model", "X", ""),
-    (0x00160051, "Lens Serial Number", "X", ""),
-    (0x00160070, "GPS Version ID", "X", ""),
-    (0x00160071, "GPS Latitude Ref", "X", ""),
-    (0x00160072, "GPS Latitude", "X", ""),
-    (0x00160073, "GPS Longitude Ref", "X", ""),
-    (0x00160074, "GPS Longitude", "X", ""),
-    (0x00160075, "GPS Altitude Ref", "X", ""),
-    (0x00160076, "GPS Altitude", "X", ""),
-    (0x00160077, "GPS Time Stamp", "X", ""),
-    (0x00160078, "GPS Satellites", "X", ""),
-    (0x00160079, "GPS Status", "X", ""),
-    (0x0016007A, "GPS Measure Mode", "X", ""),
-    (0x0016007B, "GPS DOP", "X", ""),
-    (0x0016007C, "GPS Speed Ref", "X", ""),
-    (0x0016007D, "GPS Speed", "X", ""),
-    (0x0016007E, "GPS Track Ref", "X", ""),
-    (0x0016007F, "GPS Track", "X", ""),
-    (0x00160080, "GPS Img Direction Ref", "X", ""),
-    (0x00160081, "GPS Img Direction", "X", ""),
-    (0x00160082, "GPS Map Datum", "X", ""),
-    (0x00160083, "GPS Dest Latitude Ref", "X", ""),
-    (0x00160084, "GPS Dest Latitude", "X", ""),
-    (0x00160085, "GPS Dest Longitude Ref", "X", ""),
-    (0x00160086, "GPS Dest Longitude", "X", ""),
-    (0x00160087, "GPS Dest Bearing Ref", "X", ""),
-    (0x00160088, "GPS Dest Bearing", "X", ""),
-    (0x00160089, "GPS Dest Distance Ref", "X", ""),
-    (0x0016008A, "GPS Dest Distance", "X", ""),
-    (0x0016008B, "GPS Processing Method", "X", ""),
-    (0x0016008C, "GPS Area Information", "X", ""),
-    (0x0016008D, "GPS Date Stamp", "X", "ModDates:C"),
-    (0x0016008E, "GPS Differential", "X", ""),
-    (0x00180010, "Contrast/Bolus Agent", "Z/D", "CleanDesc:C"),
-    (0x00180027, "Intervention Drug Stop Time", "X", "ModDates:C"),
-    (0x00180035, "Intervention Drug Start Time", "X", "ModDates:C"),
-    (0x00181000, "Device Serial Number", "X/Z/D", ""),
-    (0x00181002, "Device UID", "U", ""),
-    (0x00181004, "Plate ID", "X", ""),
-    (0x00181005, "Generator ID", "X", ""),
-    (0x00181007, "Cassette ID", "X", ""),
-    (0x00181008, "Gantry ID", "X", ""),
-    (0x00181009, "Unique Device Identifier", "X", ""),
-    (0x0018100A, "UDI Sequence", "X", ""),
-    (0x0018100B, "Manufacturer's Device Class UID", "U", ""),
-    (0x00181012, "Date of Secondary Capture", "X", "ModDates:C"),
-    (0x00181014, "Time of Secondary Capture", "X", "ModDates:C"),
-    (0x00181030, "Protocol Name", "X/D", "CleanDesc:C"),
-    (0x00181042, "Contrast/Bolus Start Time", "X", "ModDates:C"),
-    (0x00181043, "Contrast/Bolus Stop Time", "X", "ModDates:C"),
-    (0x00181072, "Radiopharmaceutical Start Time", "X", "ModDates:C"),
-    (0x00181073, "Radiopharmaceutical Stop Time", "X", "ModDates:C"),
-    (0x00181078, "Radiopharmaceutical Start DateTime", "X", "ModDates:C"),
-    (0x00181079, "Radiopharmaceutical Stop DateTime", "X", "ModDates:C"),
-    (0x001811BB, "Acquisition Field Of View Label", "D", "CleanDesc:C"),
-    (0x00181200, "Date of Last Calibration", "X", "ModDates:C"),
-    (0x00181201, "Time of Last Calibration", "X", "ModDates:C"),
-    (0x00181202, "DateTime of Last Calibration", "X", "ModDates:C"),
-    (0x00181203, "Calibration DateTime", "Z", "ModDates:C"),
-    (0x00181204, "Date of Manufacture", "X", "ModDates:C"),
-    (0x00181205, "Date of Installation", "X", "ModDates:C"),
-    (0x00181400, "Acquisition Device Processing Description", "X/D", "CleanDesc:C"),
-    (0x00182042, "Target UID", "U", ""),
-    (0x00184000, "Acquisition Comments", "X", "CleanDesc:C"),
-    (0x00185011, "Transducer Identification Sequence", "X", ""),
-    (0x0018700A, "Detector ID", "X/D", ""),
-    (0x0018700C, "Date of Last Detector Calibration", "X/D", "ModDates:C"),
-    (0x0018700E, "Time of Last Detector Calibration", "X/D", "ModDates:C"),
-    (0x00189074, "Frame Acquisition DateTime", "D", "ModDates:C"),
-    (0x00189151, "Frame Reference DateTime", "D", "ModDates:C"),
-    (0x00189185, "Respiratory Motion Compensation Technique Description", "X", "CleanDesc:C"),
-    (0x00189367, "X-Ray Source ID", "D", ""),
-    (0x00189369, "Source Start DateTime", "D", "ModDates:C"),
-    (0x0018936A, "Source End DateTime", "D", "ModDates:C"),
-    (0x00189371, "X-Ray Detector ID", "D", ""),
-    (0x00189373, "X-Ray Detector Label", "X", ""),
-    (0x0018937B, "Multi-energy Acquisition Description", "X", "CleanDesc:C"),
-    (0x0018937F, "Decomposition Description", "X", "CleanDesc:C"),
-    (0x00189424, "Acquisition Protocol Description", "X", "CleanDesc:C"),
-    (0x00189516, "Start Acquisition DateTime", "X/D", "ModDates:C"),
-    (0x00189517, "End Acquisition DateTime", "X/D", "ModDates:C"),
-    (0x00189623, "Functional Sync Pulse", "D", "ModDates:C"),
-    (0x00189701, "Decay Correction DateTime", "D", "ModDates:C"),
-    (0x00189804, "Exclusion Start DateTime", "D", "ModDates:C"),
-    (0x00189919, "Instruction Performed DateTime", "Z/D", "ModDates:C"),
-    (0x00189937, "Requested Series Description", "X", "CleanDesc:C"),
-    (0x0018A002, "Contribution DateTime", "X", "ModDates:C"),
-    (0x0018A003, "Contribution Description", "X", "CleanDesc:C"),
-    (0x0020000D, "Study Instance UID", "U", ""),
-    (0x0020000E, "Series Instance UID", "U", ""),
-    (0x00200010, "Study ID", "Z", ""),
-    (0x00200027, "Pyramid Label", "X", "CleanDesc:C"),
-    (0x00200052, "Frame of Reference UID", "U", ""),
-    (0x00200200, "Synchronization Frame of Reference UID", "U", ""),
-    (0x00203401, "Modifying Device ID", "X", ""),
-    (0x00203403, "Modified Image Date", "X", "ModDates:C"),
-    (0x00203405, "Modified Image Time", "X", "ModDates:C"),
-    (0x00203406, "Modified Image Description", "X", ""),
-    (0x00204000, "Image Comments", "X", "CleanDesc:C"),
-    (0x00209158, "Frame Comments", "X", "CleanDesc:C"),
-    (0x00209161, "Concatenation UID", "U", ""),
-    (0x00209164, "Dimension Organization UID", "U", ""),
-    (0x00281199, "Palette Color Lookup Table UID", "U", ""),
-    (0x00281214, "Large Palette Color Lookup Table UID", "U", ""),
-    (0x00284000, "Image Presentation Comments", "X", ""),
-    (0x00320012, "Study ID Issuer", "X", ""),
-    (0x00320032, "Study Verified Date", "X", "ModDates:C"),
-    (0x00320033, "Study Verified Time", "X", "ModDates:C"),
-    (0x00320034, "Study Read Date", "X", "ModDates:C"),
-    (0x00320035, "Study Read Time", "X", "ModDates:C"),
-    (0x00321000, "Scheduled Study Start Date", "X", "ModDates:C"),
-    (0x00321001, "Scheduled Study Start Time", "X", "ModDates:C"),
-    (0x00321010, "Scheduled Study Stop Date", "X", "ModDates:C"),
-    (0x00321011, "Scheduled Study Stop Time", "X", "ModDates:C"),
-    (0x00321020, "Scheduled Study Location", "X", ""),
-    (0x00321021, "Scheduled Study Location AE Title", "X", ""),
-    (0x00321030, "Reason for Study", "X", "CleanDesc:C"),
-    (0x00321032, "Requesting Physician", "X", ""),
-    (0x00321033, "Requesting Service", "X", ""),
-    (0x00321040, "Study Arrival Date", "X", "ModDates:C"),
-    (0x00321041, "Study Arrival Time", "X", "ModDates:C"),
-    (0x00321050, "Study Completion Date", "X", "ModDates:C"),
-    (0x00321051, "Study Completion Time", "X", "ModDates:C"),
-    (0x00321060, "Requested Procedure Description", "X/Z", "CleanDesc:C"),
-    (0x00321066, "Reason for Visit", "X", "CleanDesc:C"),
-    (0x00321067, "Reason for Visit Code Sequence", "X", "CleanDesc:C"),
-    (0x00321070, "Requested Contrast Agent", "X", "CleanDesc:C"),
-    (0x00324000, "Study Comments", "X", "CleanDesc:C"),
-    (0x00340001, "Flow Identifier Sequence", "D", ""),
-    (0x00340002, "Flow Identifier", "D", ""),
-    (0x00340005, "Source Identifier", "D", ""),
-    (0x00340007, "Frame Origin Timestamp", "D", "ModDates:C"),
-    (0x00380004, "Referenced Patient Alias Sequence", "X", ""),
-    (0x00380010, "Admission ID", "X", ""),
-    (0x00380011, "Issuer of Admission ID", "X", ""),
-    (0x00380014, "Issuer of Admission ID Sequence", "X", ""),
-    (0x0038001A, "Scheduled Admission Date", "X", "ModDates:C"),
-    (0x0038001B, "Scheduled Admission Time", "X", "ModDates:C"),
-    (0x0038001C, "Scheduled Discharge Date", "X", "ModDates:C"),
-    (0x0038001D, "Scheduled Discharge Time", "X", "ModDates:C"),
-    (0x0038001E, "Scheduled Patient Institution Residence", "X", ""),
-    (0x00380020, "Admitting Date", "X", "ModDates:C"),
-    (0x00380021, "Admitting Time", "X", "ModDates:C"),
-    (0x00380030, "Discharge Date", "X", "ModDates:C"),
-    (0x00380032, "Discharge Time", "X", "ModDates:C"),
-    (0x00380040, "Discharge Diagnosis Description", "X", "CleanDesc:C"),
-    (0x00380050, "Special Needs", "X", "PatChars:C"),
-    (0x00380060, "Service Episode ID", "X", ""),
-    (0x00380061, "Issuer of Service Episode ID", "X", ""),
-    (0x00380062, "Service Episode Description", "X", "CleanDesc:C"),
-    (0x00380064, "Issuer of Service Episode ID Sequence", "X", ""),
-    (0x00380300, "Current Patient Location", "X", ""),
-    (0x00380400, "Patient's Institution Residence", "X", ""),
-    (0x00380500, "Patient State", "X", "PatChars:C CleanDesc:C"),
-    (0x00384000, "Visit Comments", "X", "CleanDesc:C"),
-    (0x003A0310, "Multiplex Group UID", "U", ""),
-    (0x003A0314, "Impedance Measurement DateTime", "D", "ModDates:C"),
-    (0x003A0329, "Waveform Filter Description", "X", "CleanDesc:C"),
-    (0x003A032B, "Filter Lookup Table Description", "X", "CleanDesc:C"),
-    (0x00400001, "Scheduled Station AE Title", "X", ""),
-    (0x00400002, "Scheduled Procedure Step Start Date", "X", "ModDates:C"),
-    (0x00400003, "Scheduled Procedure Step Start Time", "X", "ModDates:C"),
-    (0x00400004, "Scheduled Procedure Step End Date", "X", "ModDates:C"),
-    (0x00400005, "Scheduled Procedure Step End Time", "X", "ModDates:C"),
-    (0x00400006, "Scheduled Performing Physician's Name", "X", ""),
-    (0x00400007, "Scheduled Procedure Step Description", "X", "CleanDesc:C"),
-    (0x00400009, "Scheduled Procedure Step ID", "X", ""),
-    (0x0040000B, "Scheduled Performing Physician Identification Sequence", "X", ""),
-    (0x00400010, "Scheduled Station Name", "X", ""),
-    (0x00400011, "Scheduled Procedure Step Location", "X", ""),
-    (0x00400012, "Pre-Medication", "X", "PatChars:C"),
-    (0x00400241, "Performed Station AE Title", "X", ""),
-    (0x00400242, "Performed Station Name", "X", ""),
-    (0x00400243, "Performed Location", "X", ""),
-    (0x00400244, "Performed Procedure Step Start Date", "X", "ModDates:C"),
-    (0x00400245, "Performed Procedure Step Start Time", "X", "ModDates:C"),
-    (0x00400250, "Performed Procedure Step End Date", "X", "ModDates:C"),
-    (0x00400251, "Performed Procedure Step End Time", "X", "ModDates:C"),
-    (0x00400253, "Performed Procedure Step ID", "X", ""),
-    (0x00400254, "Performed Procedure Step Description", "X", "CleanDesc:C"),
-    (0x00400275, "Request Attributes Sequence", "X", "CleanDesc:C"),
-    (0x00400280, "Comments on the Performed Procedure Step", "X", "CleanDesc:C"),
-    (0x00400310, "Comments on Radiation Dose", "X", "CleanDesc:C"),
-    (0x0040050A, "Specimen Accession Number", "X", ""),
-    (0x00400512, "Container Identifier", "D", ""),
-    (0x00400513, "Issuer of the Container Identifier Sequence", "Z", ""),
-    (0x0040051A, "Container Description", "X", "CleanDesc:C"),
-    (0x00400551, "Specimen Identifier", "D", ""),
-    (0x00400554, "Specimen UID", "U", ""),
-    (0x00400555, "Acquisition Context Sequence", "X/Z", ""),
-    (0x00400562, "Issuer of the Specimen Identifier Sequence", "Z", ""),
-    (0x00400600, "Specimen Short Description", "X", "CleanDesc:C"),
-    (0x00400602, "Specimen Detailed Description", "X", "CleanDesc:C"),
-    (0x00400610, "Specimen Preparation Sequence", "Z", ""),
-    (0x004006FA, "Slide Identifier", "X", ""),
-    (0x00401001, "Requested Procedure ID", "X", ""),
-    (0x00401002, "Reason for the Requested Procedure", "X", "CleanDesc:C"),
-    (0x00401004, "Patient Transport Arrangements", "X", ""),
-    (0x00401005, "Requested Procedure Location", "X", ""),
-    (0x0040100A, "Reason for Requested Procedure Code Sequence", "X", "CleanDesc:C"),
-    (0x00401010, "Names of Intended Recipients of Results", "X", ""),
-    (0x00401011, "Intended Recipients of Results Identification Sequence", "X", ""),
-    (0x00401101, "Person Identification Code Sequence", "D", ""),
-    (0x00401102, "Person's Address", "X", ""),
-    (0x00401103, "Person's Telephone Numbers", "X", ""),
-    (0x00401104, "Person's Telecom Information", "X", ""),
-    (0x00401400, "Requested Procedure Comments", "X", "CleanDesc:C"),
-    (0x00402001, "Reason for the Imaging Service Request", "X", "CleanDesc:C"),
-    (0x00402004, "Issue Date of Imaging Service Request", "X", "ModDates:C"),
-    (0x00402005, "Issue Time of Imaging Service Request", "X", "ModDates:C"),
-    (0x00402008, "Order Entered By", "X", ""),
-    (0x00402009, "Order Enterer's Location", "X", ""),
-    (0x00402010, "Order Callback Phone Number", "X", ""),
-    (0x00402011, "Order Callback Telecom Information", "X", ""),
-    (0x00402016, "Placer Order Number / Imaging Service Request", "Z", ""),
-    (0x00402017, "Filler Order Number / Imaging Service Request", "Z", ""),
-    (0x00402400, "Imaging Service Request Comments", "X", "CleanDesc:C"),
-    (0x00403001, "Confidentiality Constraint on Patient Data Description", "X", ""),
-    (0x00404005, "Scheduled Procedure Step Start DateTime", "X", "ModDates:C"),
-    (0x00404008, "Scheduled Procedure Step Expiration DateTime", "X", "ModDates:C"),
-    (0x00404010, "Scheduled Procedure Step Modification DateTime", "X", "ModDates:C"),
-    (0x00404011, "Expected Completion DateTime", "X", "ModDates:C"),
-    (0x00404023, "Referenced General Purpose Scheduled Procedure Step Transaction UID", "U", ""),
-    (0x00404025, "Scheduled Station Name Code Sequence", "X", ""),
-    (0x00404027, "Scheduled Station Geographic Location Code Sequence", "X", ""),
-    (0x00404028, "Performed Station Name Code Sequence", "X", ""),
-    (0x00404030, "Performed Station Geographic Location Code Sequence", "X", ""),
-    (0x00404034, "Scheduled Human Performers Sequence", "X", ""),
-    (0x00404035, "Actual Human Performers Sequence", "X", ""),
-    (0x00404036, "Human Performer's Organization", "X", ""),
-    (0x00404037, "Human Performer's Name", "X", ""),
-    (0x00404050, "Performed Procedure Step Start DateTime", "X", "ModDates:C"),
-    (0x00404051, "Performed Procedure Step End DateTime", "X", "ModDates:C"),
-    (0x00404052, "Procedure Step Cancellation DateTime", "X", "ModDates:C"),
-    (0x0040A023, "Findings Group Recording Date (Trial)", "X", "ModDates:C"),
-    (0x0040A024, "Findings Group Recording Time (Trial)", "X", "ModDates:C"),
-    (0x0040A027, "Verifying Organization", "D", ""),
-    (0x0040A030, "Verification DateTime", "D", "ModDates:C"),
-    (0x0040A032, "Observation DateTime", "X/D", "ModDates:C"),
-    (0x0040A033, "Observation Start DateTime", "X", "ModDates:C"),
-    (0x0040A073, "Verifying Observer Sequence", "D", ""),
-    (0x0040A075, "Verifying Observer Name", "D", ""),
-    (0x0040A078, "Author Observer Sequence", "X", ""),
-    (0x0040A07A, "Participant Sequence", "X", ""),
-    (0x0040A07C, "Custodial Organization Sequence", "X", ""),
-    (0x0040A082, "Participation DateTime", "Z", "ModDates:C"),
-    (0x0040A088, "Verifying Observer Identification Code Sequence", "Z", ""),
-    (0x0040A110, "Date of Document or Verbal Transaction (Trial)", "X", "ModDates:C"),
-    (0x0040A112, "Time of Document Creation or Verbal Transaction (Trial)", "X", "ModDates:C"),
-    (0x0040A120, "DateTime", "D", "ModDates:C"),
-    (0x0040A121, "Date", "D", "ModDates:C"),
-    (0x0040A122, "Time", "D", "ModDates:C"),
-    (0x0040A123, "Person Name", "D", ""),
-    (0x0040A124, "UID", "U", ""),
-    (0x0040A13A, "Referenced DateTime", "D", "ModDates:C"),
-    (0x0040A171, "Observation UID", "U", ""),
-    (0x0040A172, "Referenced Observation UID (Trial)", "U", ""),
-    (0x0040A192, "Observation Date (Trial)", "X", "ModDates:C"),
-    (0x0040A193, "Observation Time (Trial)", "X", "ModDates:C"),
-    (0x0040A307, "Current Observer (Trial)", "X", ""),
-    (0x0040A352, "Verbal Source (Trial)", "X", ""),
-    (0x0040A353, "Address (Trial)", "X", ""),
-    (0x0040A354, "Telephone Number (Trial)", "X", ""),
-    (0x0040A358, "Verbal Source Identifier Code Sequence (Trial)", "X", ""),
-    (0x0040A402, "Observation Subject UID (Trial)", "U", ""),
-    (0x0040A730, "Content Sequence", "D", ""),
-    (0x0040DB06, "Template Version", "X", "ModDates:C"),
-    (0x0040DB07, "Template Local Version", "X", "ModDates:C"),
-    (0x0040DB0C, "Template Extension Organization UID", "U", ""),
-    (0x0040DB0D, "Template Extension Creator UID", "U", ""),
-    (0x0040E004, "HL7 Document Effective Time", "X", "ModDates:C"),
-    (0x00420011, "Encapsulated Document", "D", ""),
-    (0x00440004, "Approval Status DateTime", "X", "ModDates:C"),
-    (0x0044000B, "Product Expiration DateTime", "X", "ModDates:C"),
-    (0x00440010, "Substance Administration DateTime", "X", "ModDates:C"),
-    (0x00440104, "Assertion DateTime", "D", "ModDates:C"),
-    (0x00440105, "Assertion Expiration DateTime", "X", "ModDates:C"),
-    (0x0050001B, "Container Component ID", "X", ""),
-    (0x00500020, "Device Description", "X", ""),
-    (0x00500021, "Long Device Description", "X", "CleanDesc:C"),
-    (0x00620021, "Tracking UID", "U", ""),
-    (0x00640003, "Source Frame of Reference UID", "U", ""),
-    (0x00686226, "Effective DateTime", "D", "ModDates:C"),
-    (0x00686270, "Information Issue DateTime", "D", "ModDates:C"),
-    (0x006A0003, "Annotation Group UID", "D", ""),
-    (0x006A0005, "Annotation Group Label", "D", "CleanDesc:C"),
-    (0x006A0006, "Annotation Group Description", "X", "CleanDesc:C"),
-    (0x00700001, "Graphic Annotation Sequence", "D", ""),
-    (0x00700082, "Presentation Creation Date", "X", "ModDates:C"),
-    (0x00700083, "Presentation Creation Time", "X", "ModDates:C"),
-    (0x00700084, "Content Creator's Name", "Z/D", ""),
-    (0x00700086, "Content Creator's Identification Code Sequence", "X", ""),
-    (0x0070031A, "Fiducial UID", "U", ""),
-    (0x00701101, "Presentation Display Collection UID", "U", ""),
-    (0x00701102, "Presentation Sequence Collection UID", "U", ""),
-    (0x0072000A, "Hanging Protocol Creation DateTime", "D", "ModDates:C"),
-    (0x0072005E, "Selector AE Value", "D", ""),
-    (0x0072005F, "Selector AS Value", "D", "PatChars:K"),
-    (0x00720061, "Selector DA Value", "D", "ModDates:C"),
-    (0x00720063, "Selector DT Value", "D", "ModDates:C"),
-    (0x00720065, "Selector OB Value", "D", ""),
-    (0x00720066, "Selector LO Value", "D", "CleanDesc:C"),
-    (0x00720068, "Selector LT Value", "D", "CleanDesc:C"),
-    (0x0072006A, "Selector PN Value", "D", ""),
-    (0x0072006B, "Selector TM Value", "D", "ModDates:C"),
-    (0x0072006C, "Selector SH Value", "D", "CleanDesc:C"),
-    (0x0072006D, "Selector UN Value", "D", ""),
-    (0x0072006E, "Selector ST Value", "D", "CleanDesc:C"),
-    (0x00720070, "Selector UT Value", "D", "CleanDesc:C"),
-    (0x00720071, "Selector UR Value", "D", ""),
-    (0x00741234, "Receiving AE", "X", ""),
-    (0x00741236, "Requesting AE", "X", ""),
-    (0x00880140, "Storage Media File-set UID", "U", ""),
-    (0x00880200, "Icon Image Sequence\n\n(see Note 11)", "X", ""),
-    (0x00880904, "Topic Title", "X", ""),
-    (0x00880906, "Topic Subject", "X", ""),
-    (0x00880910, "Topic Author", "X", ""),
-    (0x00880912, "Topic Keywords", "X", ""),
-    (0x01000420, "SOP Authorization DateTime", "X", "ModDates:C"),
-    (0x04000100, "Digital Signature UID", "U", ""),
-    (0x04000105, "Digital Signature DateTime", "D", "ModDates:C"),
-    (0x04000115, "Certificate of Signer", "D", ""),
-    (0x04000310, "Certified Timestamp", "X", "ModDates:C"),
-    (0x04000402, "Referenced Digital Signature Sequence", "X", ""),
-    (0x04000403, "Referenced SOP Instance MAC Sequence", "X", ""),
-    (0x04000404, "MAC", "X", ""),
-    (0x04000550, "Modified Attributes Sequence", "X", ""),
-    (0x04000551, "Nonconforming Modified Attributes Sequence", "X", ""),
-    (0x04000552, "Nonconforming Data Element Value", "X", ""),
-    (0x04000561, "Original Attributes Sequence", "X", ""),
-    (0x04000562, "Attribute Modification DateTime", "D", "ModDates:C"),
-    (0x04000563, "Modifying System", "D", ""),
-    (0x04000564, "Source of Previous Values", "Z", ""),
-    (0x04000565, "Reason for the Attribute Modification", "D", "CleanDesc:C"),
-    (0x04000600, "Instance Origin Status", "X", ""),
-    (0x20300020, "Text String", "X", ""),
-    (0x21000040, "Creation Date", "X", "ModDates:C"),
-    (0x21000050, "Creation Time", "X", "ModDates:C"),
-    (0x21000070, "Originator", "X", ""),
-    (0x21000140, "Destination AE", "D", ""),
-    (0x22000002, "Label Text", "X/Z", "CleanDesc:C"),
-    (0x22000005, "Barcode Value", "X/Z", ""),
-    (0x30020121, "Position Acquisition Template Name", "X", "CleanDesc:C"),
-    (0x30020123, "Position Acquisition Template Description", "X", "CleanDesc:C"),
-    (0x30060002, "Structure Set Label", "D", "CleanDesc:C"),
-    (0x30060004, "Structure Set Name", "X", "CleanDesc:C"),
-    (0x30060006, "Structure Set Description", "X", "CleanDesc:C"),
-    (0x30060008, "Structure Set Date", "Z", "ModDates:C"),
-    (0x30060009, "Structure Set Time", "Z", "ModDates:C"),
-    (0x30060024, "Referenced Frame of Reference UID", "U", ""),
-    (0x30060026, "ROI Name", "Z", "CleanDesc:C"),
-    (0x30060028, "ROI Description", "X", "CleanDesc:C"),
-    (0x3006002D, "ROI DateTime", "X", "ModDates:C"),
-    (0x3006002E, "ROI Observation DateTime", "X", "ModDates:C"),
-    (0x30060038, "ROI Generation Description", "X", "CleanDesc:C"),
-    (0x3006004D, "ROI Creator Sequence", "X", ""),
-    (0x3006004E, "ROI Interpreter Sequence", "X", ""),
-    (0x30060085, "ROI Observation Label", "X", "CleanDesc:C"),
-    (0x30060088, "ROI Observation Description", "X", "CleanDesc:C"),
-    (0x300600A6, "ROI Interpreter", "Z", ""),
-    (0x300600C2, "Related Frame of Reference UID", "U", ""),
-    (0x30080024, "Treatment Control Point Date", "D", "ModDates:C"),
-    (0x30080025, "Treatment Control Point Time", "D", "ModDates:C"),
-    (0x30080054, "First Treatment Date", "X/D", "ModDates:C"),
-    (0x30080056, "Most Recent Treatment Date", "X/D", "ModDates:C"),
-    (0x30080105, "Source Serial Number", "X/Z", ""),
-    (0x30080162, "Safe Position Exit Date", "D", "ModDates:C"),
-    (0x30080164, "Safe Position Exit Time", "D", "ModDates:C"),
-    (0x30080166, "Safe Position Return Date", "D", "ModDates:C"),
-    (0x30080168, "Safe Position Return Time", "D", "ModDates:C"),
-    (0x30080250, "Treatment Date", "X/D", "ModDates:C"),
-    (0x30080251, "Treatment Time", "X/D", "ModDates:C"),
-    (0x300A0002, "RT Plan Label", "D", "CleanDesc:C"),
-    (0x300A0003, "RT Plan Name", "X", "CleanDesc:C"),
-    (0x300A0004, "RT Plan Description", "X", "CleanDesc:C"),
-    (0x300A0006, "RT Plan Date", "X/D", "ModDates:C"),
-    (0x300A0007, "RT Plan Time", "X/D", "ModDates:C"),
-    (0x300A000B, "Treatment Sites", "X", "CleanDesc:C"),
-    (0x300A000E, "Prescription Description", "X", "CleanDesc:C"),
-    (0x300A0013, "Dose Reference UID", "U", ""),
-    (0x300A0016, "Dose Reference Description", "X", "CleanDesc:C"),
-    (0x300A0072, "Fraction Group Description", "X", "CleanDesc:C"),
-    (0x300A0083, "Referenced Dose Reference UID", "U", ""),
-    (0x300A00B2, "Treatment Machine Name", "X/Z", ""),
-    (0x300A00C3, "Beam Description", "X", "CleanDesc:C"),
-    (0x300A00DD, "Bolus Description", "X", "CleanDesc:C"),
-    (0x300A0196, "Fixation Device Description", "X", "CleanDesc:C"),
-    (0x300A01A6, "Shielding Device Description", "X", "CleanDesc:C"),
-    (0x300A01B2, "Setup Technique Description", "X", "CleanDesc:C"),
-    (0x300A0216, "Source Manufacturer", "X", ""),
-    (0x300A022C, "Source Strength Reference Date", "D", "ModDates:C"),
-    (0x300A022E, "Source Strength Reference Time", "D", "ModDates:C"),
-    (0x300A02EB, "Compensator Description", "X", "CleanDesc:C"),
-    (0x300A0608, "Treatment Position Group Label", "D", "CleanDesc:C"),
-    (0x300A0609, "Treatment Position Group UID", "U", ""),
-    (0x300A0611, "RT Accessory Holder Slot ID", "Z", ""),
-    (0x300A0615, "RT Accessory Device Slot ID", "Z", ""),
-    (0x300A0619, "Radiation Dose Identification Label", "D", "CleanDesc:C"),
-    (0x300A0623, "Radiation Dose In-Vivo Measurement Label", "D", "CleanDesc:C"),
-    (0x300A062A, "RT Tolerance Set Label", "D", "CleanDesc:C"),
-    (0x300A0650, "Patient Setup UID", "U", ""),
-    (0x300A0676, "Equipment Frame of Reference Description", "X", "CleanDesc:C"),
-    (0x300A067C, "Radiation Generation Mode Label", "D", "CleanDesc:C"),
-    (0x300A067D, "Radiation Generation Mode Description", "Z", "CleanDesc:C"),
-    (0x300A0700, "Treatment Session UID", "U", ""),
-    (0x300A0734, "Treatment Tolerance Violation Description", "D", "CleanDesc:C"),
-    (0x300A0736, "Treatment Tolerance Violation DateTime", "D", "ModDates:C"),
-    (0x300A073A, "Recorded RT Control Point DateTime", "D", "ModDates:C"),
-    (0x300A0741, "Interlock DateTime", "D", "ModDates:C"),
-    (0x300A0742, "Interlock Description", "D", "CleanDesc:C"),
-    (0x300A0760, "Override DateTime", "D", "ModDates:C"),
-    (0x300A0783, "Interlock Origin Description", "D", "CleanDesc:C"),
-    (0x300A0785, "Referenced Treatment Position Group UID", "U", ""),
-    (
-        0x300A078E,
-        "Patient Treatment Preparation Procedure Parameter Description",
-        "X",
-        "CleanDesc:C",
-    ),
-    (0x300A0792, "Patient Treatment Preparation Method Description", "X", "CleanDesc:C"),
-    (0x300A0794, "Patient Setup Photo Description", "X", "CleanDesc:C"),
-    (0x300A079A, "Displacement Reference Label", "X", "CleanDesc:C"),
-    (0x300C0113, "Reason for Omission Description", "X", "CleanDesc:C"),
-    (0x300C0127, "Beam Hold Transition DateTime", "D", "ModDates:C"),
-    (0x300E0004, "Review Date", "Z", "ModDates:C"),
-    (0x300E0005, "Review Time", "Z", "ModDates:C"),
-    (0x300E0008, "Reviewer Name", "X/Z", ""),
-    (0x30100006, "Conceptual Volume UID", "U", ""),
-    (0x3010000B, "Referenced Conceptual Volume UID", "U", ""),
-    (0x3010000F, "Conceptual Volume Combination Description", "Z", "CleanDesc:C"),
-    (0x30100013, "Constituent Conceptual Volume UID", "U", ""),
-    (0x30100015, "Source Conceptual Volume UID", "U", ""),
-    (0x30100017, "Conceptual Volume Description", "Z", "CleanDesc:C"),
-    (0x3010001B, "Device Alternate Identifier", "Z", ""),
-    (0x3010002D, "Device Label", "D", ""),
-    (0x30100031, "Referenced Fiducials UID", "U", ""),
-    (0x30100033, "User Content Label", "D", "CleanDesc:C"),
-    (0x30100034, "User Content Long Label", "D", "CleanDesc:C"),
-    (0x30100035, "Entity Label", "D", "CleanDesc:C"),
-    (0x30100036, "Entity Name", "X", "CleanDesc:C"),
-    (0x30100037, "Entity Description", "X", "CleanDesc:C"),
-    (0x30100038, "Entity Long Label", "D", "CleanDesc:C"),
-    (0x3010003B, "RT Treatment Phase UID", "U", ""),
-    (0x30100043, "Manufacturer's Device Identifier", "Z", ""),
-    (0x3010004C, "Intended Phase Start Date", "X/D", "ModDates:C"),
-    (0x3010004D, "Intended Phase End Date", "X/D", "ModDates:C"),
-    (0x30100054, "RT Prescription Label", "D", "CleanDesc:C"),
-    (0x30100056, "RT Treatment Approach Label", "X/D", "CleanDesc:C"),
-    (0x3010005A, "RT Physician Intent Narrative", "Z", "CleanDesc:C"),
-    (0x3010005C, "Reason for Superseding", "Z", "CleanDesc:C"),
-    (0x30100061, "Prior Treatment Dose Description", "X", "CleanDesc:C"),
-    (0x3010006E, "Dosimetric Objective UID", "U", ""),
-    (0x3010006F, "Referenced Dosimetric Objective UID", "U", ""),
-    (0x30100077, "Treatment Site", "X/D", "CleanDesc:C"),
-    (0x3010007A, "Treatment Technique Notes", "Z", "CleanDesc:C"),
-    (0x3010007B, "Prescription Notes", "Z", "CleanDesc:C"),
-    (0x3010007F, "Fractionation Notes", "Z", "CleanDesc:C"),
-    (0x30100081, "Prescription Notes Sequence", "Z", "CleanDesc:C"),
-    (0x30100085, "Intended Fraction Start Time", "X", "ModDates:C"),
-    (0x40000010, "Arbitrary", "X", ""),
-    (0x40004000, "Text Comments", "X", ""),
-    (0x40080040, "Results ID", "X", ""),
-    (0x40080042, "Results ID Issuer", "X", ""),
-    (0x40080100, "Interpretation Recorded Date", "X", "ModDates:C"),
-    (0x40080101, "Interpretation Recorded Time", "X", "ModDates:C"),
-    (0x40080102, "Interpretation Recorder", "X", ""),
-    (0x40080108, "Interpretation Transcription Date", "X", "ModDates:C"),
-    (0x40080109, "Interpretation Transcription Time", "X", "ModDates:C"),
-    (0x4008010A, "Interpretation Transcriber", "X", ""),
-    (0x4008010B, "Interpretation Text", "X", "CleanDesc:C"),
-    (0x4008010C, "Interpretation Author", "X", ""),
-    (0x40080111, "Interpretation Approver Sequence", "X", ""),
-    (0x40080112, "Interpretation Approval Date", "X", "ModDates:C"),
-    (0x40080113, "Interpretation Approval Time", "X", "ModDates:C"),
-    (0x40080114, "Physician Approving Interpretation", "X", ""),
-    (0x40080115, "Interpretation Diagnosis Description", "X", "CleanDesc:C"),
-    (0x40080118, "Results Distribution List Sequence", "X", ""),
-    (0x40080119, "Distribution Name", "X", ""),
-    (0x4008011A, "Distribution Address", "X", ""),
-    (0x40080200, "Interpretation ID", "X", ""),
-    (0x40080202, "Interpretation ID Issuer", "X", ""),
-    (0x40080300, "Impressions", "X", "CleanDesc:C"),
-    (0x40084000, "Results Comments", "X", "CleanDesc:C"),
-    (0xFFFAFFFA, "Digital Signatures Sequence", "X", ""),
-    (0xFFFCFFFC, "Data Set Trailing Padding", "X", ""),
-)
+_TABLE_FILE: Final = Path(__file__).with_name("ps315_e11.json")
+
+#: The option columns of the generated table that this profile applies, as ``E11Row`` names them.
+_APPLIED_OPTIONS: Final[dict[str, str]] = {
+    "retain_patient_characteristics": "PatChars",
+    "retain_longitudinal_modified_dates": "ModDates",
+    "clean_descriptors": "CleanDesc",
+}
+
+
+def _load() -> tuple[dict[str, Any], tuple[E11Row, ...], tuple[tuple[str, str, str], ...]]:
+    """Read the generated table: its header, its rows with a concrete tag, its pattern rows."""
+    document: dict[str, Any] = json.loads(_TABLE_FILE.read_text(encoding="utf-8"))
+    rows: list[E11Row] = []
+    patterns: list[tuple[str, str, str]] = []
+    for row in document["rows"]:
+        text = row["tag"]
+        digits = text[1:5] + text[6:10]
+        if any(c not in "0123456789ABCDEF" for c in digits):
+            patterns.append((text, row["name"], row["basic"]))
+            continue
+        options = " ".join(
+            f"{short}:{row['options'][column]}"
+            for column, short in _APPLIED_OPTIONS.items()
+            if column in row["options"]
+        )
+        rows.append((int(digits, 16), row["name"], row["basic"], options))
+    rows.sort()
+    header = {k: v for k, v in document.items() if k != "rows"}
+    return header, tuple(rows), tuple(patterns)
+
+
+_HEADER, E11_ROWS, E11_PATTERN_ROWS = _load()
+#: The edition of PS3.15 the table was generated from (e.g. ``2026d``).
+E11_EDITION: Final[str] = str(_HEADER["edition"])
+#: Where the generated table came from: file name, sha256, what it was derived from.
+E11_SOURCE: Final[dict[str, str]] = dict(_HEADER["source"])
 
 
 class _A(IntEnum):
@@ -708,6 +126,8 @@ _SERIES_DESCRIPTION: Final = 0x0008103E
 _PROTOCOL_NAME: Final = 0x00181030
 _CONTRAST_AGENT: Final = 0x00180010
 _ACQUISITION_CONTEXT: Final = 0x00400555
+_ETHNIC_GROUPS: Final = 0x00102162
+_SEX_PARAMETERS_REFERENCE: Final = 0x00100047
 
 # Decisions on rows whose Basic action leaves a choice, or that the narrow options single out.
 _OVERRIDES: Final[dict[int, _A]] = {
@@ -717,6 +137,11 @@ _OVERRIDES: Final[dict[int, _A]] = {
     _PROTOCOL_NAME: _A.DESCRIPTOR,  # X/D, CleanDesc C
     _CONTRAST_AGENT: _A.CONTRAST,  # Z/D, CleanDesc C
     _ACQUISITION_CONTEXT: _A.EMPTY,  # X/Z; Type 2 in the Enhanced MR IOD
+    # Retain Patient Characteristics says K, but these are free text (UC) and a free URI (UR):
+    # spec §4 keeps the characteristics bone quality depends on and removes "every other
+    # free-text attribute", so the option is narrowed here; their coded sequences stay.
+    _ETHNIC_GROUPS: _A.REMOVE,
+    _SEX_PARAMETERS_REFERENCE: _A.REMOVE,
 }
 
 # Outside Table E.1-1 but kept untouched because the spec names them (VBQ depends on them), or
@@ -733,24 +158,6 @@ _KEEP_PLAIN: Final = frozenset(
         0x00080119,  # Long Code Value
         0x00080120,  # URN Code Value
         0x00080005,  # Specific Character Set
-    }
-)
-
-# Patient-module attributes (group 0010) that survive: those Table E.1-1 lets us keep. Every
-# other group-0010 attribute is removed even when the table does not list it.
-_PATIENT_GROUP_KEPT: Final = frozenset(
-    {
-        0x00100010,  # Patient's Name (pseudonym)
-        0x00100020,  # Patient ID (pseudonym)
-        0x00100030,  # Patient's Birth Date (emptied)
-        0x00100040,  # Patient's Sex
-        0x00101010,  # Patient's Age
-        0x00101020,  # Patient's Size
-        0x00101030,  # Patient's Weight
-        0x00102160,  # Ethnic Group
-        0x001021A0,  # Smoking Status
-        0x001021C0,  # Pregnancy Status
-        0x00102203,  # Patient's Sex Neutered
     }
 )
 

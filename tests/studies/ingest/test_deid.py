@@ -278,14 +278,6 @@ def test_referenced_image_uids_replaced_consistently() -> None:
     assert item.ReferencedSOPClassUID == MRImageStorage  # DICOM-defined UIDs are kept
 
 
-def test_table_is_complete_and_cited() -> None:
-    tags = [row[0] for row in E11_ROWS]
-    assert len(tags) == len(set(tags)) == 617  # + 4 pattern rows = 621 in PS3.15 2024b
-    assert tags == sorted(tags)
-    basic = {row[2] for row in E11_ROWS}
-    assert basic <= {"X", "Z", "D", "U", "X/Z", "X/D", "X/Z/D", "Z/D", "X/Z/U*"}
-
-
 def _sample_value(vr: str) -> object:
     if vr == "SQ":
         item = Dataset()
@@ -314,13 +306,13 @@ def _sample_value(vr: str) -> object:
 
 
 def test_agrees_with_grand_challenge_basic_profile_rows() -> None:
-    """Cross-check against a second, independent (and newer, 2025c) extraction of Table E.1-1.
+    """Cross-check against a second, independent (2025c) extraction of Table E.1-1.
 
     Grand Challenge's procedure marks the rows it took from the Basic Profile. For every row it
     removes (X) outright, an attribute with a sample value must come out of our profile removed
     or emptied, unless one of our options keeps it (patient characteristics, modified dates,
-    narrow clean descriptors). Rows added to the standard after our table's 2024b edition (such
-    as Ethnic Group Code Sequence) are caught by the rules for unlisted attributes.
+    narrow clean descriptors). ``test_deid_table.py`` holds the engine to every row of our own
+    (generated) table; this test holds the table to an extraction made by someone else.
     """
     from pydicom.datadict import dictionary_VR
 

@@ -1,4 +1,4 @@
-# Production image for the web and worker services (see docker-compose.yml).
+# Production image for the web, worker and beat services (see docker-compose.yml).
 # The same locked dependencies as scripts/setup (uv sync --frozen), without the dev group.
 
 # Stage 1: the reader's viewer (Cornerstone3D bundled by esbuild into static/dist/, with its
@@ -20,7 +20,8 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     PATH=/app/.venv/bin:$PATH \
     DJANGO_SETTINGS_MODULE=vbqweb.settings_production \
     VBQ_VAR_DIR=/var/lib/vbq \
-    VBQ_STATIC_ROOT=/app/staticfiles
+    VBQ_STATIC_ROOT=/app/staticfiles \
+    VBQ_BIND=0.0.0.0:8000
 
 WORKDIR /app
 # WeasyPrint (the PDF report) needs Pango and a font.
@@ -41,8 +42,10 @@ COPY --from=viewer /build/static/dist ./static/dist
 # collectstatic needs settings, not secrets: a throw-away key for this one build step.
 RUN DJANGO_SECRET_KEY=build-only-not-a-secret python manage.py collectstatic --noinput -v 0
 
-RUN useradd --system --uid 1000 --home /app vbq && mkdir -p /var/lib/vbq/media /var/lib/vbq/uploads \
-    && chown -R vbq /var/lib/vbq
+# /var/lib/vbq: local media and uploads when VBQ_STORAGE is not s3 (one machine only); with
+# compose everything is in S3 and the container keeps nothing but temporary files.
+RUN useradd --system --uid 1000 --home /app vbq && mkdir -p /var/lib/vbq \
+    && chown vbq /var/lib/vbq && chmod 700 /var/lib/vbq
 USER vbq
 EXPOSE 8000
-CMD ["gunicorn", "vbqweb.wsgi", "--bind", "0.0.0.0:8000", "--workers", "3", "--access-logfile", "-"]
+CMD ["gunicorn", "-c", "vbqweb/gunicorn_conf.py"]

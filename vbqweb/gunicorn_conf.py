@@ -17,3 +17,6 @@ keepalive = 5
 accesslog = os.environ.get("VBQ_ACCESS_LOG") or None
 errorlog = "-"
 wsgi_app = "vbqweb.wsgi:application"
+# gunicorn 23+ opens a control socket under $HOME shared by every gunicorn of the user (demo,
+# tests, benchmark): off, since nothing here uses it.
+control_socket_disable = True

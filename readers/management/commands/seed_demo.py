@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Permission
 from django.core.management.base import BaseCommand, CommandError
@@ -74,6 +75,13 @@ class Command(BaseCommand):
         for username, password, role in DEMO_USERS:
             what = "site admin" if role is None else Role(role).label.lower()
             self.stdout.write(f"    {username:<9} {password:<18} {what}")
+        if settings.VBQ_MFA_REQUIRED:
+            self.stdout.write(
+                "\n  Two-factor sign-in is required for admin and manager (VBQ_MFA_REQUIRED):"
+                "\n  at their first sign-in the site shows a QR code to scan with an authenticator"
+                "\n  app (FreeOTP, Google or Microsoft Authenticator, ...), then asks for its"
+                "\n  six-digit code at every sign-in. Readers may set it up under Account."
+            )
 
     def _seed(self, *, cases: int, seed: int) -> None:
         users = self._users()

@@ -1,9 +1,36 @@
+"""Readings and results in ``/admin/``: to look at, never to add, change or delete.
+
+A reading's ROIs and status are what its reader did, and a result is what the server computed
+from them: a site admin who could edit either in the admin could change a submitted reading or
+invent a score (issue 12). Changes go through the reader's own pages and the scoring task;
+every view of a reading by someone else and every change is in the audit trail
+(``docs/audit.md``). Deleting is refused too, so a study or a user that still has readings
+cannot be deleted here: ``manage.py purge_study`` removes a whole study, logged.
+"""
+
+from typing import Any
+
 from django.contrib import admin
 
 from readers.models import Reading, ReadingRevision, VbqResult
+from vbqweb.audit.actions import Action
+from vbqweb.audit.services import record
 
 
-class VbqResultInline(admin.TabularInline):
+class ReadOnly:
+    """View permission only, for a ``ModelAdmin`` or an inline."""
+
+    def has_add_permission(self, request: Any, obj: Any = None) -> bool:
+        return False
+
+    def has_change_permission(self, request: Any, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: Any, obj: Any = None) -> bool:
+        return False
+
+
+class VbqResultInline(ReadOnly, admin.TabularInline):
     model = VbqResult
     extra = 0
     readonly_fields = [
@@ -15,29 +42,38 @@ class VbqResultInline(admin.TabularInline):
         "computed_at",
     ]
     fields = readonly_fields
-    can_delete = False
 
 
-class ReadingRevisionInline(admin.TabularInline):
+class ReadingRevisionInline(ReadOnly, admin.TabularInline):
+    """History is written by the service, never by hand."""
+
     model = ReadingRevision
     extra = 0
     readonly_fields = ["roi_version", "saved_at", "after_submit", "rois"]
     fields = readonly_fields
-    can_delete = False
-
-    def has_add_permission(self, request, obj=None) -> bool:  # type: ignore[no-untyped-def]
-        return False  # history is written by the service, never by hand
 
 
 @admin.register(Reading)
-class ReadingAdmin(admin.ModelAdmin):
+class ReadingAdmin(ReadOnly, admin.ModelAdmin):
     list_display = ["case", "reader", "session", "status", "roi_version", "updated_at"]
     list_filter = ["status", "session", "case__study"]
     search_fields = ["case__label", "reader__username"]
     inlines = [ReadingRevisionInline, VbqResultInline]
+    actions = None
+
+    def change_view(
+        self, request: Any, object_id: str, form_url: str = "", extra_context: Any = None
+    ) -> Any:
+        """Looking at a reading here is a view of a reading like the manager's page."""
+        response = super().change_view(request, object_id, form_url, extra_context)
+        reading = Reading.objects.filter(pk=object_id).first() if object_id.isdigit() else None
+        if request.method == "GET" and response.status_code == 200 and reading is not None:
+            record(Action.READING_VIEWED, request=request, obj=reading)
+        return response
 
 
 @admin.register(VbqResult)
-class VbqResultAdmin(admin.ModelAdmin):
+class VbqResultAdmin(ReadOnly, admin.ModelAdmin):
     list_display = ["reading", "roi_version", "algorithm_version", "status", "vbq", "computed_at"]
     list_filter = ["status", "algorithm_version"]
+    actions = None

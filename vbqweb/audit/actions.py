@@ -15,6 +15,10 @@ class Action(models.TextChoices):
     LOGIN_FAILED = "auth.login_failed", "Sign-in failed"
     LOGOUT = "auth.logout", "Signed out"
     LOCKED_OUT = "auth.locked_out", "Locked out"
+    ACCOUNT_CREATED = "account.created", "Account created"
+    PASSWORD_SET = "account.password_set", "Password set"
+    MFA_ENROLLED = "account.mfa_enrolled", "Two-factor sign-in turned on"
+    MFA_REMOVED = "account.mfa_removed", "Two-factor sign-in turned off"
     # What people looked at and took away.
     READING_VIEWED = "reading.viewed", "Reading viewed"
     IMAGES_RETRIEVED = "images.retrieved", "Images retrieved"

@@ -10,6 +10,10 @@ of the request. A library would keep a second, unchained history. So:
 - ``Assignment`` saved or deleted, wherever from (the people page, the admin, a user or study
   deleted with its roles): ``role.added`` / ``role.changed`` / ``role.removed``, with the user
   and the role, so that the history outlives the row;
+- accounts, whatever page or command did it: a user created (an invitation, the admin,
+  ``createsuperuser``), a password set (change, reset, invitation accepted, the admin; also a
+  hasher upgrade at sign-in, which Django does by saving a new hash), a TOTP device confirmed or
+  deleted (django-otp): ``account.*``, never with the secret or the hash;
 - the admin: its own ``LogEntry`` rows for additions and changes (they carry the changed
   fields), and ``post_delete`` of the object an admin request deleted (Django writes the
   ``LogEntry`` rows of a bulk delete in one insert, which sends no signal).
@@ -91,6 +95,63 @@ def on_assignment_deleted(*, instance: Assignment, **kwargs: Any) -> None:
     record(Action.ROLE_REMOVED, obj=instance, study=instance.study_id, detail=detail)
 
 
+def on_user_pre_save(*, instance: Any, **kwargs: Any) -> None:
+    """Remember the stored password hash, so that ``post_save`` can tell a new password."""
+    users = get_user_model()
+    instance._audit_old_password = (
+        users.objects.filter(pk=instance.pk).values_list("password", flat=True).first()
+        if instance.pk
+        else None
+    )
+
+
+def on_user_saved(
+    *, instance: Any, created: bool, update_fields: Any = None, **kwargs: Any
+) -> None:
+    detail = {"user_id": instance.pk, "username": instance.get_username()}
+    if created:
+        record(Action.ACCOUNT_CREATED, obj=instance, detail=detail)
+        return
+    if update_fields is not None and "password" not in update_fields:
+        return
+    if getattr(instance, "_audit_old_password", None) != instance.password:
+        record(Action.PASSWORD_SET, obj=instance, detail=detail)
+
+
+def on_device_pre_save(*, instance: Any, **kwargs: Any) -> None:
+    instance._audit_was_confirmed = bool(
+        instance.pk
+        and type(instance)
+        .objects.filter(pk=instance.pk)
+        .values_list("confirmed", flat=True)
+        .first()
+    )
+
+
+def _device_detail(instance: Any) -> dict[str, Any]:
+    return {"user_id": instance.user_id, "device": type(instance).__name__}
+
+
+def on_device_saved(*, instance: Any, **kwargs: Any) -> None:
+    if instance.confirmed and not getattr(instance, "_audit_was_confirmed", False):
+        record(
+            Action.MFA_ENROLLED,
+            object_type="account.user",
+            object_id=instance.user_id,
+            detail=_device_detail(instance),
+        )
+
+
+def on_device_deleted(*, instance: Any, **kwargs: Any) -> None:
+    if instance.confirmed:
+        record(
+            Action.MFA_REMOVED,
+            object_type="account.user",
+            object_id=instance.user_id,
+            detail=_device_detail(instance),
+        )
+
+
 def _in_admin(request: Any) -> bool:
     match = getattr(request, "resolver_match", None)
     return match is not None and "admin" in match.namespaces
@@ -153,6 +214,15 @@ def connect() -> None:
             post_delete.connect(
                 on_deleted, sender=model, dispatch_uid=f"audit.admin_delete.{model._meta.label}"
             )
+    users = get_user_model()
+    pre_save.connect(on_user_pre_save, sender=users, dispatch_uid="audit.user_pre")
+    post_save.connect(on_user_saved, sender=users, dispatch_uid="audit.user_saved")
+    if apps.is_installed("django_otp.plugins.otp_totp"):
+        from django_otp.plugins.otp_totp.models import TOTPDevice
+
+        pre_save.connect(on_device_pre_save, sender=TOTPDevice, dispatch_uid="audit.mfa_pre")
+        post_save.connect(on_device_saved, sender=TOTPDevice, dispatch_uid="audit.mfa_saved")
+        post_delete.connect(on_device_deleted, sender=TOTPDevice, dispatch_uid="audit.mfa_del")
     if apps.is_installed("axes"):
         from axes.signals import user_locked_out
 

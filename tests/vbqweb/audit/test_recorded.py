@@ -253,3 +253,47 @@ def test_the_ingest_is_recorded_from_start_to_end(client, world) -> None:
     finished = events(Action.UPLOAD_FINISHED)[0]
     assert finished.detail["instances"] == 2
     assert finished.study_id == world.study_a.pk
+
+
+def test_account_changes_are_recorded_without_secrets(client, world) -> None:
+    """An invitation creates an account, a password change sets a new hash, a TOTP device is
+    confirmed then deleted: each is an event naming the user, never the hash or the key."""
+    client.force_login(world.manager)
+    response = client.post(
+        reverse("accounts:invite", args=[world.study_a.pk]),
+        {"username": "newreader", "email": ""},
+    )
+    assert response.status_code == 200
+    [created] = [e for e in events(Action.ACCOUNT_CREATED) if e.detail["username"] == "newreader"]
+    assert created.actor_username == "manager"
+
+    client.force_login(world.reader)
+    response = client.post(
+        reverse("password_change"),
+        {
+            "old_password": factories.PASSWORD,
+            "new_password1": "a-Much-longer-passphrase-9",
+            "new_password2": "a-Much-longer-passphrase-9",
+        },
+    )
+    assert response.status_code == 302
+    [changed] = [
+        e
+        for e in events(Action.PASSWORD_SET)
+        if e.sequence > created.sequence and e.detail["username"] == "reader"
+    ]
+    assert (changed.actor_username, changed.detail["username"]) == ("reader", "reader")
+    world.reader.refresh_from_db()
+    assert world.reader.password not in json.dumps(changed.detail)
+
+    from django_otp.plugins.otp_totp.models import TOTPDevice
+
+    device = TOTPDevice.objects.create(user=world.reader, name="phone", confirmed=False)
+    assert events(Action.MFA_ENROLLED) == []  # an unconfirmed enrolment is not yet a factor
+    device.confirmed = True
+    device.save()
+    device.delete()
+    [enrolled] = events(Action.MFA_ENROLLED)
+    [removed] = events(Action.MFA_REMOVED)
+    assert enrolled.object_id == removed.object_id == str(world.reader.pk)
+    assert device.key not in json.dumps(enrolled.detail)

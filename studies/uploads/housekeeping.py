@@ -5,30 +5,32 @@ outbox's dispatcher (``manage.py dispatch``). It fails ingests left without prog
 than their time limit (:func:`~studies.uploads.ingest.uploads_fail_stale`: a safety net, since
 the outbox sends a dead ingest again within a minute), records the job of a queued upload that
 has none (queued before the outbox existed), cancels transfers abandoned for a day and deletes
-temporary folders left behind (:mod:`studies.uploads.staging`). Sending queued uploads is the
-outbox's (:mod:`studies.uploads.outbox`). It sits above the transfer, the outbox and the ingest
-because it drives all three.
+staged files left behind (:mod:`studies.uploads.staging`, on disk or in the object store).
+Sending queued uploads is the outbox's (:mod:`studies.uploads.outbox`). It sits above the
+transfer, the outbox and the ingest because it drives all three.
 """
 
 from __future__ import annotations
 
-import shutil
-import time
+import logging
+import re
 from datetime import timedelta
-from pathlib import Path
 from typing import Any
 
-from django.conf import settings
 from django.utils import timezone
 
 from studies.models import Upload, UploadStatus
 from studies.uploads.ingest import uploads_fail_stale
 from studies.uploads.outbox import ingest_job_key, upload_queue_ingest
-from studies.uploads.staging import REMOVING
+from studies.uploads.staging import staging_entries, staging_remove_name
 from studies.uploads.transfer import upload_cancel
 from vbqweb.models import Job
 
+logger = logging.getLogger(__name__)
+
 ABANDONED_AFTER = timedelta(hours=24)
+_ENTRY = re.compile(r"^(\d+)$|^\.(\d+)\.removing-")
+"""A staging entry: ``<upload id>``, or a local folder half deleted by an earlier version."""
 
 
 def uploads_expire_abandoned(*, now: Any = None) -> int:
@@ -48,24 +50,36 @@ def uploads_expire_abandoned(*, now: Any = None) -> int:
 
 
 def upload_folders_sweep() -> int:
-    """Delete temporary folders whose upload has ended (or no longer exists): belt and braces
-    for a worker killed before its ``finally``."""
-    root = Path(settings.VBQ_UPLOAD_ROOT)
-    if not root.is_dir():
+    """Delete staged files whose upload has ended (or no longer exists): belt and braces for a
+    worker killed before its ``finally`` and for a deletion the object store refused.
+
+    The entries are listed before the active uploads are read: a piece is only ever written for
+    an upload already committed as receiving, so an entry listed here whose upload is not
+    active afterwards is really left over. A store that cannot be reached ends the sweep (the
+    next one, a minute later, tries again).
+    """
+    try:
+        entries = staging_entries()
+    except Exception:
+        logger.warning("the staging storage cannot be listed now", exc_info=True)
         return 0
-    active = set(
-        Upload.objects.filter(
+    active = {
+        str(pk)
+        for pk in Upload.objects.filter(
             status__in=[UploadStatus.RECEIVING, UploadStatus.QUEUED, UploadStatus.PROCESSING]
         ).values_list("pk", flat=True)
-    )
+    }
     removed = 0
-    settled = time.time() - 3600  # never a folder being made for an upload created just now
-    for entry in root.iterdir():
-        abandoned = entry.name.isdigit() and int(entry.name) not in active
-        half_removed = entry.name.startswith(".") and REMOVING in entry.name
-        if entry.is_dir() and (abandoned or half_removed) and entry.stat().st_mtime < settled:
-            shutil.rmtree(entry, ignore_errors=True)
-            removed += 1
+    for name in entries:
+        match = _ENTRY.match(name)
+        if match is None or match.group(1) in active:
+            continue
+        try:
+            staging_remove_name(name)
+        except Exception:
+            logger.warning("staged files %s not deleted now", name, exc_info=True)
+            return removed
+        removed += 1
     return removed
 
 
@@ -84,7 +98,7 @@ def uploads_queue_without_job() -> int:
 
 def uploads_tidy() -> dict[str, int]:
     """Queue jobless uploads, fail dead ingests, expire abandoned transfers, sweep leftover
-    folders. Returns what it did, for the log."""
+    staged files. Returns what it did, for the log."""
     now = timezone.now()
     return {
         "queued": uploads_queue_without_job(),

@@ -1,55 +1,164 @@
-"""An upload's temporary folder: where its bytes wait between the transfer and the ingest.
+"""An upload's staged bytes: where they wait between the transfer and the ingest.
 
-``VBQ_UPLOAD_ROOT/<id>/`` holds the upload's lock file and, under ``files/``, what the browser
-sent, under server-chosen names only (``<i:06d>.bin`` once complete, see
-:mod:`studies.uploads.transfer`). The ingest reads the files from here and the folder is
-deleted when it ends, when the upload is cancelled, or by the periodic sweep
-(:mod:`studies.uploads.housekeeping`).
+They live in the ``staging`` storage (``STORAGES["staging"]``: ``VBQ_UPLOAD_ROOT`` on local disk
+by default, the ``staging/`` prefix of the bucket with ``VBQ_STORAGE=s3``), so that the web
+process that receives them and the worker that ingests them may run on different machines.
+
+An object store cannot append to an object, so a file is kept as the *pieces* the browser sent
+(:mod:`studies.uploads.transfer`), each an object of its own under a server-chosen name that
+says everything about it: ``<upload>/<index:06d>-<size>-<offset:015d>-<length>.part``. One
+listing of ``<upload>/`` tells which files are complete and how far each partial one got,
+without opening anything. The ingest copies the complete files into a temporary folder of its
+own (:func:`staged_files_fetch`) and the objects are deleted when it ends, when the upload is
+cancelled, or by the periodic sweep (:mod:`studies.uploads.housekeeping`).
 """
 
 from __future__ import annotations
 
-import os
-import shutil
-import uuid
+import logging
+import re
+from dataclasses import dataclass, field
 from pathlib import Path
 
-from django.conf import settings
+from django.core.files.storage import Storage, storages
 
 from studies.models import Upload
 
+logger = logging.getLogger(__name__)
 
-def upload_directory(upload: Upload | int) -> Path:
-    """``VBQ_UPLOAD_ROOT/<id>/``: the upload's bytes, under server-chosen names only."""
-    pk = upload if isinstance(upload, int) else upload.pk
-    return Path(settings.VBQ_UPLOAD_ROOT) / str(int(pk))
-
-
-REMOVING = ".removing-"
-"""Infix of an upload folder being deleted (``.<id>.removing-<hex>``), see below."""
+STAGING = "staging"
+"""The storage alias (``STORAGES``)."""
+_PIECE = re.compile(r"^(\d{6})-(\d{1,15})-(\d{15})-(\d{1,15})\.part$")
+_BLOCK = 1 << 20
 
 
-def upload_directory_remove(upload: Upload | int) -> None:
-    """Delete an upload's folder for good: rename it out of its ``<id>`` name, then delete it.
+def staging_storage() -> Storage:
+    return storages[STAGING]
 
-    Deleting in place races with a request that arrives meanwhile: the upload lock opens
-    ``<id>/.lock`` with ``O_CREAT``, so once ``rmtree`` has removed the old lock file but not yet
-    the folder, such a request creates a new one there, ``rmtree``'s final ``rmdir`` fails (it
-    ignores errors), and the folder stays behind (seen in the upload page's cancel test). After
-    the atomic rename, a late request finds no folder and answers "no longer here". A deletion
-    cut short leaves a ``.<id>.removing-*`` folder that the periodic clean-up removes.
-    """
-    directory = upload_directory(upload)
-    doomed = directory.with_name(f".{directory.name}{REMOVING}{uuid.uuid4().hex}")
+
+def _pk(upload: Upload | int) -> int:
+    return int(upload if isinstance(upload, int) else upload.pk)
+
+
+def piece_name(upload: Upload | int, *, index: int, size: int, offset: int, length: int) -> str:
+    """The object holding bytes ``[offset, offset + length)`` of file ``index`` of ``size``."""
+    return f"{_pk(upload)}/{index:06d}-{size}-{offset:015d}-{length}.part"
+
+
+@dataclass
+class StagedFile:
+    """One file of an upload as its pieces: ``pieces`` are (offset, length, object name)."""
+
+    index: int
+    size: int
+    pieces: list[tuple[int, int, str]] = field(default_factory=list)
+
+    @property
+    def have(self) -> int:
+        """How many bytes from the start are here without a gap: where the browser resumes."""
+        end = 0
+        for offset, length, _ in sorted(self.pieces):
+            if offset > end:
+                break
+            end = max(end, offset + length)
+        return min(end, self.size)
+
+    @property
+    def complete(self) -> bool:
+        return self.have == self.size
+
+
+def _listdir(storage: Storage, path: str) -> tuple[list[str], list[str]]:
     try:
-        os.rename(directory, doomed)
-    except FileNotFoundError:
-        return
-    shutil.rmtree(doomed, ignore_errors=True)
+        return storage.listdir(path)
+    except FileNotFoundError:  # local disk: no folder yet (the S3 listing is simply empty)
+        return [], []
 
 
-def upload_paths(upload: Upload) -> tuple[list[Path], list[int]]:
-    """The received files in the browser's order, and each one's index in what it sent."""
-    directory = upload_directory(upload) / "files"
-    paths = sorted(directory.glob("*.bin")) if directory.is_dir() else []
-    return paths, [int(p.stem) for p in paths]
+def staged_files(upload: Upload | int) -> dict[int, StagedFile]:
+    """What the upload holds, by file index (one listing; nothing is opened)."""
+    pk = _pk(upload)
+    files: dict[int, StagedFile] = {}
+    conflicts: set[int] = set()
+    for name in _listdir(staging_storage(), str(pk))[1]:
+        match = _PIECE.match(name)
+        if match is None:
+            continue  # not ours (a stray file): never read
+        index, size, offset, length = (int(g) for g in match.groups())
+        staged = files.setdefault(index, StagedFile(index, size))
+        if staged.size != size:
+            conflicts.add(index)  # cannot happen through the transfer (it refuses with 409)
+            continue
+        staged.pieces.append((offset, length, f"{pk}/{name}"))
+    for index in conflicts:
+        logger.warning("upload %s: file %s has pieces of two sizes; one size kept", pk, index)
+    return files
+
+
+def staging_exists(upload: Upload | int) -> bool:
+    """True while the upload has bytes waiting (a piece at least)."""
+    return bool(staged_files(upload))
+
+
+def _delete_tree(storage: Storage, path: str) -> None:
+    directories, files = _listdir(storage, path)
+    for name in files:
+        storage.delete(f"{path}/{name}")
+    for name in directories:
+        _delete_tree(storage, f"{path}/{name}")
+    storage.delete(path)  # the folder on local disk; nothing (a missing key) on S3
+
+
+def staging_remove(upload: Upload | int) -> bool:
+    """Delete the upload's staged bytes; False (logged) when the store cannot be reached now,
+    in which case the periodic sweep deletes them later. Never raises for the store."""
+    try:
+        _delete_tree(staging_storage(), str(_pk(upload)))
+    except Exception:
+        logger.warning("upload %s: staged files not deleted yet", _pk(upload), exc_info=True)
+        return False
+    return True
+
+
+def staging_remove_name(name: str) -> None:
+    """Delete one top-level entry of the staging storage (the sweep's leftovers)."""
+    _delete_tree(staging_storage(), name)
+
+
+def staging_entries() -> list[str]:
+    """The staging storage's top-level entries (one per upload with bytes waiting)."""
+    directories, files = _listdir(staging_storage(), "")
+    return sorted(set(directories) | set(files))
+
+
+def staged_files_fetch(upload: Upload, into: Path) -> tuple[list[Path], list[int]]:
+    """Copy the upload's complete files into ``into`` (the ingest's temporary folder).
+
+    Returns their paths in the browser's order and each one's index in what it sent. Raises
+    the store's error when it cannot be read (the ingest then waits for it, see
+    :func:`vbqweb.storage.storage_unavailable`).
+    """
+    storage = staging_storage()
+    paths: list[Path] = []
+    indices: list[int] = []
+    for index, staged in sorted(staged_files(upload).items()):
+        if not staged.complete:
+            continue
+        path = into / f"{index:06d}.bin"
+        with open(path, "wb") as out:
+            for offset, length, name in sorted(staged.pieces):
+                if offset >= staged.size:
+                    continue
+                out.seek(offset)
+                remaining = min(length, staged.size - offset)
+                with storage.open(name, "rb") as piece:
+                    while remaining > 0:
+                        block = piece.read(min(_BLOCK, remaining))
+                        if not block:
+                            break
+                        out.write(block)
+                        remaining -= len(block)
+            out.truncate(staged.size)
+        paths.append(path)
+        indices.append(index)
+    return paths, indices

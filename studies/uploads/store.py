@@ -20,8 +20,8 @@ stored once).
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
+import logging
 import re
 import time
 
@@ -50,6 +50,9 @@ from studies.uploads.series import (
     series_judge,
 )
 from vbqweb.jobs import job_heartbeat, pause_point
+from vbqweb.storage import storage_unavailable
+
+logger = logging.getLogger(__name__)
 
 PROGRESS_EVERY_FILES = 25
 PROGRESS_EVERY_SECONDS = 1.0
@@ -297,12 +300,21 @@ class _Store:
 
 def upload_discard_stored(*, upload: Upload) -> None:
     """Remove everything the upload stored: instances (and their files), the series and cases
-    it created, its report rows. Cases it only added to are re-judged."""
+    it created, its report rows. Cases it only added to are re-judged.
+
+    Files first: an object store that cannot be reached raises here, before any row is
+    deleted, so that the next attempt finds (and deletes) them all; any other error deleting
+    one file is logged and leaves that file behind.
+    """
     instances = Instance.objects.filter(upload=upload)
     for name in instances.values_list("file", flat=True):
         if name:
-            with contextlib.suppress(Exception):
+            try:
                 Instance.file.field.storage.delete(name)
+            except Exception as error:
+                if storage_unavailable(error):
+                    raise
+                logger.warning("upload %s: stored file %s not deleted", upload.pk, name)
     touched = set(instances.values_list("series__case_id", flat=True))
     instances.delete()
     Series.objects.filter(upload=upload, instances__isnull=True).delete()

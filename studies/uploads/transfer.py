@@ -1,16 +1,23 @@
-"""The upload's transfer: browser -> server, in resumable chunks, into its temporary folder.
+"""The upload's transfer: browser -> server, in resumable chunks, into the staging storage.
 
 **Transfer.** The browser sends the files of a case set as *chunks*: one raw request body of at
 most ``VBQ_UPLOAD_CHUNK_BYTES`` carrying consecutive *pieces* of at most
 ``VBQ_UPLOAD_CHUNK_PIECES`` files, described by the ``X-Upload-Pieces`` header
 (``index:offset:length:size,...``). Many small DICOM files travel together, a large zip is cut
 into several chunks, and Django's own limits are left as they are: a chunk is never parsed as a
-form (``DATA_UPLOAD_MAX_NUMBER_FILES`` does not apply) and it is streamed to disk in 1 MB blocks
-(never held in memory). File *i* becomes ``VBQ_UPLOAD_ROOT/<upload>/files/<i:06d>-<size>.part``
-and, once complete, ``<i:06d>.bin``: server-chosen names, never the browser's.
+form (``DATA_UPLOAD_MAX_NUMBER_FILES`` does not apply) and it is streamed to a temporary file in
+1 MB blocks (never held in memory) *before* the upload is locked, so a slow client holds no
+lock. Each piece becomes an object of the ``staging`` storage under a server-chosen name, never
+the browser's (:mod:`studies.uploads.staging`): local disk or an S3 bucket, so the web process
+and the worker need not share a disk.
+
+**Lock.** Chunks, finish and cancel of one upload never interleave: each runs under a row lock
+on the upload in the database (``SELECT ... FOR UPDATE``; SQLite's single writer serialises the
+same transactions), which every web process sees, on any machine. A lock file would only hold
+on one machine's disk.
 
 **Resume.** A piece must start where the server's copy ends (a retried piece that starts earlier
-truncates and rewrites: idempotent); :func:`upload_transfer_state` tells the browser which files
+replaces what it covers: idempotent); :func:`upload_transfer_state` tells the browser which files
 are complete and how far each partial one got, so after a disconnect it continues, and a file
 that changed size is refused (409) so the browser restarts cleanly.
 
@@ -21,26 +28,33 @@ that changed size is refused (409) so the browser restarts cleanly.
 from __future__ import annotations
 
 import contextlib
-import fcntl
-import os
 import re
 import shutil
+import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import IO, Any, BinaryIO
 
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.core.exceptions import ValidationError
+from django.core.files import File
+from django.core.files.base import ContentFile
+from django.core.files.storage import FileSystemStorage
 from django.db import transaction
-from django.db.models import F
 from django.utils import timezone
 
 from studies.models import Study, Upload, UploadStatus
 from studies.uploads.config import ingest_limits
 from studies.uploads.outbox import upload_queue_ingest
-from studies.uploads.staging import upload_directory, upload_directory_remove
+from studies.uploads.staging import (
+    StagedFile,
+    piece_name,
+    staged_files,
+    staging_remove,
+    staging_storage,
+)
 
 DISK_MARGIN_BYTES = 256 * 1024 * 1024
 _BLOCK = 1 << 20
@@ -66,47 +80,29 @@ class Piece:
     size: int
 
 
-def _files_dir(upload: Upload) -> Path:
-    return upload_directory(upload) / "files"
-
-
 @contextlib.contextmanager
-def _locked(upload: Upload) -> Iterator[Path | None]:
-    """An exclusive lock on the upload's folder: chunks, finish and cancel never interleave.
+def _locked(upload: Upload) -> Iterator[Upload | None]:
+    """The upload's row, locked until the block ends: chunks, finish and cancel never interleave.
 
-    Yields the folder, or None when it is gone (cancelled, ingested): never re-created here.
+    A database lock, seen by every web process on every machine (the staged bytes may be in an
+    object store that has no locks). Yields None when the upload no longer exists. An exception
+    out of the block rolls back what it wrote to the database (never the staged bytes: the
+    counters are recomputed from them by the next chunk).
     """
-    directory = upload_directory(upload)
-    try:
-        fd = os.open(directory / ".lock", os.O_RDWR | os.O_CREAT, 0o600)
-    except FileNotFoundError:
-        yield None
-        return
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        yield directory
-    finally:
-        os.close(fd)
-
-
-def _gone(upload: Upload) -> UploadConflict:
-    upload.refresh_from_db()
-    return UploadConflict(
-        f"This upload is {upload.get_status_display().lower()}: its files are no longer here.",
-        {"status": upload.status},
-    )
+    with transaction.atomic():
+        yield Upload.objects.select_for_update().filter(pk=upload.pk).first()
 
 
 @contextlib.contextmanager
 def _receiving(upload: Upload, refusal: str) -> Iterator[None]:
     """:func:`_locked`, for a request that needs the upload still receiving its files.
 
-    Raises :class:`UploadConflict` when the folder is gone or the upload is past receiving;
-    ``refusal`` is then the message, with ``{status}`` for the upload's current status.
+    Raises :class:`UploadConflict` when the upload is gone or past receiving; ``refusal`` is then
+    the message, with ``{status}`` for the upload's current status.
     """
     with _locked(upload) as locked:
         if locked is None:
-            raise _gone(upload)
+            raise UploadConflict("This upload no longer exists.", {"status": "gone"})
         upload.refresh_from_db()
         if upload.status != UploadStatus.RECEIVING:
             raise UploadConflict(
@@ -131,7 +127,7 @@ def upload_create(
     files: int,
     total_bytes: int,
 ) -> Upload:
-    """Announce an upload of ``files`` files and ``total_bytes`` bytes; make its folder.
+    """Announce an upload of ``files`` files and ``total_bytes`` bytes (nothing staged yet).
 
     Refuses an empty upload, more files than the ingest reads, more bytes than it accepts, or
     more than the disk has room for, before a byte is sent.
@@ -149,14 +145,7 @@ def upload_create(
             f"{_size(total_bytes)} is more than the limit of {_size(limits.max_total_bytes)} "
             "per upload: split the case set."
         )
-    root = Path(settings.VBQ_UPLOAD_ROOT)
-    root.mkdir(parents=True, exist_ok=True)
-    free = shutil.disk_usage(root).free
-    if total_bytes + DISK_MARGIN_BYTES > free:
-        raise ValidationError(
-            f"Not enough disk space on the server for this upload ({_size(total_bytes)} "
-            f"needed, {_size(free)} free)."
-        )
+    _check_disk_space(total_bytes)
     name = " ".join(name.split())[:200] or f"Upload of {timezone.now():%Y-%m-%d %H:%M}"
     upload = Upload.objects.create(
         study=study,
@@ -165,8 +154,24 @@ def upload_create(
         files_total_expected=files,
         bytes_total_expected=total_bytes,
     )
-    _files_dir(upload).mkdir(parents=True, exist_ok=True)
     return upload
+
+
+def _check_disk_space(total_bytes: int) -> None:
+    """Staged on this machine's disk: refuse what it has no room for. (An object store's room
+    is its operator's business; the worker's temporary copy is checked by the ingest's limits.)
+    """
+    storage = staging_storage()
+    if not isinstance(storage, FileSystemStorage):
+        return
+    root = Path(storage.location)
+    root.mkdir(parents=True, exist_ok=True)
+    free = shutil.disk_usage(root).free
+    if total_bytes + DISK_MARGIN_BYTES > free:
+        raise ValidationError(
+            f"Not enough disk space on the server for this upload ({_size(total_bytes)} "
+            f"needed, {_size(free)} free)."
+        )
 
 
 def parse_pieces(header: str, *, content_length: int) -> list[Piece]:
@@ -197,102 +202,123 @@ def parse_pieces(header: str, *, content_length: int) -> list[Piece]:
     return pieces
 
 
-def _part_of(directory: Path, index: int) -> Path | None:
-    found = sorted(directory.glob(f"{index:06d}-*.part"))
-    return found[0] if found else None
-
-
 def upload_receive_chunk(
     *, upload: Upload, pieces: list[Piece], stream: BinaryIO
 ) -> dict[str, Any]:
-    """Append each piece to its file; return the upload's transfer counters.
+    """Store each piece as an object of the staging storage; return the transfer counters.
 
     Raises :class:`UploadConflict` when the upload no longer receives, when a piece does not
     start where the server's copy ends (``state`` says where it does), or when a file's size
-    differs from the one received before; :class:`ValidationError` for a malformed chunk.
+    differs from the one received before; :class:`ValidationError` for a malformed chunk. The
+    pieces stored before a refusal stay (the browser resumes from them).
     """
-    with _receiving(upload, "This upload is {status}: it takes no more files."):
-        directory = _files_dir(upload)
-        grown = 0
-        completed = 0
-        try:
-            for piece in pieces:
-                if piece.index >= upload.files_total_expected:
-                    raise ValidationError(
-                        f"File {piece.index} was not announced "
-                        f"({upload.files_total_expected} files)."
-                    )
-                delta, done = _receive_piece(directory, piece, stream)
-                grown += delta
-                completed += done
-        finally:
-            if grown or completed:
-                Upload.objects.filter(pk=upload.pk).update(
-                    bytes_received=F("bytes_received") + grown,
-                    files_received=F("files_received") + completed,
-                )
-        upload.refresh_from_db()
-        if upload.bytes_received > upload.bytes_total_expected:
-            raise ValidationError("More bytes were sent than the upload announced.")
-        return {
-            "files_received": upload.files_received,
-            "bytes_received": upload.bytes_received,
-        }
-
-
-def _skip(stream: BinaryIO, n: int) -> None:
-    while n > 0:
-        block = stream.read(min(_BLOCK, n))
-        if not block:
-            return
-        n -= len(block)
-
-
-def _receive_piece(directory: Path, piece: Piece, stream: BinaryIO) -> tuple[int, int]:
-    """Write one piece; returns (bytes the file grew by, 1 if the file is now complete)."""
-    complete = directory / f"{piece.index:06d}.bin"
-    if complete.exists():
-        if complete.stat().st_size != piece.size:
-            raise UploadConflict(
-                f"File {piece.index} differs from the one received before: restart the upload.",
-                {"index": piece.index},
+    with _spooled(stream, sum(p.length for p in pieces)) as body:
+        error: UploadConflict | ValidationError | None = None
+        with _receiving(upload, "This upload is {status}: it takes no more files."):
+            held = staged_files(upload)
+            try:
+                for piece in pieces:
+                    if piece.index >= upload.files_total_expected:
+                        raise ValidationError(
+                            f"File {piece.index} was not announced "
+                            f"({upload.files_total_expected} files)."
+                        )
+                    _receive_piece(upload, held, piece, body)
+            except (UploadConflict, ValidationError) as refused:
+                error = refused
+            Upload.objects.filter(pk=upload.pk).update(
+                files_received=sum(f.complete for f in held.values()),
+                bytes_received=sum(f.have for f in held.values()),
             )
-        _skip(stream, piece.length)  # a retry of a piece that arrived: nothing to do
-        return 0, 0
-    part = _part_of(directory, piece.index)
-    if part is not None and not part.name.endswith(f"-{piece.size}.part"):
+    if error is not None:
+        raise error
+    upload.refresh_from_db()
+    if upload.bytes_received > upload.bytes_total_expected:
+        raise ValidationError("More bytes were sent than the upload announced.")
+    return {"files_received": upload.files_received, "bytes_received": upload.bytes_received}
+
+
+@contextlib.contextmanager
+def _spooled(stream: BinaryIO, length: int) -> Iterator[IO[bytes]]:
+    """The request's body (at most ``length`` bytes), read to a temporary file before the lock:
+    a slow client never holds it. Shorter when the browser went away: what arrived is kept."""
+    with tempfile.SpooledTemporaryFile(max_size=_BLOCK) as body:
+        remaining = length
+        while remaining > 0:
+            block = stream.read(min(_BLOCK, remaining))
+            if not block:
+                break
+            body.write(block)
+            remaining -= len(block)
+        body.seek(0)
+        yield body  # type: ignore[misc]
+
+
+def _receive_piece(
+    upload: Upload, held: dict[int, StagedFile], piece: Piece, body: IO[bytes]
+) -> None:
+    """Store one piece (its bytes are next in ``body``) and note it in ``held``."""
+    staged = held.get(piece.index)
+    if staged is not None and staged.size != piece.size:
         raise UploadConflict(
             f"File {piece.index} differs from the one received before: restart the upload.",
             {"index": piece.index},
         )
-    part = part or directory / f"{piece.index:06d}-{piece.size}.part"
-    have = part.stat().st_size if part.exists() else 0
+    if staged is not None and staged.complete:
+        body.seek(piece.length, 1)  # a retry of a piece that arrived: nothing to do
+        return
+    have = staged.have if staged is not None else 0
     if piece.offset > have:
         raise UploadConflict(
             f"File {piece.index}: the server has {have} bytes, the piece starts at {piece.offset}.",
             {"index": piece.index, "have": have},
         )
-    fd = os.open(part, os.O_WRONLY | os.O_CREAT, 0o600)
-    written = 0
-    try:
-        os.ftruncate(fd, piece.offset)  # a retried piece rewrites what it covers
-        os.lseek(fd, piece.offset, os.SEEK_SET)
+    with tempfile.SpooledTemporaryFile(max_size=_BLOCK) as data:
         remaining = piece.length
         while remaining > 0:
-            block = stream.read(min(_BLOCK, remaining))
+            block = body.read(min(_BLOCK, remaining))
             if not block:
                 break  # the browser went away: keep what arrived, it resumes from there
-            os.write(fd, block)
-            written += len(block)
+            data.write(block)
             remaining -= len(block)
-    finally:
-        os.close(fd)
-    end = piece.offset + written
-    delta = end - have
-    if end == piece.size:
-        os.replace(part, complete)
-        return delta, 1
-    return delta, 0
+        received = piece.length - remaining
+        if received == 0 and piece.size > 0:
+            return
+        if staged is not None:
+            _cut_at(upload, staged, piece.offset)  # a retried piece replaces what it covers
+        name = piece_name(
+            upload, index=piece.index, size=piece.size, offset=piece.offset, length=received
+        )
+        data.seek(0)
+        saved = staging_storage().save(name, File(data, name=name))
+        if saved != name:  # the staging storages overwrite: a new name would be lost
+            raise RuntimeError(f"the staging storage stored {name!r} as {saved!r}")
+    held.setdefault(piece.index, StagedFile(piece.index, piece.size)).pieces.append(
+        (piece.offset, received, name)
+    )
+
+
+def _cut_at(upload: Upload, staged: StagedFile, offset: int) -> None:
+    """Drop the file's bytes from ``offset`` on: pieces past it go, one that spans it keeps its
+    head (rewritten as a shorter piece)."""
+    storage = staging_storage()
+    kept: list[tuple[int, int, str]] = []
+    for start, length, name in sorted(staged.pieces):
+        if start >= offset:
+            storage.delete(name)
+            continue
+        if start + length > offset:
+            with storage.open(name, "rb") as handle:
+                head = handle.read(offset - start)
+            shorter = piece_name(
+                upload, index=staged.index, size=staged.size, offset=start, length=len(head)
+            )
+            storage.save(shorter, ContentFile(head, name=shorter))
+            storage.delete(name)
+            kept.append((start, len(head), shorter))
+            continue
+        kept.append((start, length, name))
+    staged.pieces = kept
 
 
 def _ranges(indices: list[int]) -> list[list[int]]:
@@ -308,17 +334,13 @@ def _ranges(indices: list[int]) -> list[list[int]]:
 def upload_transfer_state(*, upload: Upload) -> dict[str, Any]:
     """Which files the server holds: ``complete`` as [first, last] index ranges, ``partial``
     as {index: bytes}. What the browser needs to resume after a disconnect."""
-    directory = _files_dir(upload)
     complete: list[int] = []
     partial: dict[str, int] = {}
-    if directory.is_dir():
-        with os.scandir(directory) as entries:
-            for entry in entries:
-                stem, _, suffix = entry.name.partition(".")
-                if suffix == "bin":
-                    complete.append(int(stem))
-                elif suffix == "part":
-                    partial[str(int(stem.split("-")[0]))] = entry.stat().st_size
+    for index, staged in staged_files(upload).items():
+        if staged.complete:
+            complete.append(index)
+        else:
+            partial[str(index)] = staged.have
     return {"complete": _ranges(complete), "partial": partial}
 
 
@@ -348,20 +370,20 @@ def upload_finish(*, upload: Upload) -> Upload:
 
 
 def upload_cancel(*, upload: Upload) -> Upload:
-    """Stop an upload: its temporary files go at once, or (while the worker processes it) when
+    """Stop an upload: its staged files go at once, or (while the worker processes it) when
     the task notices, which also removes what it had stored."""
-    with _locked(upload) as directory:
+    with _locked(upload):
         now = timezone.now()
         stopped = Upload.objects.filter(
             pk=upload.pk, status__in=[UploadStatus.RECEIVING, UploadStatus.QUEUED]
         ).update(status=UploadStatus.CANCELLED, finished_at=now, message="Cancelled.")
-        if stopped and directory is not None:
-            upload_directory_remove(upload)
-        else:
+        if not stopped:
             Upload.objects.filter(pk=upload.pk, status=UploadStatus.PROCESSING).update(
                 status=UploadStatus.CANCELLED,
                 finished_at=now,
                 message="Cancelled while processing; nothing from it was kept.",
             )
+    if stopped:  # committed: a late chunk now finds the upload cancelled and writes nothing
+        staging_remove(upload)
     upload.refresh_from_db()
     return upload

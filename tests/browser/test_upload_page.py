@@ -14,7 +14,7 @@ import pytest
 
 from studies.models import Instance, ItemStatus, Upload, UploadStatus
 from studies.uploads.ingest import upload_ingest
-from studies.uploads.staging import upload_directory
+from studies.uploads.staging import staging_exists
 from tests.helpers.brokers import broker_down
 from tests.helpers.browser import login_fast, wait_until
 from tests.helpers.ingestdata import phantom_case_bytes, write_files
@@ -119,7 +119,7 @@ def test_a_connection_lost_mid_transfer_resumes_and_loses_nothing(
     assert upload.status == UploadStatus.DONE, upload.message
     assert upload.instances_stored == len(paths) - 1 == Instance.objects.count()
     assert upload.items.filter(status=ItemStatus.ACCEPTED).count() == len(paths) - 1
-    assert not upload_directory(upload).exists()
+    assert not staging_exists(upload)
 
 
 def test_reload_while_waiting_for_the_worker_then_progress_continues(
@@ -177,5 +177,5 @@ def test_cancel_during_the_transfer_deletes_the_files(page, live_server, world, 
     upload = _latest()
     assert upload.status == UploadStatus.CANCELLED
     assert 0 < upload.bytes_received < upload.bytes_total_expected
-    assert not upload_directory(upload).exists()
+    assert not staging_exists(upload)
     assert not Instance.objects.exists()

@@ -19,7 +19,7 @@ from django.utils import timezone
 
 from studies.models import Case, Instance, ItemStatus, Series, Upload, UploadStatus
 from studies.uploads.outbox import ingest_job_key
-from studies.uploads.staging import upload_directory
+from studies.uploads.staging import staging_exists
 from tests.helpers.brokers import broker_down, broker_hung
 from tests.helpers.ingestdata import (
     bomb_zip_bytes,
@@ -54,9 +54,9 @@ def wait_finished(upload_id: int, timeout: float = 60) -> Upload:
 def assert_temporary_files_gone(upload: Upload, timeout: float = 10) -> None:
     """The task deletes the upload's folder in ``finally``, just after its last status write."""
     deadline = time.monotonic() + timeout
-    while upload_directory(upload).exists() and time.monotonic() < deadline:
+    while staging_exists(upload) and time.monotonic() < deadline:
         time.sleep(0.05)
-    assert not upload_directory(upload).exists()
+    assert not staging_exists(upload)
 
 
 @pytest.fixture

@@ -23,7 +23,7 @@ from readers.models import VbqResult
 from readers.selectors import score_job_key
 from studies.models import Case, CaseSet, Instance, Series, Upload, UploadItem, UploadStatus
 from studies.uploads.outbox import ingest_job_key
-from studies.uploads.staging import upload_directory
+from studies.uploads.staging import staging_exists
 from tests.helpers.ingestdata import phantom_case_bytes
 from tests.helpers.readings import phantom_case, wait_scored
 from tests.helpers.uploads import Browser
@@ -126,4 +126,4 @@ def test_a_worker_killed_mid_ingest_the_other_worker_ingests_it_once(
         lambda: (j := _job(key)) and j.state == Job.State.DONE and j, timeout=30, what="job done"
     )
     assert (job.runs, job.worker) == (2, survivor.hostname)
-    wait_until(lambda: not upload_directory(upload).exists(), timeout=30, what="the files deleted")
+    wait_until(lambda: not staging_exists(upload), timeout=30, what="the files deleted")

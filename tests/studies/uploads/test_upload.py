@@ -7,25 +7,23 @@ The real worker runs the same uploads in ``tests/integration/test_ingest_worker.
 
 from __future__ import annotations
 
-import contextlib
 import io
 import json
 import os
 import re
-import shutil
 import time
 from datetime import timedelta
-from pathlib import Path
 
 import pytest
 from django.urls import reverse
 from django.utils import timezone
 
 from studies.models import Case, Instance, Upload, UploadStatus
+from studies.uploads import transfer
 from studies.uploads.housekeeping import uploads_tidy
 from studies.uploads.ingest import upload_ingest
 from studies.uploads.outbox import ingest_job_key
-from studies.uploads.staging import upload_directory
+from studies.uploads.staging import staging_exists, staging_storage
 from studies.uploads.transfer import Piece, upload_receive_chunk
 from tests.helpers.brokers import broker_down, broker_hung
 from tests.helpers.phi import phi_dataset
@@ -65,15 +63,16 @@ def test_many_files_travel_in_batches_under_djangos_limits(browser, settings):
     assert (status["files_received"], status["bytes_received"]) == (130, sum(map(len, files)))
     assert status["transfer"] == {"complete": [[0, 129]], "partial": {}}
     upload = Upload.objects.get(pk=status["id"])
-    names = {p.name for p in (upload_directory(upload) / "files").iterdir()}
-    assert all(re.fullmatch(r"\d{6}\.bin", name) for name in names)
+    names = staging_storage().listdir(str(upload.pk))[1]
+    assert len(names) >= 130  # a file cut between two chunks is two pieces
+    assert all(re.fullmatch(r"\d{6}-\d+-\d{15}-\d+\.part", name) for name in names)
     with broker_down():
         assert browser.finish().status_code == 200
     assert upload_ingest(upload_id=upload.pk) == UploadStatus.DONE
     upload.refresh_from_db()
     assert upload.instances_stored == 130
     assert sorted(upload.items.values_list("file_index", flat=True)) == list(range(130))
-    assert not upload_directory(upload).exists()
+    assert not staging_exists(upload)
 
 
 def test_a_large_file_is_cut_into_chunks_and_resumes_after_a_disconnect(browser, settings):
@@ -189,51 +188,43 @@ def test_cancel_deletes_the_temporary_files(browser):
     browser.create(files)
     browser.post_chunk([(0, 0, files[0], len(files[0]))])
     upload = Upload.objects.get(pk=browser.payload["id"])
-    assert upload_directory(upload).exists()
+    assert staging_exists(upload)
     response = browser.client.post(
         browser.payload["urls"]["cancel"], headers={"Accept": "application/json"}
     )
     assert response.json()["status"] == UploadStatus.CANCELLED
-    assert not upload_directory(upload).exists()
+    assert not staging_exists(upload)
     after = browser.post_chunk([(1, 0, files[1], len(files[1]))])
     assert after.status_code == 409
-    assert not upload_directory(upload).exists()
+    assert not staging_exists(upload)
     # The plain form (no script) redirects back to the upload page.
     response = browser.client.post(browser.payload["urls"]["cancel"])
     assert response.status_code == 302
 
 
-def test_a_chunk_arriving_while_the_folder_is_deleted_cannot_keep_it(browser, monkeypatch):
-    """The race the upload page's cancel test met: a chunk request that comes in while the
-    folder is being deleted used to re-create ``<id>/.lock`` in it (the lock opens with
-    O_CREAT), so the deletion's last ``rmdir`` failed and the folder stayed. Now the folder is
-    renamed away first; the late request finds nothing, answers 409, creates nothing."""
+def test_a_chunk_arriving_while_the_files_are_deleted_cannot_keep_any(browser, monkeypatch):
+    """A chunk request that comes in while a cancel deletes the staged files finds the upload
+    cancelled (the cancel committed under the upload's row lock before deleting) and stores
+    nothing, so nothing is left behind. (A lock file in the upload's folder used to re-create
+    the folder being deleted.)"""
     files = small_files(2)
     browser.create(files)
     browser.post_chunk([(0, 0, files[0], len(files[0]))])
     upload = Upload.objects.get(pk=browser.payload["id"])
     late: list[int] = []
-    real_rmtree = shutil.rmtree
+    real_remove = transfer.staging_remove
 
-    def rmtree_with_a_late_chunk(path, *args, **kwargs):
-        """``rmtree`` as it runs: the children first, then ``rmdir`` of the folder, errors
-        ignored; the late chunk request lands between the two."""
-        path = Path(path)
-        for child in path.iterdir():
-            real_rmtree(child) if child.is_dir() else child.unlink()
+    def remove_with_a_late_chunk(upload):
         late.append(browser.post_chunk([(1, 0, files[1], len(files[1]))]).status_code)
-        with contextlib.suppress(OSError):
-            path.rmdir()
+        return real_remove(upload)
 
-    monkeypatch.setattr("studies.uploads.staging.shutil.rmtree", rmtree_with_a_late_chunk)
+    monkeypatch.setattr(transfer, "staging_remove", remove_with_a_late_chunk)
     response = browser.client.post(
         browser.payload["urls"]["cancel"], headers={"Accept": "application/json"}
     )
     assert response.json()["status"] == UploadStatus.CANCELLED
     assert late == [409]
-    assert not upload_directory(upload).exists()
-    leftovers = list(upload_directory(upload).parent.glob(f".{upload.pk}.removing-*"))
-    assert leftovers == []  # nor the renamed folder
+    assert not staging_exists(upload)
 
 
 def test_broker_down_the_upload_is_kept_queued_and_the_page_says_so(browser):
@@ -261,7 +252,7 @@ def test_broker_down_the_upload_is_kept_queued_and_the_page_says_so(browser):
         report = browser.client.get(payload["urls"]["report"])
     assert '"status": "queued"' in page.content.decode()  # the script resumes from this
     assert "Waiting for the worker" in report.content.decode()
-    assert upload_directory(upload).exists()  # the files wait for the worker
+    assert staging_exists(upload)  # the files wait for the worker
 
 
 @pytest.mark.integration
@@ -338,6 +329,7 @@ def test_the_upkeep_fails_dead_ingests_and_expires_abandoned_transfers(
     browser.create(files, name="dead")
     dead = Upload.objects.get(pk=browser.payload["id"])
     browser.create(files, name="alive")
+    browser.send(files)
     alive = Upload.objects.get(pk=browser.payload["id"])
     Upload.objects.filter(pk__in=[dead.pk, alive.pk]).update(
         status=UploadStatus.PROCESSING, started_at=long_ago, heartbeat_at=long_ago, attempts=1
@@ -370,11 +362,11 @@ def test_the_upkeep_fails_dead_ingests_and_expires_abandoned_transfers(
     abandoned.refresh_from_db()
     assert dead.status == UploadStatus.FAILED
     assert "The ingest stopped" in dead.message
-    assert not upload_directory(dead).exists()
+    assert not staging_exists(dead)
     assert alive.status == UploadStatus.PROCESSING
-    assert upload_directory(alive).exists()
+    assert staging_exists(alive)
     assert abandoned.status == UploadStatus.CANCELLED
     assert "no file arrived for a day" in abandoned.message
-    assert not upload_directory(abandoned).exists()
+    assert not staging_exists(abandoned)
     assert not orphan.exists()
     assert not half_removed.exists()

@@ -375,7 +375,8 @@ class Upload(models.Model):
     (:mod:`vbqweb.jobs`, which sends it, sends it again and records where it is), so a broker
     that is down or hung loses nothing; the task claims the row with a conditional UPDATE, so
     it runs once however often it is sent. Nothing here holds a source file or folder name:
-    the bytes wait in ``VBQ_UPLOAD_ROOT/<id>/`` under server-chosen names.
+    the bytes wait in the ``staging`` storage (``VBQ_UPLOAD_ROOT`` on local disk, ``staging/`` in
+    the S3 bucket) under ``<id>/`` and server-chosen names (:mod:`studies.uploads.staging`).
     """
 
     study = models.ForeignKey(Study, on_delete=models.CASCADE, related_name="uploads")

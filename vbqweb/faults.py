@@ -1,4 +1,5 @@
-"""A database that is down for a moment answers 503 with ``Retry-After``, never a 500 page.
+"""A database or object store that is down for a moment answers 503 with ``Retry-After``,
+never a 500 page.
 
 When PostgreSQL restarts (an upgrade, a failover, a crash) every request that needs it fails
 with ``OperationalError`` or ``InterfaceError``. Django turns that into a 500 page, which tells
@@ -12,6 +13,10 @@ uncaught exception, wherever it is raised, is announced by ``got_request_excepti
 being handled: the receiver below marks the request when the exception is the database being
 unreachable, and the middleware, placed outside the session and everything else that queries,
 replaces the 500 it then receives. The error is still logged with its traceback by Django.
+
+The object store (``VBQ_STORAGE=s3``) is the same kind of fault: an upload's chunk or an image
+that could not be written or read because the store is unreachable is worth trying again, and
+says so (``vbqweb.storage.storage_unavailable`` decides).
 """
 
 from __future__ import annotations
@@ -24,12 +29,18 @@ from django.db import InterfaceError, OperationalError
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.utils.cache import add_never_cache_headers
 
+from vbqweb.storage import storage_unavailable
+
 RETRY_AFTER = 5  # seconds: a restart of PostgreSQL takes about this long
 MESSAGE = (
     "The database is unavailable for a moment, so this request was not completed. "
     "Nothing is lost that was saved before; try again in a few seconds."
 )
-_MARK = "_vbq_database_unavailable"
+STORAGE_MESSAGE = (
+    "The file store is unavailable for a moment, so this request was not completed. "
+    "Nothing is lost that was saved before; try again in a few seconds."
+)
+_MARK = "_vbq_unavailable"
 
 
 def is_database_unavailable(exc: BaseException | None) -> bool:
@@ -53,8 +64,13 @@ def is_database_unavailable(exc: BaseException | None) -> bool:
 
 def _mark_request(sender: object, request: HttpRequest | None = None, **kwargs: object) -> None:
     """``got_request_exception`` receiver: runs inside Django's ``except`` block."""
-    if request is not None and is_database_unavailable(sys.exc_info()[1]):
-        setattr(request, _MARK, True)
+    if request is None:
+        return
+    error = sys.exc_info()[1]
+    if is_database_unavailable(error):
+        setattr(request, _MARK, "database")
+    elif error is not None and storage_unavailable(error):
+        setattr(request, _MARK, "storage")
 
 
 got_request_exception.connect(_mark_request, dispatch_uid="vbqweb.faults.mark_request")
@@ -65,24 +81,27 @@ def _wants_json(request: HttpRequest) -> bool:
     return (
         request.path.endswith(".json")
         or "json" in request.content_type
+        or request.content_type == "application/octet-stream"  # a script's raw body (uploads)
         or ("application/json" in accept and "text/html" not in accept)
         or "/dicomweb/" in request.path
     )
 
 
-def unavailable_response(request: HttpRequest) -> HttpResponse:
-    """The 503 itself: JSON for the viewer and other scripts, a short page for a person."""
+def unavailable_response(request: HttpRequest, what: str = "database") -> HttpResponse:
+    """The 503 itself: JSON for the viewer and other scripts, a short page for a person.
+    ``what`` is ``database`` or ``storage``."""
     response: HttpResponse
+    message = STORAGE_MESSAGE if what == "storage" else MESSAGE
     if _wants_json(request):
         response = JsonResponse(
-            {"error": "database_unavailable", "message": MESSAGE, "retry_after": RETRY_AFTER},
+            {"error": f"{what}_unavailable", "message": message, "retry_after": RETRY_AFTER},
             status=503,
         )
     else:
         page = (
             "<!doctype html><html lang=en><head><meta charset=utf-8>"
             "<title>Unavailable for a moment</title></head><body>"
-            f"<h1>Unavailable for a moment</h1><p>{MESSAGE}</p></body></html>"
+            f"<h1>Unavailable for a moment</h1><p>{message}</p></body></html>"
         )
         response = HttpResponse(page, status=503, content_type="text/html; charset=utf-8")
     response["Retry-After"] = str(RETRY_AFTER)
@@ -102,6 +121,7 @@ class DatabaseUnavailableMiddleware:
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
         response = self.get_response(request)
-        if getattr(request, _MARK, False) and response.status_code >= 500:
-            return unavailable_response(request)
+        what = getattr(request, _MARK, "")
+        if what and response.status_code >= 500:
+            return unavailable_response(request, what)
         return response

@@ -44,6 +44,7 @@ from kombu.exceptions import OperationalError
 
 from vbqweb.celery import app
 from vbqweb.models import Job
+from vbqweb.storage import storage_unavailable
 
 logger = logging.getLogger(__name__)
 
@@ -368,13 +369,27 @@ def _finish(lease: Lease) -> None:
 
 
 def _run_failed(lease: Lease, error: Exception) -> None:
-    """The body raised: try again after the deadline, or give up after ``max_runs`` runs."""
+    """The body raised: try again after the deadline, or give up after ``max_runs`` runs; an
+    unreachable object store is tried again after ``VBQ_STORAGE_RETRY_AFTER``, uncounted."""
     now = timezone.now()
     mine = Job.objects.filter(pk=lease.job_id, token=lease.token, state=State.RUNNING)
     job = mine.first()
     if job is None:
         return
     message = f"{type(error).__name__}: {error}"[:300]
+    if storage_unavailable(error):
+        # The object store is away: waited out, not counted (an outage of an hour must not
+        # give up a reader's score after three tries).
+        due = now + timedelta(seconds=settings.VBQ_STORAGE_RETRY_AFTER)
+        mine.update(
+            state=State.WAITING,
+            finished_at=now,
+            due_at=due,
+            sends=0,
+            runs=F("runs") - 1,
+            error=message,
+        )
+        return
     if job.runs >= job.max_runs:
         mine.update(state=State.FAILED, finished_at=now, error=message)
     else:

@@ -36,7 +36,7 @@ from studies.uploads.ingest import WAITING_FOR_STORAGE
 from studies.uploads.outbox import ingest_job_key
 from studies.uploads.staging import staging_exists
 from tests.helpers.factories import case_set_import_trusted_files
-from tests.helpers.ingestdata import dicom_bytes
+from tests.helpers.ingestdata import dicom_bytes, phantom_case_bytes
 from tests.helpers.readings import wait_scored
 from tests.helpers.s3 import SeaweedS3, seaweed, site_storages  # noqa: F401 (fixture)
 from tests.helpers.uploads import Browser
@@ -266,3 +266,34 @@ def test_dicomweb_answers_503_while_the_store_cannot_be_reached(
         assert response["Retry-After"] == "5"
         assert "Cache-Control" in response
         assert "immutable" not in response["Cache-Control"]
+
+
+def test_an_upload_answers_503_while_the_store_cannot_be_reached(
+    world, settings, tmp_path: Path
+) -> None:
+    """The upload page retries a 5xx: what it sends during an outage (the announcement, a
+    chunk) gets a 503 that says the store is away (vbqweb.faults), not a 500."""
+    from django.test import Client
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        closed = s.getsockname()[1]
+    environ = {**SeaweedS3.unstarted_environ(), "VBQ_S3_ENDPOINT_URL": f"http://127.0.0.1:{closed}"}
+    client = Client(raise_request_exception=False)  # as the browser sees it
+    client.force_login(world.manager)
+    browser = Browser(client, world.study_a)
+    data = phantom_case_bytes(seed=5, index=1)[0]
+    browser.create([data])  # the store is there when the upload is announced ...
+    settings.STORAGES = site_storages(environ)  # ... and gone when its chunk arrives
+    for response in (
+        browser.post_chunk([(0, 0, data, len(data))]),
+        client.post(
+            reverse("studies:upload_create", kwargs={"pk": world.study_a.pk}),
+            data=json.dumps({"name": "Again", "files": 1, "bytes": len(data)}),
+            content_type="application/json",
+        ),
+    ):
+        assert response.status_code == 503, response.content
+        assert response.json()["error"] == "storage_unavailable"
+        assert response["Retry-After"] == "5"
+    assert Upload.objects.get(study=world.study_a, name="Batch").status == UploadStatus.RECEIVING

@@ -139,6 +139,26 @@ def test_a_failing_run_is_tried_again_after_the_deadline_then_given_up() -> None
     assert job.state == State.FAILED
 
 
+def test_an_unreachable_object_store_is_waited_out_not_counted(settings) -> None:
+    """Scoring needs the instances: while the S3 store is away, a run fails every time, and
+    must not use up the job's runs (an outage longer than three deadlines would drop a score)."""
+    from botocore.exceptions import EndpointConnectionError
+
+    settings.VBQ_STORAGE_RETRY_AFTER = 7
+    job = sent_job()
+
+    def store_away() -> None:
+        raise EndpointConnectionError(endpoint_url="http://127.0.0.1:9/bucket")
+
+    for run in range(1, WORK.max_runs + 3):
+        Job.objects.filter(pk=job.pk).update(state=State.SENT, token=run)
+        with pytest.raises(EndpointConnectionError):
+            job_run(request_for(job), store_away, {})
+        job.refresh_from_db()
+        assert (job.state, job.runs) == (State.WAITING, 0)
+        assert job.due_at < timezone.now() + timedelta(seconds=8)
+
+
 def test_a_run_presumed_lost_stops_at_its_heartbeat_and_finishes_nothing() -> None:
     job = sent_job()
     beats = []

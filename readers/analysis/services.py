@@ -19,11 +19,11 @@ from typing import Any
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import DateTimeField, Q, Value
+from django.db.models import DateTimeField, F, Q, Value
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
-from readers.models import Reading, StudyAnalysis, VbqResult
+from readers.models import Reading, StudyAnalysis, StudyAnalysisDetail, VbqResult
 from studies.models import ReferenceStandard, Study
 from studies.stats.agreement import AgreementInputError, analyse
 from studies.stats.diagnostics import evaluate
@@ -34,43 +34,81 @@ from vbqweb.tasks import ANALYSE_STUDY
 OSTEOPOROSIS_T = -2.5  # WHO definition; the binary reference derived from DXA
 
 
-def study_records(*, study: Study) -> tuple[list[dict[str, Any]], str]:
-    """One row per submitted reading with a current result, and the fingerprint of the inputs."""
-    readings = (
-        Reading.objects.filter(case__study=study, status=Reading.Status.SUBMITTED)
-        .select_related("case", "reader")
-        .prefetch_related("results")
-        .order_by("case__label", "reader__username", "session")
+def _current_results(*, study: Study, detail: bool) -> list[dict[str, Any]]:
+    """The current result of every submitted reading of ``study``, in one query.
+
+    The same choice as ``Reading.current_result`` (the latest result of the reading's current
+    ROI version), made by the database instead of loading every version of every reading's
+    results: a study of 1,000 readings edited a few times each has several thousand results,
+    each with its full measurement ``detail``. ``detail`` says whether to load that JSON (the
+    rows need it; the staleness check does not).
+    """
+    fields = [
+        "pk",
+        "reading_id",
+        "roi_version",
+        "status",
+        "vbq",
+        "computed_at",
+        "reading__case__label",
+        "reading__reader__username",
+        "reading__session",
+    ]
+    results = VbqResult.objects.filter(
+        reading__case__study=study,
+        reading__status=Reading.Status.SUBMITTED,
+        roi_version=F("reading__roi_version"),
+    ).order_by("reading_id", "computed_at")
+    latest: dict[int, dict[str, Any]] = {}
+    for result in results.values(*fields, *(["detail"] if detail else [])):
+        latest[result["reading_id"]] = result  # ordered: the last one is the latest
+    current = [r for r in latest.values() if r["status"] != VbqResult.Status.ERROR]
+    current.sort(
+        key=lambda r: (
+            r["reading__case__label"],
+            r["reading__reader__username"],
+            r["reading__session"],
+        )
     )
-    rows: list[dict[str, Any]] = []
-    used: list[tuple[int, int, int]] = []
-    for reading in readings:
-        result = reading.current_result()
-        if result is None or result.status == VbqResult.Status.ERROR:
-            continue
-        detail = result.detail or {}
-        levels = detail.get("levels", {})
-        row: dict[str, Any] = {
-            "case": reading.case.label,
-            "reader": reading.reader.get_username(),
-            "session": reading.session,
-            "vbq": result.vbq,
-        }
-        for label in LEVELS:
-            row[label] = levels.get(label, {}).get("si")
-        row[CSF] = (detail.get("csf") or {}).get("si")
-        rows.append(row)
-        used.append((reading.pk, reading.roi_version, result.pk, str(result.computed_at)))
-    # Everything the analysis depends on: the readings' results, the thresholds and the
-    # reference standard; when any of them changes, the stored figures are out of date.
+    return current
+
+
+def _fingerprint(*, study: Study, current: list[dict[str, Any]]) -> str:
+    """Everything the analysis depends on: the readings' results, the thresholds and the
+    reference standard; when any of them changes, the stored figures are out of date."""
+    used = [(r["reading_id"], r["roi_version"], r["pk"], str(r["computed_at"])) for r in current]
     references = list(
         ReferenceStandard.objects.filter(case__study=study)
         .order_by("case_id")
         .values_list("case_id", "dxa_t_score", "qct_bmd", "fragility_fracture")
     )
     inputs = [used, sorted(study_thresholds(study=study).items()), references]
-    fingerprint = hashlib.sha256(json.dumps(inputs, default=str).encode()).hexdigest()
-    return rows, fingerprint
+    return hashlib.sha256(json.dumps(inputs, default=str).encode()).hexdigest()
+
+
+def study_records(*, study: Study) -> tuple[list[dict[str, Any]], str]:
+    """One row per submitted reading with a current result, and the fingerprint of the inputs."""
+    current = _current_results(study=study, detail=True)
+    rows: list[dict[str, Any]] = []
+    for result in current:
+        detail = result["detail"] or {}
+        levels = detail.get("levels", {})
+        row: dict[str, Any] = {
+            "case": result["reading__case__label"],
+            "reader": result["reading__reader__username"],
+            "session": result["reading__session"],
+            "vbq": result["vbq"],
+        }
+        for label in LEVELS:
+            row[label] = levels.get(label, {}).get("si")
+        row[CSF] = (detail.get("csf") or {}).get("si")
+        rows.append(row)
+    return rows, _fingerprint(study=study, current=current)
+
+
+def study_fingerprint(*, study: Study) -> str:
+    """The fingerprint of ``study_records`` without building the rows (no result details)."""
+    return _fingerprint(study=study, current=_current_results(study=study, detail=False))
 
 
 def study_thresholds(*, study: Study) -> dict[str, float]:
@@ -129,16 +167,48 @@ def study_diagnostics(*, study: Study, records: list[dict[str, Any]]) -> dict[st
 
 
 def analysis_state(*, study: Study) -> StudyAnalysis:
+    """The stored analysis (records, summary, diagnostics; not the per-pair detail)."""
     state, _ = StudyAnalysis.objects.get_or_create(study=study)
     return state
+
+
+def _state_pk(study: Study) -> int:
+    """The primary key of the study's analysis row, created if new, loading none of its JSON:
+    the scoring transaction of every submitted reading asks for a recomputation, and must not
+    parse the stored analysis to do so."""
+    state, _ = StudyAnalysis.objects.only("pk").get_or_create(study=study)
+    return state.pk
 
 
 def analysis_is_stale(*, state: StudyAnalysis) -> bool:
     """True when the stored figures no longer describe the study's readings."""
     if state.computed_at is None:
         return True
-    _, fingerprint = study_records(study=state.study)
-    return fingerprint != state.fingerprint
+    return study_fingerprint(study=state.study) != state.fingerprint
+
+
+def analysis_document(*, state: StudyAnalysis) -> dict[str, Any]:
+    """The whole agreement document of the stored analysis, per-pair detail included.
+
+    Built from the stored ``records`` (and the summary's thresholds) the first time a manager
+    asks for it after a recomputation, then kept under the analysis' fingerprint
+    (``StudyAnalysisDetail``), so the page, the report and the downloads share one document and
+    it is computed once per set of rows. Empty when no analysis was computed.
+    """
+    if not state.analysis:
+        return {}
+    stored = (
+        StudyAnalysisDetail.objects.filter(state=state, fingerprint=state.fingerprint)
+        .values_list("document", flat=True)
+        .first()
+    )
+    if stored is not None:
+        return dict(stored)
+    document: dict[str, Any] = analyse(state.records, state.analysis.get("thresholds") or {})
+    StudyAnalysisDetail.objects.update_or_create(
+        state=state, defaults={"fingerprint": state.fingerprint, "document": document}
+    )
+    return document
 
 
 def analysis_request(*, study: Study) -> None:
@@ -149,9 +219,8 @@ def analysis_request(*, study: Study) -> None:
     runs one computation at a time, and a request made while it runs makes it run once more
     when it finishes. ``claimed_at`` says on the page that a recomputation is on its way.
     """
-    state = analysis_state(study=study)
     now = timezone.now()
-    StudyAnalysis.objects.filter(pk=state.pk).update(
+    StudyAnalysis.objects.filter(pk=_state_pk(study)).update(
         requested_at=now, claimed_at=Coalesce("claimed_at", Value(now, DateTimeField()))
     )
     job_request(
@@ -163,42 +232,52 @@ def analysis_request(*, study: Study) -> None:
 
 
 def analysis_compute(*, study_pk: int) -> StudyAnalysis | None:
-    """Recompute and store a study's analysis. Idempotent: the same readings, the same row.
+    """Recompute and store a study's analysis summary. Idempotent: the same readings, the same row.
 
     Computed outside any transaction (it reads, then computes for as long as it takes); only
     the final UPDATE is inside one, together with the job's heartbeat, so that a run that was
     presumed dead and replaced writes nothing. ``claimed_at`` is cleared only when no request
-    arrived after this run began (a later one runs the job again).
+    arrived after this run began (a later one runs the job again). Stored compactly: the rows
+    and the summary (``analyse(pairs=False)``: milliseconds and ~20 kB at 50 readers × 20
+    cases, where the whole document takes seconds and ~13 MB); the per-pair detail is built on
+    demand (:func:`analysis_document`). Rows that have not changed since the stored analysis
+    (the same fingerprint) are not computed or written again.
     """
     study = Study.objects.filter(pk=study_pk).first()
     if study is None:
         return None
-    state = analysis_state(study=study)
+    pk = _state_pk(study)
     started = timezone.now()
-    StudyAnalysis.objects.filter(pk=state.pk).update(
+    StudyAnalysis.objects.filter(pk=pk).update(
         claimed_at=Coalesce("claimed_at", Value(started, DateTimeField()))
     )
     records, fingerprint = study_records(study=study)
-    error, result, diagnostics = "", {}, None
-    try:
-        if len({row["reader"] for row in records}) < 2:
-            raise AgreementInputError("agreement needs submitted readings of at least two readers")
-        result = analyse(records, study_thresholds(study=study))
-        diagnostics = study_diagnostics(study=study, records=records)
-    except AgreementInputError as exc:
-        error = str(exc)
+    stored = StudyAnalysis.objects.filter(pk=pk).values("fingerprint", "computed_at").get()
+    fields: dict[str, Any] = {}
+    if stored["computed_at"] is None or stored["fingerprint"] != fingerprint:
+        error, result, diagnostics = "", {}, None
+        try:
+            if len({row["reader"] for row in records}) < 2:
+                raise AgreementInputError(
+                    "agreement needs submitted readings of at least two readers"
+                )
+            result = analyse(records, study_thresholds(study=study), pairs=False)
+            diagnostics = study_diagnostics(study=study, records=records)
+        except AgreementInputError as exc:
+            error = str(exc)
+        fields = {
+            "computed_at": timezone.now(),
+            "fingerprint": fingerprint,
+            "records": records,
+            "analysis": result,
+            "diagnostics": diagnostics,
+            "error": error,
+        }
     with transaction.atomic():
         job_heartbeat()
-        StudyAnalysis.objects.filter(pk=state.pk).update(
-            computed_at=timezone.now(),
-            fingerprint=fingerprint,
-            records=records,
-            analysis=result,
-            diagnostics=diagnostics,
-            error=error,
-        )
-        StudyAnalysis.objects.filter(pk=state.pk).filter(
+        if fields:
+            StudyAnalysis.objects.filter(pk=pk).update(**fields)
+        StudyAnalysis.objects.filter(pk=pk).filter(
             Q(requested_at__isnull=True) | Q(requested_at__lte=started)
         ).update(claimed_at=None)
-    state.refresh_from_db()
-    return state
+    return StudyAnalysis.objects.get(pk=pk)

@@ -110,9 +110,15 @@ export function markSubmitted() {
   $("reading-status").className = "status submitted";
 }
 
-export function setSaveState(kind, text) {
+/** `link` ({href, text}): shown after the text, opening in another tab (the sign-in link while
+ *  signed out: this page, and the draft it holds, stay as they are). */
+export function setSaveState(kind, text, link = null) {
   const el = $("save-state");
   el.textContent = text;
+  if (link) {
+    const a = Object.assign(document.createElement("a"), { href: link.href, textContent: link.text, target: "_blank", rel: "noopener" });
+    el.append(" ", a);
+  }
   el.dataset.state = kind;
 }
 

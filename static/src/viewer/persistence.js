@@ -1,10 +1,50 @@
 // Persistence: the autosave of the ROI set (`rois.json`), the submission (`submit.json`) and
-// the polling of the server's score (`score.json`). Separate, with `fetch` and the timers
-// given to it and the page reached only through `ui` callbacks, so that its logic (what is
-// posted, how a refusal is reported, when polling stops) runs and is tested under `node --test`
-// (persistence.test.js).
+// the polling of the server's score (`score.json`). Separate, with `fetch`, the timers and the
+// draft's storage given to it and the page reached only through `ui` callbacks, so that its
+// logic (what is posted, how a refusal is reported, when a save is retried, when polling
+// stops) runs and is tested under `node --test` (persistence.test.js).
+//
+// Nothing the reader drew is lost to a server or network fault:
+// - a save that got a 5xx or no answer is retried with exponential backoff (1 s, 2 s, 4 s …
+//   30 s). Each retry posts the newest draft (`protocol.toJson()` when it runs) and saves never
+//   overlap (each waits for the one in flight), so they cannot arrive out of order;
+// - the draft is kept in localStorage from the moment it is posted until the server has it, so
+//   a crash or a reload keeps it too: a page that opens on the very version the draft was made
+//   from takes the draft back and saves it;
+// - an expired session (401, `vbqweb.login_required`) shows "Signed out — sign in again, your
+//   work is kept" with a link that opens the login in another tab, and the draft is sent again
+//   every few seconds and whenever the page comes back to the front, so it is saved as soon as
+//   the reader has signed in.
 
 export const SAVE_DELAY_MS = 700;
+export const RETRY_FIRST_MS = 1000;
+export const RETRY_MAX_MS = 30000;
+export const SIGNED_OUT_RETRY_MS = 5000;
+/** Waits before each poll of the score after a save: the worker needs a moment, so asking at
+ *  once only costs a request; then every quarter second up to a second after the save (a
+ *  score computed in time shows in time; an unchanged answer is a 304), then less and less
+ *  often. */
+export const POLL_DELAYS_MS = [500, 250, 250, 500, 1000, 2000];
+export const POLL_MAX_MS = 4000;
+export const SIGNED_OUT_TEXT = "Signed out — sign in again, your work is kept.";
+
+/** The wait before retry number `n` (1, 2, …): 1 s, doubling, at most 30 s. */
+export function retryDelay(n) {
+  return Math.min(RETRY_FIRST_MS * 2 ** Math.max(n - 1, 0), RETRY_MAX_MS);
+}
+
+/** The wait before poll number `n` (0, 1, …) of a score. */
+export function pollDelay(n) {
+  return n < POLL_DELAYS_MS.length ? POLL_DELAYS_MS[n] : POLL_MAX_MS;
+}
+
+function defaultStorage() {
+  try {
+    return globalThis.localStorage ?? null;
+  } catch {
+    return null; // storage disabled: drafts live in the page only
+  }
+}
 
 /**
  * @param state     the viewer's state: writable, locked, savedJson, saving, saveTimer, lastVersion, score
@@ -12,17 +52,94 @@ export const SAVE_DELAY_MS = 700;
  * @param urls      {save, submit, score}
  * @param csrfToken sent as X-CSRFToken
  * @param fetch, setTimeout, clearTimeout  the browser's (or a test's)
- * @param ui        {setSaveState(kind, text), setStatus(text, isError), renderScore(payload),
+ * @param storage   localStorage (or a test's {getItem, setItem, removeItem}); null: none
+ * @param events    where "focus" and "visibilitychange" are heard (the window, or a test's)
+ * @param page      the page's path, for the login link's `next`
+ * @param ui        {setSaveState(kind, text, link?), setStatus(text, isError), renderScore(payload),
  *                   renderPanel(), becomeReadOnly(), markSubmitted()}
  */
-export function createPersistence({ state, protocol, urls, csrfToken, fetch, setTimeout, clearTimeout, ui }) {
+export function createPersistence({
+  state,
+  protocol,
+  urls,
+  csrfToken,
+  fetch,
+  setTimeout,
+  clearTimeout,
+  ui,
+  storage = defaultStorage(),
+  events = globalThis.addEventListener ? globalThis : null,
+  page = globalThis.location?.pathname ?? "",
+}) {
   const { setSaveState, setStatus, renderScore, renderPanel } = ui;
+  const draftKey = `vbq.draft:${urls.save}`;
+  let failures = 0; // saves in a row that got a 5xx, no answer or a 401
+  let signedOut = null; // the login link while the session is gone
+
+  // -- the draft in localStorage --------------------------------------------------------------
+
+  function keepDraft(body) {
+    try {
+      storage?.setItem(draftKey, JSON.stringify({ body, base: state.lastVersion }));
+    } catch {
+      /* full or disabled: the page still holds it */
+    }
+  }
+
+  function forgetDraft(body) {
+    try {
+      const stored = JSON.parse(storage?.getItem(draftKey) ?? "null");
+      if (stored && (body === undefined || stored.body === body)) storage.removeItem(draftKey);
+    } catch {
+      /* nothing kept */
+    }
+  }
+
+  /** A draft kept by an earlier page of this reading, made from the version the server still
+   *  has, replaces the loaded set and is saved; any other kept draft is stale and dropped. */
+  function restoreDraft() {
+    let stored = null;
+    try {
+      stored = JSON.parse(storage?.getItem(draftKey) ?? "null");
+    } catch {
+      /* unreadable: dropped below */
+    }
+    if (!stored) return false;
+    if (!state.writable || stored.base !== state.lastVersion || stored.body === state.savedJson) {
+      forgetDraft();
+      return false;
+    }
+    const restored = protocol.constructor.fromJson(JSON.parse(stored.body), protocol.seriesInstanceUid, {
+      levels: protocol.levels,
+      csf: protocol.csf,
+      reasons: protocol.reasons,
+      default_csf_level: protocol.csfLevel,
+    });
+    Object.assign(protocol, restored);
+    return true;
+  }
+
+  // -- saving ---------------------------------------------------------------------------------
 
   function scheduleSave() {
     if (!state.writable) return;
     clearTimeout(state.saveTimer);
-    setSaveState("pending", "Unsaved changes…");
+    if (!signedOut) setSaveState("pending", "Unsaved changes…");
     state.saveTimer = setTimeout(() => saveNow(), SAVE_DELAY_MS);
+  }
+
+  function retryLater(text) {
+    failures += 1;
+    const wait = signedOut ? SIGNED_OUT_RETRY_MS : retryDelay(failures);
+    if (signedOut) setSaveState("signed-out", SIGNED_OUT_TEXT, signedOut);
+    else setSaveState("error", `${text} (retrying in ${Math.round(wait / 1000)} s)`);
+    clearTimeout(state.saveTimer);
+    state.saveTimer = setTimeout(() => saveNow(), wait);
+  }
+
+  function loginLink(location) {
+    const href = `${location || "/login/"}${page ? `?next=${encodeURIComponent(page)}` : ""}`;
+    return { href, text: "Sign in" };
   }
 
   async function saveNow() {
@@ -34,33 +151,58 @@ export function createPersistence({ state, protocol, urls, csrfToken, fetch, set
     const doc = protocol.toJson();
     const body = JSON.stringify(doc);
     if (body === state.savedJson) {
+      forgetDraft();
+      signedOut = null; // nothing left to send
       setSaveState("saved", `Saved · version ${state.lastVersion}`);
       return true;
     }
-    setSaveState("saving", "Saving…");
+    if (!signedOut) setSaveState("saving", "Saving…");
+    keepDraft(body);
     state.saving = postJson(urls.save, body);
     try {
       const { ok, status, payload } = await state.saving;
+      if (status === 401) {
+        signedOut = loginLink(payload.location);
+        retryLater("");
+        return false;
+      }
+      signedOut = null;
+      if (status >= 500) {
+        retryLater(`Not saved: ${payload.error || `HTTP ${status}`}`);
+        return false;
+      }
       if (!ok) {
+        // A refusal (the set is invalid, or the reading is locked): the same body would be
+        // refused again, so it is neither retried nor kept for a reload.
+        failures = 0;
+        forgetDraft(body);
         setSaveState("error", `Not saved: ${payload.error || `HTTP ${status}`}`);
         if (status === 403) ui.becomeReadOnly();
         return false;
       }
+      failures = 0;
+      forgetDraft(body);
       state.savedJson = body;
       state.lastVersion = payload.roi_version;
-      pollScore(payload.roi_version);
+      pollScore(payload.roi_version, { wait: true });
       // Changes made while this save was in flight have their own save scheduled.
       if (JSON.stringify(protocol.toJson()) !== body) setSaveState("pending", "Unsaved changes…");
       else setSaveState("saved", `Saved · version ${payload.roi_version}`);
       return true;
     } catch (error) {
-      setSaveState("error", `Not saved: ${error.message || error} (retrying)`);
-      state.saveTimer = setTimeout(() => saveNow(), 3000);
+      retryLater(`Not saved: ${error.message || error}`);
       return false;
     } finally {
       state.saving = null;
     }
   }
+
+  /** Back to the front (e.g. after signing in in another tab): send a waiting draft now. */
+  function resume() {
+    if (signedOut && state.writable && !state.saving) saveNow();
+  }
+  events?.addEventListener("focus", resume);
+  events?.addEventListener("visibilitychange", resume);
 
   async function postJson(url, body) {
     const response = await fetch(url, {
@@ -89,7 +231,19 @@ export function createPersistence({ state, protocol, urls, csrfToken, fetch, set
       setStatus("Not submitted: the ROIs could not be saved.", true);
       return;
     }
-    const { ok, payload, status } = await postJson(urls.submit, "{}");
+    let answer;
+    try {
+      answer = await postJson(urls.submit, "{}");
+    } catch (error) {
+      setStatus(`Not submitted: ${error.message || error}. Try again.`, true);
+      return;
+    }
+    const { ok, payload, status } = answer;
+    if (status === 401) {
+      setSaveState("signed-out", SIGNED_OUT_TEXT, loginLink(payload.location));
+      setStatus("Not submitted: signed out. Sign in again, then submit.", true);
+      return;
+    }
     if (!ok) {
       setStatus(`Not submitted: ${payload.error || `HTTP ${status}`}`, true);
       return;
@@ -101,20 +255,29 @@ export function createPersistence({ state, protocol, urls, csrfToken, fetch, set
     pollScore(state.lastVersion);
   }
 
+  // -- the score ------------------------------------------------------------------------------
+
   let pollToken = 0;
   /** Poll the score until the server's result for ROI version `version` (or a later one) is in;
-   *  a later call supersedes an earlier one. While it is pending, the score shows whether a
+   *  a later call supersedes an earlier one. After a save (`wait`), the first request waits
+   *  for the worker (`POLL_DELAYS_MS`). Each request sends the last answer's ETag, so an
+   *  unchanged score costs a 304 without a body. While it is pending, the score shows whether a
    *  worker has picked it up (`waiting_for_worker`), re-rendered only when that changes. */
-  async function pollScore(version) {
+  async function pollScore(version, { wait = false } = {}) {
     const token = ++pollToken;
-    let delay = 300;
+    let n = 0;
+    let etag = null;
     let waiting = false;
     renderScore({ status: "pending" });
+    if (wait) await new Promise((r) => setTimeout(r, pollDelay(n++)));
     for (;;) {
       if (token !== pollToken) return;
       try {
-        const response = await fetch(urls.score, { credentials: "same-origin" });
+        const init = { credentials: "same-origin" };
+        if (etag) init.headers = { "If-None-Match": etag };
+        const response = await fetch(urls.score, init);
         if (response.ok) {
+          etag = response.headers?.get?.("ETag") ?? null;
           const payload = await response.json();
           if (token !== pollToken) return;
           if (payload.status !== "pending" && payload.roi_version >= version) {
@@ -128,13 +291,15 @@ export function createPersistence({ state, protocol, urls, csrfToken, fetch, set
             renderScore(payload);
           }
         }
+        // 304: unchanged since the last answer; anything else: ask again later.
       } catch {
         /* offline for a moment: keep polling */
       }
-      await new Promise((r) => setTimeout(r, delay));
-      delay = Math.min(delay * 1.5, 4000);
+      await new Promise((r) => setTimeout(r, pollDelay(n++)));
     }
   }
+
+  if (restoreDraft()) scheduleSave();
 
   return { scheduleSave, saveNow, submit, pollScore };
 }

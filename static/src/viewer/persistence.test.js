@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import { test } from "node:test";
-import { SAVE_DELAY_MS, createPersistence } from "./persistence.js";
+import { POLL_DELAYS_MS, SAVE_DELAY_MS, SIGNED_OUT_TEXT, createPersistence, pollDelay, retryDelay } from "./persistence.js";
 import { Protocol } from "./protocol.js";
 
 // The vocabulary as the page gives it (`vocabulary` in #viewer-config, from studies/vocabulary.py;
@@ -20,9 +20,11 @@ function fakeFetch(routes) {
     if (!list) throw new Error(`unexpected request ${url}`);
     const answer = list.length > 1 ? list.shift() : list[0];
     if (answer.reject) throw answer.reject;
+    const headers = new Map(Object.entries(answer.headers ?? {}));
     return {
       ok: answer.status >= 200 && answer.status < 300,
       status: answer.status,
+      headers: { get: (name) => headers.get(name) ?? null },
       json: async () => {
         if (answer.html) throw new SyntaxError("Unexpected token '<'");
         return structuredClone(answer.json);
@@ -56,7 +58,29 @@ function fakeTimers() {
 /** Let every settled promise's callbacks run. */
 const settle = () => new Promise((resolve) => setImmediate(resolve));
 
-function setUp({ routes = {}, rois = null, writable = true, version = 0 } = {}) {
+/** A fake localStorage. */
+function fakeStorage(initial = {}) {
+  const items = new Map(Object.entries(initial));
+  return {
+    items,
+    getItem: (key) => (items.has(key) ? items.get(key) : null),
+    setItem: (key, value) => items.set(key, String(value)),
+    removeItem: (key) => items.delete(key),
+  };
+}
+
+/** A fake window for "focus" and "visibilitychange". */
+function fakeEvents() {
+  const listeners = new Map();
+  return {
+    addEventListener: (name, fn) => listeners.set(name, [...(listeners.get(name) ?? []), fn]),
+    fire: (name) => (listeners.get(name) ?? []).forEach((fn) => fn()),
+  };
+}
+
+const DRAFT_KEY = `vbq.draft:${URLS.save}`;
+
+function setUp({ routes = {}, rois = null, writable = true, version = 0, storage = fakeStorage() } = {}) {
   const protocol = Protocol.fromJson(rois, "2.25.1", VOCABULARY);
   const state = {
     writable,
@@ -69,7 +93,7 @@ function setUp({ routes = {}, rois = null, writable = true, version = 0 } = {}) 
   };
   const log = [];
   const ui = {
-    setSaveState: (kind, text) => log.push(["save", kind, text]),
+    setSaveState: (kind, text, link) => log.push(link ? ["save", kind, text, link] : ["save", kind, text]),
     setStatus: (text, isError = false) => log.push(["status", text, isError]),
     renderScore: (payload) => log.push(["score", payload.status]),
     renderPanel: () => log.push(["panel"]),
@@ -81,6 +105,7 @@ function setUp({ routes = {}, rois = null, writable = true, version = 0 } = {}) 
   };
   const { fetch, calls } = fakeFetch(routes);
   const timers = fakeTimers();
+  const events = fakeEvents();
   const persistence = createPersistence({
     state,
     protocol,
@@ -90,8 +115,11 @@ function setUp({ routes = {}, rois = null, writable = true, version = 0 } = {}) 
     setTimeout: timers.setTimeout,
     clearTimeout: timers.clearTimeout,
     ui,
+    storage,
+    events,
+    page: "/readings/7/",
   });
-  return { protocol, state, log, calls, timers, persistence };
+  return { protocol, state, log, calls, timers, persistence, storage, events };
 }
 
 const complete = (p) => {
@@ -123,7 +151,7 @@ test("a read-only reading schedules and posts nothing", async () => {
 });
 
 test("the ROI set is posted as JSON with the CSRF token; the new version is kept and scored", async () => {
-  const { protocol, state, persistence, log, calls } = setUp({
+  const { protocol, state, persistence, log, calls, timers, storage } = setUp({
     routes: {
       [URLS.save]: [{ status: 200, json: { roi_version: 3 } }],
       [URLS.score]: [{ status: 200, json: { status: "ok", roi_version: 3, vbq: 2.5 } }],
@@ -144,6 +172,10 @@ test("the ROI set is posted as JSON with the CSRF token; the new version is kept
   assert.equal(state.savedJson, save.init.body);
   assert.equal(state.saving, null);
   await settle();
+  assert.equal(calls.length, 1); // the score is asked for once the worker had a moment
+  assert.deepEqual(timers.delays(), [POLL_DELAYS_MS[0]]);
+  timers.runAll();
+  await settle();
   assert.deepEqual(calls[1], { url: URLS.score, init: { credentials: "same-origin" } });
   assert.deepEqual(state.score, { status: "ok", roi_version: 3, vbq: 2.5 });
   assert.deepEqual(log, [
@@ -153,6 +185,7 @@ test("the ROI set is posted as JSON with the CSRF token; the new version is kept
     ["score", "ok"],
     ["panel"],
   ]);
+  assert.equal(storage.items.size, 0); // the draft was kept only until the server had it
 });
 
 test("an unchanged set is not posted again", async () => {
@@ -181,9 +214,9 @@ test("a refusal is reported with the server's message, or the HTTP status of an 
     [{ status: 400, json: { error: "L1: radii must be positive" } }, "Not saved: L1: radii must be positive"],
     [{ status: 409, json: { error: "a newer version was saved" } }, "Not saved: a newer version was saved"],
     [{ status: 409, json: {} }, "Not saved: HTTP 409"],
-    [{ status: 500, html: true }, "Not saved: HTTP 500"],
+    [{ status: 413, html: true }, "Not saved: HTTP 413"],
   ]) {
-    const { protocol, state, persistence, log, calls, timers } = setUp({ routes: { [URLS.save]: [answer] } });
+    const { protocol, state, persistence, log, calls, timers, storage } = setUp({ routes: { [URLS.save]: [answer] } });
     const before = state.savedJson;
     protocol.setRoi("L1", "a", ellipse);
     assert.equal(await persistence.saveNow(), false);
@@ -196,6 +229,7 @@ test("a refusal is reported with the server's message, or the HTTP status of an 
     assert.equal(state.writable, true); // only a 403 locks the viewer
     assert.equal(timers.pending.size, 0); // no retry: the same body would be refused again
     assert.equal(calls.length, 1); // and no score polling
+    assert.equal(storage.items.size, 0); // nor kept for a reload
   }
 });
 
@@ -209,21 +243,183 @@ test("a 403 (submitted and locked) turns the viewer read-only", async () => {
   assert.equal(state.writable, false);
 });
 
-test("a network failure is retried after 3 s", async () => {
+test("a network failure is retried after 1 s", async () => {
   const { protocol, state, persistence, log, calls, timers } = setUp({
     routes: { [URLS.save]: [{ reject: new TypeError("Failed to fetch") }, { status: 200, json: { roi_version: 1 } }], [URLS.score]: [{ status: 200, json: { status: "pending" } }] },
   });
   protocol.setRoi("L1", "a", ellipse);
   assert.equal(await persistence.saveNow(), false);
-  assert.deepEqual(log.at(-1), ["save", "error", "Not saved: Failed to fetch (retrying)"]);
-  assert.deepEqual(timers.delays(), [3000]);
+  assert.deepEqual(log.at(-1), ["save", "error", "Not saved: Failed to fetch (retrying in 1 s)"]);
+  assert.deepEqual(timers.delays(), [1000]);
   timers.runAll();
   await settle();
   assert.equal(calls.filter((c) => c.url === URLS.save).length, 2);
   assert.equal(state.lastVersion, 1);
 });
 
-test("polling waits 300 ms, then 1.5 times longer (at most 4 s), and stops at the version's result", async () => {
+test("retries back off 1, 2, 4 … 30 s", () => {
+  assert.deepEqual([1, 2, 3, 4, 5, 6, 7, 12].map(retryDelay), [1000, 2000, 4000, 8000, 16000, 30000, 30000, 30000]);
+});
+
+test("a 5xx is retried with backoff, each time with the newest draft, and the backoff resets after a save", async () => {
+  const { protocol, state, persistence, log, calls, timers, storage } = setUp({
+    routes: {
+      [URLS.save]: [
+        { status: 502, html: true },
+        { status: 503, json: { error: "The database is unavailable: try again." } },
+        { status: 200, json: { roi_version: 1 } },
+        { status: 500, html: true },
+      ],
+      [URLS.score]: [{ status: 200, json: { status: "pending" } }],
+    },
+  });
+  protocol.setRoi("L1", "a", ellipse);
+  assert.equal(await persistence.saveNow(), false);
+  assert.deepEqual(log.at(-1), ["save", "error", "Not saved: HTTP 502 (retrying in 1 s)"]);
+  assert.deepEqual(timers.delays(), [1000]);
+  assert.deepEqual(JSON.parse(storage.getItem(DRAFT_KEY)), { body: calls[0].init.body, base: 0 });
+  protocol.setRoi("L2", "b", ellipse); // drawn while waiting: the retry sends it too
+  timers.runAll();
+  await settle();
+  assert.deepEqual(log.at(-1), ["save", "error", "Not saved: The database is unavailable: try again. (retrying in 2 s)"]);
+  assert.deepEqual(timers.delays(), [2000]);
+  timers.runAll();
+  await settle();
+  const saves = calls.filter((c) => c.url === URLS.save);
+  assert.equal(saves.length, 3);
+  assert.equal(saves[2].init.body, JSON.stringify(protocol.toJson()));
+  assert.deepEqual(JSON.parse(saves[2].init.body).rois.map((r) => r.label), ["L1", "L2"]);
+  assert.equal(state.lastVersion, 1);
+  assert.equal(storage.items.size, 0);
+  protocol.setRoi("L3", "c", ellipse);
+  timers.pending.clear();
+  assert.equal(await persistence.saveNow(), false);
+  assert.deepEqual(timers.delays(), [1000]); // a new fault starts again at 1 s
+});
+
+test("saves never overlap: a second save waits for the first one's answer, then sends the newest set", async () => {
+  let release;
+  const order = [];
+  const { protocol, state } = setUp();
+  const bodies = [];
+  // A fetch whose first answer is held until released.
+  const held = new Promise((r) => (release = r));
+  const fetch = async (url, init) => {
+    if (url === URLS.save) {
+      bodies.push(JSON.parse(init.body).rois.length);
+      order.push(`start ${bodies.length}`);
+      if (bodies.length === 1) await held;
+      order.push(`end ${bodies.length}`);
+      return { ok: true, status: 200, headers: { get: () => null }, json: async () => ({ roi_version: bodies.length }) };
+    }
+    return { ok: true, status: 200, headers: { get: () => null }, json: async () => ({ status: "pending" }) };
+  };
+  const timers = fakeTimers();
+  const p = createPersistence({
+    state, protocol, urls: URLS, csrfToken: "tok", fetch, setTimeout: timers.setTimeout, clearTimeout: timers.clearTimeout,
+    ui: { setSaveState() {}, setStatus() {}, renderScore() {}, renderPanel() {}, becomeReadOnly() {}, markSubmitted() {} },
+    storage: fakeStorage(), events: null, page: "",
+  });
+  protocol.setRoi("L1", "a", ellipse);
+  const first = p.saveNow();
+  await settle();
+  protocol.setRoi("L2", "b", ellipse);
+  const second = p.saveNow();
+  await settle();
+  assert.deepEqual(order, ["start 1"]); // the second waits
+  release();
+  assert.deepEqual(await Promise.all([first, second]), [true, true]);
+  assert.deepEqual(order, ["start 1", "end 1", "start 2", "end 2"]);
+  assert.deepEqual(bodies, [1, 2]); // each carries the newest set when it is sent
+  assert.equal(state.lastVersion, 2);
+});
+
+test("signed out (401): the draft is kept, the reader is told with a sign-in link, and it is sent again after sign-in", async () => {
+  const { protocol, state, persistence, log, calls, timers, storage, events } = setUp({
+    routes: {
+      [URLS.save]: [
+        { status: 401, json: { error: "Signed out", location: "/login/" } },
+        { status: 401, json: { error: "Signed out", location: "/login/" } },
+        { status: 200, json: { roi_version: 4 } },
+      ],
+      [URLS.score]: [{ status: 200, json: { status: "pending" } }],
+    },
+    version: 3,
+  });
+  protocol.setRoi("L1", "a", ellipse);
+  assert.equal(await persistence.saveNow(), false);
+  const link = { href: "/login/?next=%2Freadings%2F7%2F", text: "Sign in" };
+  assert.deepEqual(log.at(-1), ["save", "signed-out", SIGNED_OUT_TEXT, link]);
+  assert.equal(SIGNED_OUT_TEXT, "Signed out — sign in again, your work is kept.");
+  assert.deepEqual(JSON.parse(storage.getItem(DRAFT_KEY)).base, 3);
+  assert.deepEqual(timers.delays(), [5000]); // tried again every few seconds
+  persistence.scheduleSave(); // a further change keeps the message
+  assert.deepEqual(log.at(-1), ["save", "signed-out", SIGNED_OUT_TEXT, link]);
+  timers.runAll();
+  await settle();
+  await settle();
+  assert.equal(calls.filter((c) => c.url === URLS.save).length, 2);
+  assert.deepEqual(log.at(-1), ["save", "signed-out", SIGNED_OUT_TEXT, link]);
+  events.fire("focus"); // back from the sign-in tab
+  await settle();
+  await settle();
+  assert.equal(calls.filter((c) => c.url === URLS.save).length, 3);
+  assert.equal(state.lastVersion, 4);
+  assert.deepEqual(log.at(-1), ["save", "saved", "Saved · version 4"]);
+  assert.equal(storage.items.size, 0);
+});
+
+test("a kept draft made from the server's version is taken back and saved when the page opens", async () => {
+  const drawn = Protocol.fromJson(null, "2.25.1", VOCABULARY);
+  drawn.setRoi("L1", "a", ellipse);
+  const body = JSON.stringify(drawn.toJson());
+  const storage = fakeStorage({ [DRAFT_KEY]: JSON.stringify({ body, base: 2 }) });
+  const { protocol, state, timers, calls } = setUp({
+    storage,
+    version: 2,
+    routes: { [URLS.save]: [{ status: 200, json: { roi_version: 3 } }], [URLS.score]: [{ status: 200, json: { status: "pending" } }] },
+  });
+  assert.equal(JSON.stringify(protocol.toJson()), body); // the draft is on the page
+  assert.deepEqual(timers.delays(), [SAVE_DELAY_MS]);
+  timers.runAll();
+  await settle();
+  assert.equal(calls[0].init.body, body);
+  assert.equal(state.lastVersion, 3);
+  assert.equal(storage.items.size, 0);
+});
+
+test("a kept draft made from another version is dropped", () => {
+  const storage = fakeStorage({ [DRAFT_KEY]: JSON.stringify({ body: "{}", base: 1 }) });
+  const { protocol, timers } = setUp({ storage, version: 2 });
+  assert.equal(protocol.toJson().rois.length, 0);
+  assert.equal(timers.pending.size, 0);
+  assert.equal(storage.items.size, 0);
+});
+
+test("polling sends the last ETag and takes a 304 as unchanged", async () => {
+  const { state, persistence, calls, timers } = setUp({
+    routes: {
+      [URLS.score]: [
+        { status: 200, json: { status: "pending", roi_version: 2 }, headers: { ETag: '"p2"' } },
+        { status: 304 },
+        { status: 200, json: { status: "ok", roi_version: 2, vbq: 3 }, headers: { ETag: '"ok2"' } },
+      ],
+    },
+  });
+  const done = persistence.pollScore(2);
+  for (let k = 0; k < 10; k++) {
+    await settle();
+    if (!timers.pending.size) break;
+    timers.runAll();
+  }
+  await done;
+  assert.deepEqual(calls[0].init, { credentials: "same-origin" });
+  assert.deepEqual(calls[1].init.headers, { "If-None-Match": '"p2"' });
+  assert.deepEqual(calls[2].init.headers, { "If-None-Match": '"p2"' }); // a 304 keeps the tag
+  assert.equal(state.score.vbq, 3);
+});
+
+test("polling waits 0.5 s, 0.25 s, 0.25 s, 0.5 s, 1 s, 2 s, then 4 s, and stops at the version's result", async () => {
   const { state, persistence, log, calls, timers } = setUp({
     routes: {
       [URLS.score]: [
@@ -247,7 +443,8 @@ test("polling waits 300 ms, then 1.5 times longer (at most 4 s), and stops at th
     timers.runAll();
   }
   await done;
-  assert.deepEqual(delays, [300, 450, 675, 1012.5, 1518.75, 2278.125, 3417.1875]);
+  assert.deepEqual(delays, [500, 250, 250, 500, 1000, 2000, 4000]);
+  assert.deepEqual([0, 1, 2, 3, 4, 5, 6, 9].map(pollDelay), [500, 250, 250, 500, 1000, 2000, 4000, 4000]);
   assert.equal(calls.length, 8);
   assert.equal(timers.pending.size, 0); // stopped
   assert.deepEqual(state.score, { status: "not_computed", roi_version: 2, message: "too few levels" });
@@ -329,9 +526,9 @@ test("submit saves first, posts an empty JSON body, then locks the viewer and po
   await settle();
   assert.deepEqual(
     calls.map((c) => c.url),
-    [URLS.save, URLS.score, URLS.submit, URLS.score],
+    [URLS.save, URLS.submit, URLS.score], // the save's poll was still waiting: superseded
   );
-  const submit = calls[2];
+  const submit = calls[1];
   assert.equal(submit.init.method, "POST");
   assert.equal(submit.init.body, "{}");
   assert.equal(submit.init.headers["X-CSRFToken"], "tok");

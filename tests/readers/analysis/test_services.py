@@ -15,7 +15,7 @@ from django.urls import reverse
 from readers import services
 from readers.analysis import services as analytics
 from readers.management.commands.seed_demo import DEMO_STUDY
-from readers.models import Reading, StudyAnalysis
+from readers.models import Reading, StudyAnalysis, StudyAnalysisDetail
 from studies.models import Study
 from studies.stats.agreement import analyse
 from vbqweb.models import Job
@@ -38,9 +38,39 @@ def test_the_stored_analysis_is_the_pure_analysis_of_the_submitted_readings(demo
     assert state.records == records
     assert len(records) == 3 * 2 * 4 - 2
     thresholds = {t.name: t.value for t in study.thresholds.all()}
-    assert state.analysis == json.loads(json.dumps(analyse(records, thresholds)))
+    # Stored: the summary (no per-pair figures); the whole document is built when asked for.
+    assert state.analysis == json.loads(json.dumps(analyse(records, thresholds, pairs=False)))
+    assert "pairs" not in state.analysis["inter_reader"]
     assert set(state.analysis["inter_reader"]["kappa"]) == set(thresholds)
     assert not analytics.analysis_is_stale(state=state)
+    whole = json.loads(json.dumps(analyse(records, thresholds)))
+    assert analytics.analysis_document(state=state) == whole
+    assert len(whole["inter_reader"]["pairs"]) == 3
+
+
+def test_the_per_pair_detail_is_built_once_per_set_of_rows(demo) -> None:
+    """Asked twice, built once (kept under the fingerprint); a recomputation over new rows
+    leaves the old detail, which is built again for the new rows when next asked for."""
+    study, _ = demo
+    state = analytics.analysis_state(study=study)
+    assert not StudyAnalysisDetail.objects.exists()
+    first = analytics.analysis_document(state=state)
+    detail = StudyAnalysisDetail.objects.get(state=state)
+    StudyAnalysisDetail.objects.filter(pk=detail.pk).update(document={"marker": True})
+    assert analytics.analysis_document(state=state) == {"marker": True}  # not rebuilt
+    StudyAnalysis.objects.filter(pk=state.pk).update(fingerprint="changed")
+    state.refresh_from_db()
+    assert analytics.analysis_document(state=state) == first  # rebuilt for the new rows
+    assert StudyAnalysisDetail.objects.get(state=state).fingerprint == "changed"
+
+
+def test_a_recomputation_over_the_same_rows_writes_nothing(demo) -> None:
+    study, _ = demo
+    computed_at = study.analysis.computed_at
+    analytics.analysis_request(study=study)
+    state = analytics.analysis_compute(study_pk=study.pk)
+    assert state.computed_at == computed_at
+    assert state.claimed_at is None
 
 
 def test_a_new_submission_makes_the_analysis_stale_until_recomputed(demo) -> None:
@@ -110,7 +140,8 @@ def test_manager_pages_and_downloads(client, demo) -> None:
     ]
 
     stats = client.get(reverse("analytics:statistics_json", kwargs={"pk": study.pk})).json()
-    assert stats["agreement"] == study.analysis.analysis
+    assert stats["agreement"] == analytics.analysis_document(state=study.analysis)
+    assert len(stats["agreement"]["inter_reader"]["pairs"]) == 3
     assert stats["study"]["thresholds"]["screening"] == 2.95
     table = client.get(reverse("analytics:statistics_csv", kwargs={"pk": study.pk}))
     stat_rows = list(csv.DictReader(io.StringIO(table.content.decode())))
@@ -123,7 +154,9 @@ def test_dicom_sr_per_reading_and_for_the_study(client, demo) -> None:
     study, users = demo
     client.force_login(users["manager"])
     reading = Reading.objects.filter(case__study=study).first()
-    url = reverse("analytics:reading_sr", kwargs={"pk": study.pk, "reading_pk": reading.pk})
+    url = reverse(
+        "analytics:reading_sr", kwargs={"pk": study.pk, "reading_public_id": reading.public_id}
+    )
     response = client.get(url)
     assert response.status_code == 200
     ds = pydicom.dcmread(io.BytesIO(response.content))

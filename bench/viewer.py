@@ -95,7 +95,7 @@ def _set_up(work: Path, port: int) -> dict:
     origin = f"http://127.0.0.1:{port}"
 
     # The page, with its DICOMweb root moved to static copies.
-    html = client.get(f"/readings/{reading.pk}/").content.decode()
+    html = client.get(f"/readings/{reading.public_id}/").content.decode()
     start = html.index('<script id="viewer-config" type="application/json">') + 51
     end = html.index("</script>", start)
     config = json.loads(html[start:end])
@@ -126,7 +126,7 @@ def _set_up(work: Path, port: int) -> dict:
         )
     return {
         "cookie": cookie,
-        "page": f"/readings/{reading.pk}/",
+        "page": f"/readings/{reading.public_id}/",
         "static_page": "/static/bench/viewer.html",
         "dicomweb_instances": [f"{base}/instances/{i.sop_instance_uid}" for i in instances],
         "static_instances": [

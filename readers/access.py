@@ -8,6 +8,8 @@ the study allows edits after submission).
 
 from __future__ import annotations
 
+from uuid import UUID
+
 from django.core.exceptions import PermissionDenied
 from django.db.models import QuerySet
 from django.http import Http404
@@ -25,12 +27,24 @@ def readings_of_reader(user: AnyUser) -> QuerySet[Reading]:
     return Reading.objects.filter(reader=user, case__study__in=studies_read_by(user))
 
 
-def reading_for_user(user: AnyUser, pk: int) -> tuple[Reading, bool]:
+def _reading_by_public_id(public_id: UUID | str) -> Reading | None:
+    """The reading a URL names, by its random public id (never by its sequential pk): an id that
+    is not a uuid finds nothing, exactly like one that names no reading."""
+    try:
+        public_id = public_id if isinstance(public_id, UUID) else UUID(str(public_id))
+    except ValueError:
+        return None
+    return (
+        Reading.objects.select_related("case__study", "reader").filter(public_id=public_id).first()
+    )
+
+
+def reading_for_user(user: AnyUser, public_id: UUID | str) -> tuple[Reading, bool]:
     """The reading and whether the user may change it; 404 when not visible to the user."""
-    reading = Reading.objects.select_related("case__study", "reader").filter(pk=pk).first()
+    reading = _reading_by_public_id(public_id)
     if reading is None:
         raise Http404("No such reading")
-    if readings_of_reader(user).filter(pk=pk).exists():
+    if readings_of_reader(user).filter(pk=reading.pk).exists():
         current = reader_current_session(reader=user, study=reading.case.study)
         if reading.session < current:
             raise PermissionDenied(
@@ -44,17 +58,17 @@ def reading_for_user(user: AnyUser, pk: int) -> tuple[Reading, bool]:
     raise Http404("No such reading")
 
 
-def reading_for_writer(user: AnyUser, pk: int) -> Reading:
+def reading_for_writer(user: AnyUser, public_id: UUID | str) -> Reading:
     """The reading, for its own reader while it can still change; 403 when only visible."""
-    reading, writable = reading_for_user(user, pk)
+    reading, writable = reading_for_user(user, public_id)
     if not writable:
         raise PermissionDenied("This reading cannot be changed.")
     return reading
 
 
-def reading_for_manager(user: AnyUser, pk: int, *, study: Study) -> Reading:
+def reading_for_manager(user: AnyUser, public_id: UUID | str, *, study: Study) -> Reading:
     """A reading of ``study``, for one of its managers (checked by the caller); 404 otherwise."""
-    reading = Reading.objects.select_related("case__study", "reader").filter(pk=pk).first()
+    reading = _reading_by_public_id(public_id)
     if reading is None or reading.case.study_id != study.pk:
         raise Http404("No such reading")
     if role_in_study(user, study) != Role.MANAGER:

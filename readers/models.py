@@ -8,6 +8,8 @@ is simply not current, and can never overwrite the score of a newer edit.
 
 from __future__ import annotations
 
+import uuid
+
 from django.conf import settings
 from django.core.validators import MinValueValidator
 from django.db import models
@@ -20,6 +22,9 @@ class Reading(models.Model):
         DRAFT = "draft", "Draft"
         SUBMITTED = "submitted", "Submitted"
 
+    # What URLs and the browser see instead of the sequential pk (issue 12): random, so that one
+    # reading's address says nothing about how many others exist or where to find them.
+    public_id = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
     reader = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="readings"
     )
@@ -134,11 +139,13 @@ class StudyAnalysis(models.Model):
     """The latest agreement analysis of a study, and the state of its recomputation.
 
     ``records`` are exactly the rows the statistics were computed from (one per submitted,
-    scored reading), so that the page, the downloads and the report always show one consistent
-    analysis, and ``fingerprint`` identifies them: when the study's readings no longer hash to
-    it, the page says the figures are stale. ``claimed_at`` says a recomputation is on its way
-    (set by a request, cleared by the computation that saw every request): the claim itself is
-    the study's job in the outbox (``vbqweb.jobs``), which coalesces a burst of changes into
+    scored reading) and ``analysis`` their summary (every figure but the per-pair ones, which
+    :class:`StudyAnalysisDetail` holds), so that the page, the downloads and the report always
+    show one consistent analysis, and ``fingerprint`` identifies them: when the study's
+    readings no longer hash to it, the page says the figures are stale. ``claimed_at`` says a
+    recomputation is on its way (set by a request, cleared by the computation that saw every
+    request): the claim itself is the study's job in the outbox (``vbqweb.jobs``), which
+    coalesces a burst of changes into
     one debounced run and runs one computation at a time.
     """
 
@@ -157,3 +164,23 @@ class StudyAnalysis(models.Model):
 
     def __str__(self) -> str:
         return f"analysis of {self.study}"
+
+
+class StudyAnalysisDetail(models.Model):
+    """The whole agreement document, per-pair detail included, for one set of analysed rows.
+
+    Why apart: the pairs grow with readers² (1,225 pairs at 50 readers: ~3 s of CPU and ~13 MB
+    of JSON for 50 × 20 readings), so the recomputation after submissions stores only the
+    summary in ``StudyAnalysis.analysis``; this document is built from the stored ``records``
+    when a manager first asks for it (page, report, download) and kept for that
+    ``fingerprint``, so it is computed and written once per set of rows, never on every
+    recomputation, and loading ``StudyAnalysis`` never drags it along.
+    """
+
+    state = models.OneToOneField(StudyAnalysis, on_delete=models.CASCADE, related_name="detail")
+    fingerprint = models.CharField(max_length=64)
+    document = models.JSONField(default=dict)
+    computed_at = models.DateTimeField(auto_now=True)
+
+    def __str__(self) -> str:
+        return f"agreement detail of {self.state.study}"

@@ -8,8 +8,10 @@ return.
 from __future__ import annotations
 
 import logging
+from datetime import timedelta
 from typing import Any
 
+from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
@@ -25,6 +27,8 @@ from readers.selectors import score_job_key
 from readers.sessions import reader_sessions
 from studies.models import Case, Instance, Study
 from studies.vocabulary import LABELS
+from vbqweb.audit.actions import Action
+from vbqweb.audit.services import record
 from vbqweb.jobs import job_request, pause_point
 from vbqweb.tasks import SCORE_READING
 
@@ -81,14 +85,42 @@ def reading_save_rois(*, reading: Reading, data: Any) -> Reading:
             rois=roi_set.to_json(), roi_version=F("roi_version") + 1, updated_at=timezone.now()
         )
         reading.refresh_from_db()
-        ReadingRevision.objects.create(
-            reading=reading,
-            roi_version=reading.roi_version,
-            rois=reading.rois,
-            after_submit=reading.is_locked,
-        )
+        _revision_keep(reading)
         reading_request_score(reading=reading)
+        detail = {"roi_version": reading.roi_version, "after_submit": reading.is_locked}
+        record(Action.ROIS_SAVED, obj=reading, detail=detail)
     return reading
+
+
+def _revision_keep(reading: Reading) -> None:
+    """Keep the reading's new ROI set as a revision, coalescing autosaves.
+
+    The viewer autosaves every change, so one revision per save has no bound. A save replaces
+    the latest revision when that one was saved less than ``VBQ_REVISION_COALESCE_SECONDS``
+    ago *in the same phase* (both before submission, or both after): a burst of editing leaves
+    one revision, a pause starts a new one. The set as submitted is never replaced: it is the
+    last revision saved before submission, and nothing saved after submission replaces one
+    saved before. (Called after the reading's conditional UPDATE, which holds its row lock, so
+    two saves of one reading never interleave here.)
+    """
+    window = timedelta(seconds=settings.VBQ_REVISION_COALESCE_SECONDS)
+    now = timezone.now()
+    latest = reading.revisions.order_by("-roi_version").first()
+    if (
+        latest is not None
+        and latest.after_submit == reading.is_locked
+        and now - latest.saved_at < window
+    ):
+        ReadingRevision.objects.filter(pk=latest.pk).update(
+            roi_version=reading.roi_version, rois=reading.rois, saved_at=now
+        )
+        return
+    ReadingRevision.objects.create(
+        reading=reading,
+        roi_version=reading.roi_version,
+        rois=reading.rois,
+        after_submit=reading.is_locked,
+    )
 
 
 def reading_submit(*, reading: Reading) -> Reading:
@@ -108,10 +140,12 @@ def reading_submit(*, reading: Reading) -> Reading:
         if not updated:
             raise PermissionDenied("This reading is already submitted.")
         reading.refresh_from_db()
-        if reading.current_result() is None:
+        # Inside SQLite's write lock: ask whether a result exists, load none (bench/RESULTS.md).
+        if not reading.results.filter(roi_version=reading.roi_version).exists():
             reading_request_score(reading=reading)
         else:
             analysis_request(study=reading.case.study)
+        record(Action.READING_SUBMITTED, obj=reading, detail={"roi_version": reading.roi_version})
     return reading
 
 

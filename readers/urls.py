@@ -6,9 +6,9 @@ app_name = "readers"
 
 urlpatterns = [
     path("open/<int:case_pk>/<int:session>/", views.reading_open, name="open"),
-    path("<int:pk>/", views.reading_detail, name="detail"),
-    path("<int:pk>/submit/", views.reading_submit, name="submit"),
-    path("<int:pk>/score.json", views.reading_score, name="score"),
-    path("<int:pk>/rois.json", views.reading_rois, name="rois"),
-    path("<int:pk>/submit.json", views.reading_submit_json, name="submit_json"),
+    path("<uuid:public_id>/", views.reading_detail, name="detail"),
+    path("<uuid:public_id>/submit/", views.reading_submit, name="submit"),
+    path("<uuid:public_id>/score.json", views.reading_score, name="score"),
+    path("<uuid:public_id>/rois.json", views.reading_rois, name="rois"),
+    path("<uuid:public_id>/submit.json", views.reading_submit_json, name="submit_json"),
 ]

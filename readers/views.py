@@ -15,12 +15,15 @@ points, note length, geometry near the image), which the command line does not a
 
 from __future__ import annotations
 
+import hashlib
 import json
+from uuid import UUID
 
 from django.conf import settings
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.core.serializers.json import DjangoJSONEncoder
+from django.http import HttpRequest, HttpResponse, HttpResponseNotModified, JsonResponse
 from django.middleware.csrf import get_token
 from django.shortcuts import redirect, render
 from django.templatetags.static import static
@@ -42,6 +45,8 @@ from studies.access import case_for_reader, study_for_user
 from studies.models import Role
 from studies.selectors import series_image_size
 from studies.vocabulary import CSF, DEFAULT_CSF_LEVEL, LEVELS, REASON_NAMES, REASONS, SHAPES
+from vbqweb.audit.actions import Action
+from vbqweb.audit.services import record
 from vbqweb.jsonbody import JsonBodyError, loads_untrusted, request_json
 
 
@@ -67,16 +72,16 @@ def reading_open(request: HttpRequest, case_pk: int, session: int) -> HttpRespon
     except ValidationError as exc:
         messages.error(request, " ".join(exc.messages))
         return redirect("study", pk=case.study_id)
-    return redirect("readers:detail", pk=reading.pk)
+    return redirect("readers:detail", public_id=reading.public_id)
 
 
 @require_http_methods(["GET", "POST"])
-def reading_detail(request: HttpRequest, pk: int) -> HttpResponse:
-    reading, writable = reading_for_user(request.user, pk)
+def reading_detail(request: HttpRequest, public_id: UUID) -> HttpResponse:
+    reading, writable = reading_for_user(request.user, public_id)
     rois_text = json.dumps(reading.rois, indent=2) if reading.rois else ""
     status = 200
     if request.method == "POST":
-        reading = reading_for_writer(request.user, pk)
+        reading = reading_for_writer(request.user, public_id)
         rois_text = request.POST.get("rois", "")
         try:
             data = loads_untrusted(rois_text, max_bytes=WEB_ROI_LIMITS.max_bytes)
@@ -88,9 +93,11 @@ def reading_detail(request: HttpRequest, pk: int) -> HttpResponse:
             status = 400
         else:
             messages.success(request, "ROIs saved; the score is being computed.")
-            return redirect("readers:detail", pk=reading.pk)
+            return redirect("readers:detail", public_id=reading.public_id)
     series = reading.case.reading_series
     is_own = reading.reader_id == request.user.pk
+    if not is_own and request.method == "GET":  # a manager (or site admin) looks at a reading
+        record(Action.READING_VIEWED, request=request, obj=reading)
     return render(
         request,
         "readers/reading_detail.html",
@@ -132,7 +139,7 @@ def viewer_payload(request: HttpRequest, reading: Reading, writable: bool) -> di
     assert series is not None
     return {
         "reading": {
-            "id": reading.pk,
+            "id": str(reading.public_id),  # never the sequential pk (issue 12)
             "session": reading.session,
             "status": reading.status,
             "writable": writable,
@@ -151,9 +158,9 @@ def viewer_payload(request: HttpRequest, reading: Reading, writable: bool) -> di
             "series_instance_uid": series.series_instance_uid,
         },
         "urls": {
-            "save": reverse("readers:rois", kwargs={"pk": reading.pk}),
-            "submit": reverse("readers:submit_json", kwargs={"pk": reading.pk}),
-            "score": reverse("readers:score", kwargs={"pk": reading.pk}),
+            "save": reverse("readers:rois", kwargs={"public_id": reading.public_id}),
+            "submit": reverse("readers:submit_json", kwargs={"public_id": reading.public_id}),
+            "score": reverse("readers:score", kwargs={"public_id": reading.public_id}),
             "study": reverse("study", kwargs={"pk": reading.case.study_id}),
             "worker": static("dist/decodeImageFrameWorker.js"),
             "wasm": request.build_absolute_uri(settings.STATIC_URL + "dist/wasm/"),
@@ -169,7 +176,7 @@ def viewer_payload(request: HttpRequest, reading: Reading, writable: bool) -> di
 
 
 @require_POST
-def reading_rois(request: HttpRequest, pk: int) -> JsonResponse:
+def reading_rois(request: HttpRequest, public_id: UUID) -> JsonResponse:
     """The viewer's autosave: a ``vbq.rois/1`` JSON body replaces the reading's ROI set.
 
     Refusals change nothing and say why: 400 for JSON that is not a valid ROI set of this case
@@ -177,7 +184,7 @@ def reading_rois(request: HttpRequest, pk: int) -> JsonResponse:
     change, 404 for a reading that is not the user's.
     """
     try:
-        reading = reading_for_writer(request.user, pk)
+        reading = reading_for_writer(request.user, public_id)
     except PermissionDenied as exc:
         return JsonResponse({"error": str(exc) or "This reading cannot be changed."}, status=403)
     try:
@@ -207,14 +214,14 @@ def _check_web_limits(reading: Reading, data: object) -> None:
 
 
 @require_POST
-def reading_submit_json(request: HttpRequest, pk: int) -> JsonResponse:
+def reading_submit_json(request: HttpRequest, public_id: UUID) -> JsonResponse:
     """The viewer's Submit: lock a complete reading (400 naming what is missing).
 
     It takes no parameters: a JSON body (the viewer sends ``{}``) is read by the site's loader
     and must be empty or ``{}``; a form post must have no fields. Anything else is a 400.
     """
     try:
-        reading = reading_for_writer(request.user, pk)
+        reading = reading_for_writer(request.user, public_id)
         if request.content_type == "application/json":
             parameters = request_json(request, allow_empty=True, empty={})
         else:
@@ -232,23 +239,44 @@ def reading_submit_json(request: HttpRequest, pk: int) -> JsonResponse:
 
 
 @require_POST
-def reading_submit(request: HttpRequest, pk: int) -> HttpResponse:
-    reading = reading_for_writer(request.user, pk)
+def reading_submit(request: HttpRequest, public_id: UUID) -> HttpResponse:
+    reading = reading_for_writer(request.user, public_id)
     try:
         services.reading_submit(reading=reading)
     except ValidationError as exc:
         messages.error(request, "Not submitted: " + " ".join(exc.messages))
     else:
         messages.success(request, "Reading submitted.")
-    return redirect("readers:detail", pk=reading.pk)
+    return redirect("readers:detail", public_id=reading.public_id)
 
 
 @never_cache
 @require_GET
-def reading_score(request: HttpRequest, pk: int) -> JsonResponse:
-    """The current score for polling: pending until the worker has stored a result."""
-    reading, _ = reading_for_user(request.user, pk)
-    return JsonResponse(score_payload(reading))
+def reading_score(request: HttpRequest, public_id: UUID) -> HttpResponse:
+    """The current score for polling: pending until the worker has stored a result.
+
+    Conditional: the answer carries an ``ETag`` (a hash of its body), and a poll that sends it
+    back in ``If-None-Match`` while nothing changed gets a 304 without a body. Polling is a
+    large share of a reading session's requests (a poll or two after every autosave), and
+    most polls find nothing new. The viewer sends the tag itself: the answer stays
+    ``no-store`` (a score must not stay on a shared workstation's disk), so the browser's own
+    cache never revalidates it.
+    """
+    reading, _ = reading_for_user(request.user, public_id)
+    body = json.dumps(score_payload(reading), cls=DjangoJSONEncoder, separators=(",", ":"))
+    etag = f'"{hashlib.blake2b(body.encode(), digest_size=12).hexdigest()}"'
+    if _etags(request.headers.get("If-None-Match", "")) & {etag, "*"}:
+        response = HttpResponseNotModified()
+    else:
+        response = HttpResponse(body, content_type="application/json")
+    response["ETag"] = etag
+    return response
+
+
+def _etags(header: str) -> set[str]:
+    """The tags of an ``If-None-Match`` header (weak ones compared as strong: a score's body
+    is the whole of its identity)."""
+    return {tag.strip().removeprefix("W/") for tag in header.split(",") if tag.strip()}
 
 
 def score_payload(reading: Reading) -> dict[str, object]:

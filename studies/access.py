@@ -1,13 +1,17 @@
 """Every study-side object a view touches comes through here, scoped to the user.
 
-Not visible → 404 (the object's existence is not revealed); visible but not manageable → 403.
-The ``Assignment`` row (user × study × role) is the only source of truth; site admins
-(superusers) see and manage everything.
+Not visible → 404 (the object's existence is not revealed); a study its readers can see but not
+manage → 403 (they know the study exists: they read it). An object *of* a study that only its
+managers may touch (an upload, a case's series page, a role in the study) is a 404 for everyone
+else, its readers included, with the same message as an id that does not exist: a 403 there
+would tell a reader which ids exist. The ``Assignment`` row (user × study × role) is the only
+source of truth; site admins (superusers) see and manage everything.
 """
 
 from __future__ import annotations
 
 from typing import TypeVar
+from uuid import UUID
 
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 from django.core.exceptions import PermissionDenied
@@ -84,12 +88,12 @@ def case_for_reader(user: AnyUser, pk: int) -> Case:
 
 
 def _of_a_managed_study(queryset: QuerySet[M], user: AnyUser, pk: int, what: str) -> M:
-    """An object that belongs to one study, for that study's managers: 404 when the study is not
-    visible to the user (or there is no such object), 403 for its readers."""
+    """An object that belongs to one study, for that study's managers; 404 for everyone else,
+    the study's readers included, exactly as when there is no such object (same status, same
+    message): whether an id exists is not the readers' to learn."""
     obj = queryset.select_related("study").filter(pk=pk).first()
-    if obj is None:
+    if obj is None or role_in_study(user, obj.study) != Role.MANAGER:
         raise Http404(f"No such {what}")
-    study_for_manager(user, obj.study_id)
     return obj
 
 
@@ -97,10 +101,18 @@ def case_for_manager(user: AnyUser, pk: int) -> Case:
     return _of_a_managed_study(Case.objects.all(), user, pk, "case")
 
 
-def upload_for_manager(user: AnyUser, pk: int) -> Upload:
-    """An upload, for a manager of its study: 404 when the study is not visible, 403 for its
-    readers (the ingest report names files by position only, but it is still the managers')."""
-    return _of_a_managed_study(Upload.objects.all(), user, pk, "upload")
+def upload_for_manager(user: AnyUser, public_id: UUID | str) -> Upload:
+    """An upload by its random public id (URLs never carry its sequential pk), for a manager of
+    its study; 404 for everyone else, its readers included (the ingest report names files by
+    position only, but it is still the managers'), and for an id that is not a uuid."""
+    try:
+        public_id = public_id if isinstance(public_id, UUID) else UUID(str(public_id))
+    except ValueError:
+        raise Http404("No such upload") from None
+    upload = Upload.objects.select_related("study").filter(public_id=public_id).first()
+    if upload is None or role_in_study(user, upload.study) != Role.MANAGER:
+        raise Http404("No such upload")
+    return upload
 
 
 def assignment_for_manager(user: AnyUser, pk: int) -> Assignment:

@@ -6,3 +6,6 @@ class StudiesConfig(AppConfig):
 
     name = "studies"
     verbose_name = "Studies"
+
+    def ready(self) -> None:
+        from studies import erasure  # noqa: F401 - connects the stored files' erasure

@@ -7,6 +7,7 @@ that two studies on one site can measure differently and the method is stored wi
 from __future__ import annotations
 
 import secrets
+import uuid
 from typing import Literal
 
 from django.conf import settings
@@ -379,6 +380,8 @@ class Upload(models.Model):
     the S3 bucket) under ``<id>/`` and server-chosen names (:mod:`studies.uploads.staging`).
     """
 
+    # What URLs and the browser see instead of the sequential pk (issue 12): not guessable.
+    public_id = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
     study = models.ForeignKey(Study, on_delete=models.CASCADE, related_name="uploads")
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"

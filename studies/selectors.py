@@ -87,7 +87,7 @@ def upload_status_payload(*, upload: Upload) -> dict[str, object]:
     Where its ingest's job is (``sent_to_worker``, ``dispatch_error``) is added by the view from
     :func:`studies.uploads.outbox.upload_outbox_state`."""
     return {
-        "id": upload.pk,
+        "id": str(upload.public_id),  # the browser never sees the sequential pk (issue 12)
         "name": upload.name,
         "status": upload.status,
         "status_label": upload.get_status_display(),

@@ -16,11 +16,11 @@ urlpatterns = [
     # Case-set upload and ingest (studies.uploads.views)
     path("<int:pk>/uploads/", upload_views.study_uploads, name="uploads"),
     path("<int:pk>/uploads/new", upload_views.upload_create_view, name="upload_create"),
-    path("uploads/<int:pk>/", upload_views.upload_report, name="upload_report"),
-    path("uploads/<int:pk>/status.json", upload_views.upload_status, name="upload_status"),
-    path("uploads/<int:pk>/chunk", upload_views.upload_chunk, name="upload_chunk"),
-    path("uploads/<int:pk>/finish", upload_views.upload_finish_view, name="upload_finish"),
-    path("uploads/<int:pk>/cancel", upload_views.upload_cancel_view, name="upload_cancel"),
+    path("uploads/<uuid:public_id>/", upload_views.upload_report, name="upload_report"),
+    path("uploads/<uuid:public_id>/status.json", upload_views.upload_status, name="upload_status"),
+    path("uploads/<uuid:public_id>/chunk", upload_views.upload_chunk, name="upload_chunk"),
+    path("uploads/<uuid:public_id>/finish", upload_views.upload_finish_view, name="upload_finish"),
+    path("uploads/<uuid:public_id>/cancel", upload_views.upload_cancel_view, name="upload_cancel"),
     path("<int:pk>/cases/", upload_views.study_cases, name="cases"),
     path("cases/<int:pk>/series/", upload_views.case_series, name="case_series"),
 ]

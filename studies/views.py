@@ -2,7 +2,9 @@
 validate with a form, write with a service, redirect.
 
 Creating a study needs the ``studies.add_study`` permission (or a site admin); everything else
-needs the study's manager role: 404 when the study is not visible, 403 for its readers.
+needs the study's manager role: 404 when the study is not visible, 403 for its readers on the
+study's own pages (they know it exists), and 404 for its manager-only objects (a case, an upload,
+an assignment), exactly as for an id that does not exist, so no answer tells them apart.
 """
 
 from __future__ import annotations
@@ -33,6 +35,8 @@ from studies.forms import (
     ThresholdFormSet,
 )
 from studies.models import Role, Study
+from vbqweb.audit.actions import Action
+from vbqweb.audit.services import record
 
 THRESHOLDS_PREFIX = "thresholds"
 
@@ -53,6 +57,7 @@ def study_create(request: HttpRequest) -> HttpResponse:
         study = services.study_create_with_manager(
             manager=request.user, thresholds=thresholds.thresholds(), **form.settings()
         )
+        record(Action.STUDY_CREATED, request=request, obj=study)
         messages.success(request, f"Study “{study.name}” created; you manage it.")
         return redirect("study", pk=study.pk)
     return _study_form_page(request, form, thresholds, study=None)
@@ -74,6 +79,10 @@ def study_edit(request: HttpRequest, pk: int) -> HttpResponse:
         changed = services.study_update(
             study=study, thresholds=thresholds.thresholds(), **form.settings()
         )
+        if changed:  # thresholds included
+            record(
+                Action.STUDY_EDITED, request=request, obj=study, detail={"changed": sorted(changed)}
+            )
         if not changed:
             messages.info(request, "Nothing changed.")
         elif changed & services.MEASUREMENT_FIELDS:
@@ -155,6 +164,7 @@ def study_reference(request: HttpRequest, pk: int) -> HttpResponse:
     )
     if form.is_valid():
         stored = services.reference_standard_import(study=study, rows=form.rows())
+        record(Action.REFERENCE_IMPORTED, request=request, obj=study, detail={"cases": stored})
         kept = len(cases) - stored
         messages.success(
             request,

@@ -35,11 +35,15 @@ def media_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Stored instances go to a temporary folder (shared with the test Celery worker).
 
     Passwords use a fast hasher here: the default's deliberate slowness is for attackers.
+    Managers sign in without a second factor here (``force_login`` has none to give); the
+    tests of ``tests/vbqweb/accounts/`` turn ``VBQ_MFA_REQUIRED`` back on and check that every
+    page holds a manager without one at the enrolment page.
     """
     root = tmp_path_factory.mktemp("media")
     override = override_settings(
         MEDIA_ROOT=str(root),
         PASSWORD_HASHERS=["django.contrib.auth.hashers.MD5PasswordHasher"],
+        VBQ_MFA_REQUIRED=False,
     )
     override.enable()
     yield root

@@ -30,8 +30,8 @@ def test_reader_never_sees_another_readers_score(client, world, two_readings) ->
     pages = [
         client.get(reverse("home")),
         client.get(reverse("study", kwargs={"pk": world.study_a.pk})),
-        client.get(reverse("readers:detail", kwargs={"pk": mine.pk})),
-        client.get(reverse("readers:score", kwargs={"pk": mine.pk})),
+        client.get(reverse("readers:detail", kwargs={"public_id": mine.public_id})),
+        client.get(reverse("readers:score", kwargs={"public_id": mine.public_id})),
     ]
     for page in pages:
         assert page.status_code == 200
@@ -39,7 +39,10 @@ def test_reader_never_sees_another_readers_score(client, world, two_readings) ->
         assert "3.14" not in body
         assert "other_reader" not in body
     assert "2.718" in pages[2].content.decode()
-    assert client.get(reverse("readers:detail", kwargs={"pk": theirs.pk})).status_code == 404
+    assert (
+        client.get(reverse("readers:detail", kwargs={"public_id": theirs.public_id})).status_code
+        == 404
+    )
 
 
 def test_manager_sees_every_readers_score(client, world, two_readings) -> None:

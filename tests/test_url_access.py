@@ -3,12 +3,13 @@
 The table must list every named URL (``test_every_url_is_in_the_table`` fails otherwise), so a
 new view cannot ship without deciding who may reach it. 404 means "not visible" (its existence
 is not revealed); 403 means "visible but not yours to change"; 302 from an anonymous request
-means "log in first".
+means "log in first" (401 with JSON for a script's call: a ``.json`` URL or DICOMweb).
 """
 
 from __future__ import annotations
 
 import io
+import uuid
 
 import numpy as np
 import pytest
@@ -18,7 +19,7 @@ from django.urls import URLPattern, URLResolver, get_resolver, reverse
 from studies.uploads.transfer import upload_create
 from tests.helpers import factories
 from tests.helpers.dicomfactory import mr_dataset
-from tests.helpers.roles import LOGIN, MANAGERS_ONLY
+from tests.helpers.roles import LOGIN, MANAGERS_ONLY, SIGNED_OUT, SITE_ADMINS_ONLY
 
 ROLES = [
     "anonymous",
@@ -97,7 +98,7 @@ TABLE: dict[str, tuple[str, str, dict[str, int]]] = {
         "get",
         "reading",
         {
-            "anonymous": LOGIN,
+            "anonymous": SIGNED_OUT,
             "reader": 200,
             "other_reader": 404,
             "reader_b": 404,
@@ -129,8 +130,8 @@ TABLE: dict[str, tuple[str, str, dict[str, int]]] = {
         "assignment",
         {
             "anonymous": LOGIN,
-            "reader": 403,
-            "other_reader": 403,
+            "reader": 404,
+            "other_reader": 404,
             "reader_b": 404,
             "manager": 302,
             "manager_b": 404,
@@ -146,12 +147,13 @@ TABLE: dict[str, tuple[str, str, dict[str, int]]] = {
 }
 
 
-def _managers_only(ok: int) -> dict[str, int]:
-    """Analytics: the study's managers and site admins; its readers 403; everyone else 404."""
+def _managers_only(ok: int, anonymous: int = LOGIN, readers: int = 403) -> dict[str, int]:
+    """The study's managers and site admins; its readers 403 on the study's own pages (404 on an
+    object of the study: ``readers=404``, see ``UNIFORM``); everyone else 404."""
     return {
-        "anonymous": LOGIN,
-        "reader": 403,
-        "other_reader": 403,
+        "anonymous": anonymous,
+        "reader": readers,
+        "other_reader": readers,
         "reader_b": 404,
         "manager": ok,
         "manager_b": 404,
@@ -163,11 +165,11 @@ def _managers_only(ok: int) -> dict[str, int]:
 TABLE |= {
     "analytics:agreement": ("get", "study", _managers_only(200)),
     "analytics:recompute": ("post", "study", _managers_only(302)),
-    "analytics:status": ("get", "study", _managers_only(200)),
+    "analytics:status": ("get", "study", _managers_only(200, SIGNED_OUT)),
     "analytics:measurements_csv": ("get", "study", _managers_only(200)),
-    "analytics:measurements_json": ("get", "study", _managers_only(200)),
+    "analytics:measurements_json": ("get", "study", _managers_only(200, SIGNED_OUT)),
     "analytics:statistics_csv": ("get", "study", _managers_only(200)),
-    "analytics:statistics_json": ("get", "study", _managers_only(200)),
+    "analytics:statistics_json": ("get", "study", _managers_only(200, SIGNED_OUT)),
     "analytics:study_srs": ("get", "study", _managers_only(200)),
     # The table's reading has no score yet: 409 (no SR) for those who may see it.
     "analytics:reading_sr": ("get", "study_reading", _managers_only(409)),
@@ -176,24 +178,30 @@ TABLE |= {
     "analytics:report_pdf": ("get", "study", _managers_only(302)),
 }
 
+
+def _object_of_study(ok: int, anonymous: int = LOGIN) -> dict[str, int]:
+    """An object of a study for its managers: a 404 for its readers too (see ``UNIFORM``)."""
+    return _managers_only(ok, anonymous, readers=404)
+
+
 # Case-set upload and ingest (studies.uploads.views): the study's managers and site admins.
 TABLE |= {
     "studies:uploads": ("get", "study", _managers_only(200)),
     "studies:upload_create": ("post", "study", _managers_only(400)),  # empty body: not JSON
-    "studies:upload_report": ("get", "upload", _managers_only(200)),
-    "studies:upload_status": ("get", "upload", _managers_only(200)),
-    "studies:upload_chunk": ("post", "upload", _managers_only(400)),  # no X-Upload-Pieces
-    "studies:upload_finish": ("post", "upload", _managers_only(409)),  # 0 of 1 file arrived
-    "studies:upload_cancel": ("post", "upload", _managers_only(302)),
+    "studies:upload_report": ("get", "upload", _object_of_study(200)),
+    "studies:upload_status": ("get", "upload", _object_of_study(200, SIGNED_OUT)),
+    "studies:upload_chunk": ("post", "upload", _object_of_study(400)),  # no X-Upload-Pieces
+    "studies:upload_finish": ("post", "upload", _object_of_study(409)),  # 0 of 1 file arrived
+    "studies:upload_cancel": ("post", "upload", _object_of_study(302)),
     "studies:cases": ("get", "study", _managers_only(200)),
-    "studies:case_series": ("get", "case", _managers_only(200)),
+    "studies:case_series": ("get", "case", _object_of_study(200)),
 }
 
 # The viewer's JSON endpoints: the reading's own reader may write (an empty body is not an ROI
 # set, and a reading without ROIs cannot be submitted: 400), its managers see it but may not
 # change it (403), nobody else learns it exists (404).
 _WRITE_JSON = {
-    "anonymous": LOGIN,
+    "anonymous": SIGNED_OUT,
     "reader": 400,
     "other_reader": 404,
     "reader_b": 404,
@@ -211,7 +219,7 @@ TABLE |= {
 # other study is a 404 for everyone else, as if it did not exist. Search without a study in the
 # path answers everyone who is logged in, with what they may see (an empty list for outsiders).
 _IMAGES = {
-    "anonymous": LOGIN,
+    "anonymous": SIGNED_OUT,
     "reader": 200,
     "other_reader": 200,
     "reader_b": 404,
@@ -221,13 +229,47 @@ _IMAGES = {
     "admin": 200,
 }
 TABLE |= {
-    "dicomweb:studies": ("get", "none", {"anonymous": LOGIN} | dict.fromkeys(ROLES[1:], 200)),
+    "dicomweb:studies": (
+        "get",
+        "none",
+        {"anonymous": SIGNED_OUT} | dict.fromkeys(ROLES[1:], 200),
+    ),
     "dicomweb:series": ("get", "dicom_study", _IMAGES),
     "dicomweb:instances": ("get", "dicom_series", _IMAGES),
     "dicomweb:series_metadata": ("get", "dicom_series", _IMAGES),
     "dicomweb:instance": ("get", "dicom_instance", _IMAGES),
     "dicomweb:instance_metadata": ("get", "dicom_instance", _IMAGES),
     "dicomweb:frames": ("get", "dicom_frames", _IMAGES),
+}
+
+# Accounts (vbqweb/accounts/; spec §7): Django's password pages under /accounts/ (the reset
+# pages are for everyone, signed in or not; a bad link is a 200 page that says so), the
+# account's security page and TOTP enrolment for everyone signed in (VBQ_MFA_REQUIRED is off in
+# the table; tests/vbqweb/accounts/test_mfa.py turns it on), the code page sends a user with no
+# device on (302), and inviting a reader is for the study's managers.
+_SIGNED_IN = {"anonymous": LOGIN} | dict.fromkeys(ROLES[1:], 200)
+TABLE |= {
+    "password_change": ("get", "none", _SIGNED_IN),
+    "password_change_done": ("get", "none", _SIGNED_IN),
+    "password_reset": ("get", "none", dict.fromkeys(ROLES, 200)),
+    "password_reset_done": ("get", "none", dict.fromkeys(ROLES, 200)),
+    "password_reset_confirm": ("get", "reset_link", dict.fromkeys(ROLES, 200)),
+    "password_reset_complete": ("get", "none", dict.fromkeys(ROLES, 200)),
+    "accounts:security": ("get", "none", _SIGNED_IN),
+    "accounts:mfa_setup": ("get", "none", _SIGNED_IN),
+    "accounts:mfa_verify": ("get", "none", {"anonymous": LOGIN} | dict.fromkeys(ROLES[1:], 302)),
+    "accounts:mfa_remove": ("post", "none", {"anonymous": LOGIN} | dict.fromkeys(ROLES[1:], 302)),
+    "accounts:invite": ("get", "study", MANAGERS_ONLY),
+    "accounts:invite_accept": ("get", "reset_link", dict.fromkeys(ROLES, 200)),
+}
+
+# The audit log (vbqweb.audit): a study's events for its managers and site admins (its readers
+# 403, everyone else 404), every event for site admins only.
+TABLE |= {
+    "audit:study": ("get", "study", MANAGERS_ONLY),
+    "audit:study_csv": ("get", "study", MANAGERS_ONLY),
+    "audit:site": ("get", "none", SITE_ADMINS_ONLY),
+    "audit:site_csv": ("get", "none", SITE_ADMINS_ONLY),
 }
 
 # Posting ROIs to a reading (the same URL as readers:detail, other method).
@@ -281,12 +323,13 @@ def objects(world):
         "dicom_frames": uids | {"sop_uid": instance.sop_instance_uid, "frame_list": "1"},
         "none": {},
         "study": {"pk": world.study_a.pk},
-        "upload": {"pk": upload.pk},
+        "upload": {"public_id": upload.public_id},  # URLs carry public ids, never pks
         "case": {"pk": case.pk},
         "case_session": {"case_pk": case.pk, "session": 1},
-        "reading": {"pk": reading.pk},
+        "reading": {"public_id": reading.public_id},
         "assignment": {"pk": world.study_a.assignments.get(user=world.reader).pk},
-        "study_reading": {"pk": world.study_a.pk, "reading_pk": reading.pk},
+        "study_reading": {"pk": world.study_a.pk, "reading_public_id": reading.public_id},
+        "reset_link": {"uidb64": "MQ", "token": "c0ffee-not-a-token"},
     }
 
 
@@ -305,6 +348,8 @@ def test_url_role_table(client, world, objects, name, role) -> None:
     assert response.status_code == expected[role], (name, role)
     if role == "anonymous" and expected[role] == LOGIN and name != "logout":
         assert response.url.startswith(reverse("login"))
+    if role == "anonymous" and expected[role] == SIGNED_OUT:
+        assert response.json()["location"] == reverse("login")
 
 
 @pytest.mark.parametrize("role", ROLES)
@@ -320,3 +365,34 @@ def test_posting_rois_role_table(client, world, objects, role) -> None:
 def test_admin_is_for_staff(client, world, role, status) -> None:
     response = _client_for(client, world, role).get(reverse("admin:index"))
     assert response.status_code == status
+
+
+# A manager-only object of a study (an upload, a case, a role in the study) answers its readers
+# exactly as an id that does not exist: same status, same body. A 403 for one and a 404 for the
+# other would tell a reader which ids exist (issue 12, "existence oracle").
+UNIFORM = {
+    "studies:people_remove": ("post", "assignment"),
+    "studies:upload_report": ("get", "upload"),
+    "studies:upload_status": ("get", "upload"),
+    "studies:upload_chunk": ("post", "upload"),
+    "studies:upload_finish": ("post", "upload"),
+    "studies:upload_cancel": ("post", "upload"),
+    "studies:case_series": ("get", "case"),
+}
+
+
+@pytest.mark.parametrize("role", ["reader", "other_reader", "reader_b", "outsider"])
+@pytest.mark.parametrize("name", sorted(UNIFORM))
+def test_manager_only_object_answers_readers_as_if_absent(
+    client, world, objects, name, role
+) -> None:
+    method, kwargs_name = UNIFORM[name]
+    call = getattr(_client_for(client, world, role), method)
+    exists = call(reverse(name, kwargs=objects[kwargs_name]))
+    present = objects[kwargs_name]
+    missing = (
+        {"public_id": uuid.uuid4()} if "public_id" in present else {"pk": present["pk"] + 100_000}
+    )
+    absent = call(reverse(name, kwargs=missing))
+    assert (exists.status_code, exists.content) == (absent.status_code, absent.content)
+    assert exists.status_code == 404

@@ -8,7 +8,10 @@ Variables:
     DJANGO_DEBUG         "1" to enable debug (default on here, always off in production)
     DJANGO_ALLOWED_HOSTS comma-separated host names
     DATABASE_URL         e.g. postgres://user:pass@host:5432/db; SQLite when unset
-    REDIS_URL            the Celery broker, default redis://127.0.0.1:6379/0
+    DATABASE_CONN_MAX_AGE seconds a database connection is kept between requests (default 0)
+    DATABASE_CONN_HEALTH_CHECKS "0" to skip the check of a kept connection (default on)
+    REDIS_URL            the Celery broker, default redis://127.0.0.1:6379/0; with the
+                         password when Redis has one: redis://:PASSWORD@host:6379/0
     VBQ_VAR_DIR          where SQLite and uploaded media live by default (default ./var)
     VBQ_MEDIA_ROOT       where de-identified instances are stored (default $VBQ_VAR_DIR/media)
     VBQ_TASK_TIME_LIMIT  hard time limit of one task in seconds (default 600)
@@ -16,9 +19,27 @@ Variables:
     VBQ_DEID_SECRET      the HMAC key of the de-identification (UIDs, pseudonyms, date shifts);
                          DJANGO_SECRET_KEY when empty. Keep it constant for the site's lifetime.
     VBQ_UPLOAD_ROOT      where uploads wait for the ingest (default $VBQ_VAR_DIR/uploads)
+    VBQ_STORAGE          "local" (default: instances under VBQ_MEDIA_ROOT, uploads under
+                         VBQ_UPLOAD_ROOT) or "s3" (both in one S3-compatible bucket, prefixes
+                         media/ and staging/; web and worker then share no disk; docs/storage.md)
+    VBQ_S3_ENDPOINT_URL  the S3 endpoint, e.g. http://seaweedfs:8333 (empty: AWS)
+    VBQ_S3_BUCKET        the bucket (it must exist)
+    VBQ_S3_ACCESS_KEY_ID, VBQ_S3_SECRET_ACCESS_KEY  the store's credentials
+    VBQ_S3_REGION        the bucket's region (default us-east-1)
     VBQ_ANALYSIS_DELAY   seconds after the last submission before the agreement is recomputed
                          (default 30)
     VBQ_DISPATCH_EVERY   seconds between two runs of the outbox's dispatcher (default 5)
+    VBQ_REVISION_COALESCE_SECONDS a reading's autosaves within this many seconds of its latest
+                         revision replace it rather than add one (default 600; docs/audit.md)
+    VBQ_LOCKOUT_FAILURES failed sign-ins that lock an account, and an address (default 5)
+    VBQ_LOCKOUT_MINUTES  how long a lock lasts (default 15)
+    VBQ_PROXY_COUNT      reverse proxies appending to X-Forwarded-For (default 0: REMOTE_ADDR)
+    VBQ_MFA_REQUIRED     "0" to let managers and admins sign in without TOTP (default on)
+    VBQ_SESSION_IDLE_MINUTES, VBQ_SESSION_MAX_HOURS  session limits (default 30 min, 12 h)
+    VBQ_PASSWORD_LINK_HOURS  password-reset and invitation links expire (default 72)
+    DJANGO_EMAIL_BACKEND (default: the console), DJANGO_EMAIL_HOST, DJANGO_EMAIL_PORT,
+    DJANGO_EMAIL_HOST_USER, DJANGO_EMAIL_HOST_PASSWORD, DJANGO_EMAIL_USE_TLS,
+    DJANGO_DEFAULT_FROM_EMAIL  mail for password resets and invitations
     VBQ_TEST_PAUSE       tests only ("score=600,ingest=600"): pause a task there so that a fault
                          test can kill its worker mid-task; production settings refuse it
 """
@@ -27,6 +48,7 @@ from __future__ import annotations
 
 import mimetypes
 import os
+from datetime import timedelta
 from pathlib import Path
 
 import dj_database_url
@@ -65,19 +87,40 @@ INSTALLED_APPS = [
     "vbqweb",
     "studies",
     "readers",
+    # Accounts (issue 12): lockout, TOTP, the /accounts/ pages (vbqweb/accounts/)
+    "axes",
+    "django_otp",
+    "django_otp.plugins.otp_totp",
+    "vbqweb.accounts",
+    # The audit trail (issue 12): append-only, hash-chained (vbqweb/audit/, docs/audit.md)
+    "vbqweb.audit",
 ]
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
+    # A database that cannot be reached answers 503 + Retry-After, not a 500 page: outside every
+    # middleware that queries it (the session first). vbqweb/faults.py says why.
+    "vbqweb.faults.DatabaseUnavailableMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    # The request being answered, for audit events recorded below the views (role changes).
+    "vbqweb.audit.context.AuditContextMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
+    # Idle and absolute session limits: an expired session is logged out here, before anything
+    # below answers (pages redirect to the login, JSON answers 401 as for any anonymous call).
+    "vbqweb.accounts.middleware.SessionLimitsMiddleware",
+    # request.user.is_verified() (django-otp), then: a second factor before anything else.
+    "django_otp.middleware.OTPMiddleware",
+    "vbqweb.accounts.middleware.MfaMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     # Blinding: every page is login-only unless its view is marked @login_not_required.
-    "django.contrib.auth.middleware.LoginRequiredMiddleware",
+    # A script's call (the viewer's JSON, DICOMweb) gets 401 JSON, not a redirect to HTML.
+    "vbqweb.login_required.LoginRequiredMiddleware",
+    # Last, as django-axes asks: turns a locked-out sign-in into the lockout page (429).
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "vbqweb.urls"
@@ -103,6 +146,9 @@ DATABASES = {
     "default": dj_database_url.config(
         default=f"sqlite:///{VAR_DIR / 'db.sqlite3'}",
         conn_max_age=int(os.environ.get("DATABASE_CONN_MAX_AGE", "0")),
+        # A kept connection (DATABASE_CONN_MAX_AGE > 0) is checked before a request's first query
+        # and reopened if the server restarted meanwhile, instead of failing that request.
+        conn_health_checks=env_bool("DATABASE_CONN_HEALTH_CHECKS", True),
     )
 }
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
@@ -127,6 +173,51 @@ LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "home"
 LOGOUT_REDIRECT_URL = "login"
 
+# --- Accounts: lockout, MFA, sessions, mail (issue 12; vbqweb/accounts/, README) -----------------
+# django-axes first: it refuses a locked-out account or address before any password is checked.
+AUTHENTICATION_BACKENDS = [
+    "vbqweb.accounts.backends.LockoutBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+# After this many failed sign-ins, per account and per address (each counted on its own), both
+# are locked for VBQ_LOCKOUT_MINUTES; a site admin unlocks in /admin/ (Axes › Access attempts).
+VBQ_LOCKOUT_FAILURES = int(os.environ.get("VBQ_LOCKOUT_FAILURES", "5"))
+VBQ_LOCKOUT_MINUTES = float(os.environ.get("VBQ_LOCKOUT_MINUTES", "15"))
+# Reverse proxies in front of the site that append to X-Forwarded-For (0: REMOTE_ADDR is the
+# client). Behind one proxy without this, every sign-in comes from the proxy's address.
+VBQ_PROXY_COUNT = int(os.environ.get("VBQ_PROXY_COUNT", "0"))
+AXES_FAILURE_LIMIT = VBQ_LOCKOUT_FAILURES
+AXES_COOLOFF_TIME = timedelta(minutes=VBQ_LOCKOUT_MINUTES)
+AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]
+# A success does not clear the counts: it would clear the address's too, so anyone with one
+# account could try passwords on the others from their address without end.
+AXES_RESET_ON_SUCCESS = False
+AXES_LOCKOUT_CALLABLE = "vbqweb.accounts.lockout.lockout_response"
+AXES_CLIENT_IP_CALLABLE = "vbqweb.accounts.lockout.client_ip"
+AXES_VERBOSE = False
+# TOTP second factor (django-otp): required for study managers and site admins (and staff)
+# when VBQ_MFA_REQUIRED is on; readers may enrol. The issuer names the site in the app.
+VBQ_MFA_REQUIRED = env_bool("VBQ_MFA_REQUIRED", True)
+OTP_TOTP_ISSUER = "VBQ Reader Studies"
+# Sessions end after VBQ_SESSION_IDLE_MINUTES without a request, VBQ_SESSION_MAX_HOURS after
+# sign-in whatever happens, and when the browser closes (vbqweb.accounts.middleware).
+VBQ_SESSION_IDLE_MINUTES = float(os.environ.get("VBQ_SESSION_IDLE_MINUTES", "30"))
+VBQ_SESSION_MAX_HOURS = float(os.environ.get("VBQ_SESSION_MAX_HOURS", "12"))
+SESSION_EXPIRE_AT_BROWSER_CLOSE = True
+SESSION_COOKIE_AGE = int(VBQ_SESSION_MAX_HOURS * 3600)  # the stored session never outlives it
+# Password-reset and invitation links: single use, valid this long.
+PASSWORD_RESET_TIMEOUT = int(float(os.environ.get("VBQ_PASSWORD_LINK_HOURS", "72")) * 3600)
+# Mail (password resets, invitations): printed to the console unless a backend is configured.
+EMAIL_BACKEND = os.environ.get(
+    "DJANGO_EMAIL_BACKEND", "django.core.mail.backends.console.EmailBackend"
+)
+EMAIL_HOST = os.environ.get("DJANGO_EMAIL_HOST", "localhost")
+EMAIL_PORT = int(os.environ.get("DJANGO_EMAIL_PORT", "25"))
+EMAIL_HOST_USER = os.environ.get("DJANGO_EMAIL_HOST_USER", "")
+EMAIL_HOST_PASSWORD = os.environ.get("DJANGO_EMAIL_HOST_PASSWORD", "")
+EMAIL_USE_TLS = env_bool("DJANGO_EMAIL_USE_TLS", False)
+DEFAULT_FROM_EMAIL = os.environ.get("DJANGO_DEFAULT_FROM_EMAIL", "vbq@localhost")
+
 LANGUAGE_CODE = "en-gb"
 TIME_ZONE = "UTC"
 USE_I18N = True
@@ -137,19 +228,68 @@ STATIC_ROOT = Path(os.environ.get("VBQ_STATIC_ROOT", VAR_DIR / "staticfiles"))
 STATICFILES_DIRS = [BASE_DIR / "static"]
 MEDIA_ROOT = Path(os.environ.get("VBQ_MEDIA_ROOT", VAR_DIR / "media"))
 MEDIA_URL = "/media-not-served/"  # instances are served only through access-checked views
+# Stored files are for this site's own user only: instances hold pixel data of patients.
+FILE_UPLOAD_PERMISSIONS = 0o600
+FILE_UPLOAD_DIRECTORY_PERMISSIONS = 0o700
 
-# De-identified instances go through Django's storage API (``default``), so that a deployment can
-# swap in an S3-compatible backend without touching the code.
+# Every stored byte goes through Django's storage API (docs/storage.md): ``default`` holds the
+# de-identified instances (and any generated file), ``staging`` an upload's bytes until its ingest
+# ends. Local disk by default; VBQ_STORAGE=s3 puts both in one S3-compatible bucket (prefixes
+# media/ and staging/), so that web and worker share nothing but the database, Redis and S3.
+VBQ_STORAGE = os.environ.get("VBQ_STORAGE", "local").strip().lower() or "local"
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
-    "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+    # VBQ_UPLOAD_ROOT (below), read when used: files 0600, folders 0700.
+    "staging": {"BACKEND": "vbqweb.storage.UploadRootStorage"},
+    # collectstatic writes a gzip and a Brotli copy beside each file; WhiteNoise serves them to
+    # browsers that accept them (the viewer bundle and its codecs shrink ~4x). No manifest here,
+    # so tests and DEBUG need no collectstatic; production adds hashed names (settings_production).
+    "staticfiles": {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"},
 }
+if VBQ_STORAGE == "s3":
+    from botocore.config import Config as _BotoConfig
+
+    _S3 = {
+        "bucket_name": os.environ.get("VBQ_S3_BUCKET", ""),
+        "endpoint_url": os.environ.get("VBQ_S3_ENDPOINT_URL") or None,
+        "access_key": os.environ.get("VBQ_S3_ACCESS_KEY_ID") or None,
+        "secret_key": os.environ.get("VBQ_S3_SECRET_ACCESS_KEY") or None,
+        "region_name": os.environ.get("VBQ_S3_REGION", "us-east-1"),
+        "default_acl": None,  # private: the bucket's policy; images reach browsers via DICOMweb
+        "querystring_auth": True,  # no public URL is ever made (MEDIA_URL is not served)
+        "max_memory_size": 0,  # an object read is buffered in memory, never on local disk
+        # An outage is found out within seconds (the ingest then waits and retries; DICOMweb
+        # answers 503), not after botocore's default minute of retries.
+        "client_config": _BotoConfig(
+            connect_timeout=5,
+            read_timeout=60,
+            retries={"max_attempts": 3, "mode": "standard"},
+            s3={"addressing_style": "path"},
+            signature_version="s3v4",
+        ),
+    }
+    STORAGES["default"] = {
+        "BACKEND": "storages.backends.s3.S3Storage",
+        # Never overwrite: a concurrent ingest that lost the race deletes its own copy only.
+        "OPTIONS": {**_S3, "location": "media", "file_overwrite": False},
+    }
+    STORAGES["staging"] = {
+        "BACKEND": "storages.backends.s3.S3Storage",
+        # The transfer names every object and replaces a piece it rewrites.
+        "OPTIONS": {**_S3, "location": "staging", "file_overwrite": True},
+    }
+elif VBQ_STORAGE != "local":
+    raise ValueError(f"VBQ_STORAGE must be 'local' or 's3', not {VBQ_STORAGE!r}")
+# An ingest stopped by an object store that cannot be reached goes back to the queue and is
+# tried again this many seconds later (an outage costs the upload no attempt).
+VBQ_STORAGE_RETRY_AFTER = float(os.environ.get("VBQ_STORAGE_RETRY_AFTER", "10"))
 
 # --- Ingest ------------------------------------------------------------------------------------
 # The de-identification's HMAC key; SECRET_KEY when empty (studies.uploads.config.deid_config).
 VBQ_DEID_SECRET = os.environ.get("VBQ_DEID_SECRET", "")
-# Uploaded bytes wait here, one folder per upload under server-chosen names, until the ingest
-# task ends (then the folder is deleted, also on failure and on cancel). Not under MEDIA_ROOT.
+# Uploaded bytes wait here (the local ``staging`` storage; with VBQ_STORAGE=s3, in the bucket),
+# one folder per upload under server-chosen names, until the ingest task ends (then they are
+# deleted, also on failure and on cancel). Not under MEDIA_ROOT.
 VBQ_UPLOAD_ROOT = Path(os.environ.get("VBQ_UPLOAD_ROOT", VAR_DIR / "uploads"))
 # One request of the chunked upload: at most this many bytes and this many file pieces, so
 # Django's own limits (DATA_UPLOAD_MAX_MEMORY_SIZE, DATA_UPLOAD_MAX_NUMBER_FILES) stay as they are:
@@ -291,3 +431,9 @@ VBQ_PERMISSIONS_POLICY: dict[str, list[str]] = {
         "xr-spatial-tracking",
     )
 }
+
+# --- Reading revisions (issue 12; docs/audit.md) -------------------------------------------------
+# The viewer autosaves every change: a save within this many seconds of the reading's latest
+# revision, in the same phase (before or after submission), replaces that revision instead of
+# adding one. The set as submitted is always kept (readers.services._revision_keep).
+VBQ_REVISION_COALESCE_SECONDS = float(os.environ.get("VBQ_REVISION_COALESCE_SECONDS", "600"))

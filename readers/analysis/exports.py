@@ -5,24 +5,24 @@ the mean of every ROI so that either SI convention can be reproduced from the do
 ROI geometry as drawn (spec ``vbq.rois/1`` JSON) and the acquisition facts that VBQ depends
 on (field strength, TR, TE, vendor).
 
-Every CSV the site writes goes through :func:`to_csv`, which keeps a spreadsheet from running
-a cell as a formula (:func:`spreadsheet_safe`): the cells carry text from outside the site
-(DICOM headers such as the Manufacturer, usernames, notes), and a manager opens the download
-in Excel or LibreOffice.
+Every CSV the site writes goes through :func:`to_csv` (``vbqweb.spreadsheet``, shared with the
+audit log's export), which keeps a spreadsheet from running a cell as a formula
+(``spreadsheet_safe``): the cells carry text from outside the site (DICOM headers such as the
+Manufacturer, usernames, notes), and a manager opens the download in Excel or LibreOffice.
 """
 
 from __future__ import annotations
 
-import csv
-import io
 import json
-import re
-from collections.abc import Iterable, Iterator
-from typing import Any, Final
+from collections.abc import Iterator
+from typing import Any
 
 from readers.models import Reading
 from studies.models import Instance, Study
 from studies.vocabulary import CSF, DEFAULT_CSF_LEVEL, LABELS
+from vbqweb.spreadsheet import to_csv
+
+__all__ = ["MEASUREMENT_COLUMNS", "STATISTICS_COLUMNS", "to_csv"]
 
 MEASUREMENT_COLUMNS = [
     "reader", "case", "session", "status", "submitted_at", "vbq", "score_status",
@@ -117,6 +117,7 @@ def statistics_rows(
             yield _row("inter-reader", session, who, "lower LoA (VBQ)", loa[0], None, pair.get("n"))
             yield _row("inter-reader", session, who, "upper LoA (VBQ)", loa[1], None, pair.get("n"))
             yield _stat("inter-reader", session, who, "CCC (VBQ)", pair.get("ccc"), pair.get("n"))
+        yield from _measurement_error_rows("inter-reader", session, "all", block, block.get("n"))
         for name, kappa in (block.get("kappa") or {}).items():
             yield _row(
                 "inter-reader",
@@ -124,9 +125,34 @@ def statistics_rows(
                 "all",
                 f"Fleiss kappa ({name})",
                 kappa.get("fleiss"),
-                None,
+                kappa.get("fleiss_ci95"),
                 kappa.get("n"),
             )
+            for key, label in (
+                ("percent_agreement", "share of cases all readers agree on"),
+                ("gwet_ac1", "Gwet AC1"),
+            ):
+                yield _row(
+                    "inter-reader",
+                    session,
+                    "all",
+                    f"{label} ({name})",
+                    kappa.get(key),
+                    None,
+                    kappa.get("n"),
+                )
+        for pair in (block.get("weighted_kappa") or {}).get("pairs") or []:
+            who = " vs ".join(pair["readers"])
+            for form in ("linear", "quadratic"):
+                yield _row(
+                    "inter-reader",
+                    session,
+                    who,
+                    f"weighted kappa, {form} (ordered categories)",
+                    pair.get(form),
+                    None,
+                    pair.get("n"),
+                )
         for level, stats in (block.get("levels") or {}).items():
             icc = (stats.get("icc") or {}).get("ICC2")
             yield _stat("inter-reader", session, "all", f"ICC2 ({level} SI)", icc, stats.get("n"))
@@ -145,6 +171,9 @@ def statistics_rows(
                 ba.get("bias"),
                 ba.get("bias_ci95"),
                 item.get("n"),
+            )
+            yield from _measurement_error_rows(
+                "intra-reader", sessions, reader, item, item.get("n")
             )
     for name, stats in ((diagnostics or {}).get("binary") or {}).items():
         auc = stats.get("auc") or {}
@@ -176,6 +205,46 @@ def statistics_rows(
         )
 
 
+MEASUREMENT_ERROR_NAMES = {
+    ("variance_components", "case"): "variance between cases (VBQ^2)",
+    ("variance_components", "reader"): "variance between readers (VBQ^2)",
+    ("variance_components", "residual"): "residual variance (VBQ^2)",
+    ("sem", "agreement"): "SEM, agreement (VBQ; standard error of measurement)",
+    ("sem", "consistency"): "SEM, consistency (VBQ; readers' systematic differences left out)",
+    ("sdc", "agreement"): (
+        "SDC, agreement (VBQ; a change in one patient's VBQ smaller than this may be "
+        "measurement error, 95 %)"
+    ),
+    ("sdc", "consistency"): "SDC, consistency (VBQ; readers' systematic differences left out)",
+}
+"""Spec §6's measurement-error figures, named so that the CSV explains itself (de Vet 2006)."""
+
+EXPLANATIONS = {
+    "variance_components": "Two-way ANOVA variance components: case = (MSR - MSE)/k, "
+    "reader = (MSC - MSE)/n, residual = MSE (negative estimates reported as 0).",
+    "sem": "Standard error of measurement in VBQ units: agreement = sqrt(reader + residual), "
+    "consistency = sqrt(residual) (de Vet et al., J Clin Epidemiol 2006).",
+    "sdc": "Smallest detectable change = 1.96 * sqrt(2) * SEM: a change in one patient's VBQ "
+    "smaller than this may be measurement error (95 %).",
+    "percent_agreement": "Share of cases on which all readers put the case on the same side "
+    "of the threshold.",
+    "gwet_ac1": "Gwet's AC1 (2008), chance-corrected agreement that stays meaningful when one "
+    "category is rare.",
+    "fleiss_ci95": "95 % CI of Fleiss' kappa (Gwet's variance, t distribution).",
+    "weighted_kappa": "Cohen's weighted kappa (linear, quadratic) per reader pair over the "
+    "ordered categories 0..T (number of thresholds reached).",
+}
+"""One line per spec §6 key for the JSON download, so the file explains its new figures."""
+
+
+def _measurement_error_rows(
+    section: str, session: Any, readers: str, block: dict[str, Any], n: Any
+) -> Iterator[dict[str, Any]]:
+    for (key, part), name in MEASUREMENT_ERROR_NAMES.items():
+        if key in block:
+            yield _row(section, session, readers, name, (block[key] or {}).get(part), None, n)
+
+
 STATISTICS_COLUMNS = [
     "section",
     "session",
@@ -199,42 +268,3 @@ def _row(
     low, high = ci if isinstance(ci, list | tuple) and len(ci) == 2 else (None, None)
     return {"section": section, "session": session, "readers": readers, "statistic": name,
             "value": value, "ci95_low": low, "ci95_high": high, "n": n}  # fmt: skip
-
-
-FORMULA_STARTS: Final = frozenset("=+-@\t\r\n\uff1d\uff0b\uff0d\uff20")
-"""What makes a spreadsheet read a cell as a formula (OWASP "CSV Injection": ``=``, ``+``,
-``-``, ``@``, tab and carriage return; also line feed and the full-width ``＝ ＋ － ＠``, which
-some spreadsheets fold into the ASCII ones)."""
-
-_PLAIN_NUMBER: Final = re.compile(r"[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?")
-
-
-def spreadsheet_safe(value: Any) -> Any:
-    """``value`` as a CSV cell that no spreadsheet runs: text that would start a formula gets a
-    leading ``'`` (which spreadsheets show as "this is text"), as OWASP advises.
-
-    Numbers are left alone, so ``-2.5`` stays a negative number and statistics stay
-    computable; so is text that is nothing but a number (``"-2.5"``), which a spreadsheet reads
-    as that number and never as a formula.
-    """
-    if value is None:
-        return ""
-    if not isinstance(value, str) or not value or value[0] not in FORMULA_STARTS:
-        return value
-    if _PLAIN_NUMBER.fullmatch(value):
-        return value
-    return "'" + value
-
-
-def to_csv(rows: Iterable[dict[str, Any]], columns: list[str]) -> str:
-    """The rows as CSV (a header, then one line per row), every cell :func:`spreadsheet_safe`.
-
-    Lines end in CRLF (RFC 4180), so that a cell holding a carriage return or a line feed is
-    quoted and stays one cell (Python's writer quotes only the characters of its terminator).
-    """
-    out = io.StringIO()
-    writer = csv.DictWriter(out, fieldnames=columns, extrasaction="ignore")
-    writer.writeheader()
-    for row in rows:
-        writer.writerow({k: spreadsheet_safe(v) for k, v in row.items()})
-    return out.getvalue()

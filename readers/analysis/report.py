@@ -47,13 +47,20 @@ from readers.analysis.report_figures import (
 )
 from readers.analysis.report_format import fmt
 from readers.analysis.report_tables import (
+    CATEGORICAL_METHODS,
+    MEASUREMENT_ERROR_METHODS,
+    PLANNING_METHODS,
     _diagnostic_tables,
     _exclusion_rows,
     _icc_rows,
     _intra_rows,
     _kappa_rows,
     _level_rows,
+    _measurement_error,
     _pair_rows,
+    _precision,
+    _weighted_kappa_rows,
+    sdc_sentence,
 )
 
 TEMPLATE: Final = "reports/agreement_report.html"
@@ -105,6 +112,8 @@ def report_context(
                 "icc_rows": _icc_rows(block.get("icc") or {}),
                 "pair_rows": _pair_rows(block.get("pairs") or [], digits),
                 "kappa_rows": _kappa_rows(block.get("kappa") or {}),
+                "weighted_kappa_rows": _weighted_kappa_rows(block),
+                "measurement_error": _measurement_error(block, "different readers"),
                 "level_rows": _level_rows(block.get("levels") or {}),
                 "exclusion_rows": _exclusion_rows(block.get("exclusions") or {}),
             }
@@ -177,9 +186,32 @@ def report_context(
         "sessions": sessions,
         "has_levels": has_levels,
         "intra_rows": _intra_rows(intra, digits),
+        "intra_sdc": _intra_sdc(intra),
+        "precision": _precision(blocks[0]) if blocks else None,
+        "methods": {
+            "measurement_error": MEASUREMENT_ERROR_METHODS,
+            "categorical": CATEGORICAL_METHODS,
+            "planning": PLANNING_METHODS,
+        },
         "diagnostics": diagnostic_tables,
         "figure_sections": figure_sections,
         "max_pair_figures": MAX_PAIR_FIGURES,
+    }
+
+
+def _intra_sdc(intra: Mapping[str, Any]) -> dict[str, Any] | None:
+    """The intra-reader SDC line: the largest SDC of any reader (the conservative figure)."""
+    values = [
+        float(sdc)
+        for block in intra.values()
+        for comparison in block.get("by_session") or [block]
+        if isinstance(sdc := (comparison.get("sdc") or {}).get("agreement"), int | float)
+    ]
+    if not values:
+        return None
+    return {
+        "sdc": fmt(max(values)),
+        "sentence": sdc_sentence(max(values), "one reader measures twice"),
     }
 
 

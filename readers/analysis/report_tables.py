@@ -12,8 +12,110 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any, Final
 
-from readers.analysis.report_format import _cell, _estimate, _finite, _pair_name, fmt, p_value
+from readers.analysis.report_format import (
+    _cell,
+    _estimate,
+    _finite,
+    _pair_name,
+    ci,
+    fmt,
+    p_value,
+)
+from studies.stats.planning import precision_so_far
 from studies.vocabulary import LABELS, LEVELS
+
+MEASUREMENT_ERROR_METHODS: Final = (
+    "Measurement error in VBQ units (de Vet et al., J Clin Epidemiol 2006;59:1033–1039), from "
+    "the same two-way ANOVA as the ICCs: variance components case = (MSR − MSE)/k, reader = "
+    "(MSC − MSE)/n and residual = MSE (a negative estimate reported as 0); standard error of "
+    "measurement SEM(agreement) = √(reader + residual), SEM(consistency) = √residual; smallest "
+    "detectable change SDC = 1.96 · √2 · SEM, the smallest change in one patient’s VBQ that "
+    "exceeds measurement error with 95 % confidence. For intra-reader repeatability the "
+    "sessions take the place of the readers."
+)
+CATEGORICAL_METHODS: Final = (
+    "Per threshold, besides Fleiss’ kappa with its 95 % CI (Gwet’s variance, t distribution): "
+    "percent agreement (share of cases on which all readers agree) and Gwet’s AC1 (Gwet 2008), "
+    "which stays interpretable when one category is rare; with two or more thresholds, the "
+    "ordered categories (number of thresholds reached) get a linear- and a quadratic-weighted "
+    "Cohen’s kappa per reader pair (Cohen 1968)."
+)
+PLANNING_METHODS: Final = (
+    "Cases needed for a target ICC interval width: Bonett (Stat Med 2002;21:1331–1335), "
+    "n = 1 + 8 z² (1 − ICC)² (1 + (k − 1) ICC)² / (k (k − 1) w²)."
+)
+TARGET_ICC_WIDTH: Final = 0.2
+"""The 95 % CI width of ICC2 the "precision so far" line aims at (Bonett's worked example)."""
+
+
+def sdc_sentence(sdc: Any, who: str = "different readers") -> str:
+    """One line a clinician reads: how large a change must be to exceed measurement error."""
+    if not _finite(sdc):
+        return "The smallest detectable change cannot be estimated yet (too few complete cases)."
+    return (
+        f"A change in one patient’s VBQ smaller than {fmt(sdc, 2)} may be measurement error "
+        f"when {who} measure (SDC, 95 %); a larger change is beyond it."
+    )
+
+
+def _measurement_error(block: Mapping[str, Any], who: str) -> dict[str, Any] | None:
+    """SEM, SDC and the variance components of one session block or intra-reader comparison."""
+    sem = block.get("sem")
+    if not sem:
+        return None
+    sdc = block.get("sdc") or {}
+    components = block.get("variance_components") or {}
+    return {
+        "components": {k: fmt(components.get(k), 4) for k in ("case", "reader", "residual")},
+        "has_components": bool(components),
+        "sem_agreement": fmt(sem.get("agreement")),
+        "sem_consistency": fmt(sem.get("consistency")),
+        "sdc_agreement": fmt(sdc.get("agreement")),
+        "sdc_consistency": fmt(sdc.get("consistency")),
+        "sentence": sdc_sentence(sdc.get("agreement"), who),
+    }
+
+
+def _weighted_kappa_rows(block: Mapping[str, Any]) -> list[dict[str, Any]]:
+    return [
+        {
+            "pair": _pair_name(p["readers"]),
+            "n": p.get("n", 0),
+            "linear": fmt(p.get("linear")),
+            "quadratic": fmt(p.get("quadratic")),
+        }
+        for p in (block.get("weighted_kappa") or {}).get("pairs") or []
+    ]
+
+
+def _precision(block: Mapping[str, Any], target: float = TARGET_ICC_WIDTH) -> dict[str, Any] | None:
+    """The "precision so far" line: ICC2's CI width now, the target, and cases still needed."""
+    icc2 = (block.get("icc") or {}).get("ICC2") or {}
+    readers = len(block.get("readers") or [])
+    status = precision_so_far(
+        float(icc2["value"]) if _finite(icc2.get("value")) else float("nan"),
+        [float(v) if _finite(v) else float("nan") for v in (icc2.get("ci95") or [None, None])],
+        readers,
+        int(block.get("n") or 0),
+        target,
+    )
+    if status is None:
+        return None
+    if status["reached"]:
+        text = (
+            f"Precision so far: the 95 % CI of ICC2 is {fmt(status['width'], 2)} wide "
+            f"({status['cases']} cases), within the target of {fmt(target, 2)}."
+        )
+    else:
+        text = (
+            f"Precision so far: the 95 % CI of ICC2 is {fmt(status['width'], 2)} wide with "
+            f"{status['cases']} cases; to narrow it to {fmt(target, 2)} with {readers} readers, "
+            f"about {status['more_cases']} more cases read by all are needed "
+            f"({status['cases_needed']} in all, Bonett 2002, at ICC2 = "
+            f"{fmt(icc2.get('value'), 2)})."
+        )
+    return status | {"text": text}
+
 
 ICC_MODELS: Final = {
     "ICC1": ("ICC(1,1)", "One-way random effects, single reader"),
@@ -79,6 +181,11 @@ def _kappa_rows(kappa: Mapping[str, Any]) -> list[dict[str, Any]]:
                 "threshold": fmt(block.get("threshold"), 2),
                 "n": block.get("n", 0),
                 "fleiss": fmt(block.get("fleiss")),
+                "fleiss_ci": ci(block.get("fleiss_ci95"), 2),
+                "percent_agreement": fmt(100 * block["percent_agreement"], 0)
+                if _finite(block.get("percent_agreement"))
+                else "–",
+                "gwet_ac1": fmt(block.get("gwet_ac1")),
                 "positive": [f"{r}: {k}" for r, k in (block.get("positive") or {}).items()],
                 "pairs": [
                     {
@@ -168,6 +275,8 @@ def _intra_rows(intra: Mapping[str, Any], digits: int) -> list[dict[str, Any]]:
                     "bias": _cell(ba.get("bias"), ba.get("bias_ci95"), digits),
                     "loa": f"{fmt(loa[0], digits)} to {fmt(loa[1], digits)}",
                     "ccc": _estimate(concordance),
+                    "sem": fmt((comparison.get("sem") or {}).get("agreement")),
+                    "sdc": fmt((comparison.get("sdc") or {}).get("agreement")),
                     "kappa": [
                         f"{name}: {fmt(k.get('cohen'))}"
                         for name, k in (comparison.get("kappa") or {}).items()

@@ -13,7 +13,7 @@ urlpatterns = [
     path("downloads/statistics.csv", views.statistics, {"fmt": "csv"}, "statistics_csv"),
     path("downloads/statistics.json", views.statistics, {"fmt": "json"}, "statistics_json"),
     path("downloads/sr.zip", views.study_srs, name="study_srs"),
-    path("readings/<int:reading_pk>/sr.dcm", views.reading_sr, name="reading_sr"),
+    path("readings/<uuid:reading_public_id>/sr.dcm", views.reading_sr, name="reading_sr"),
     path("report/", views.report, {"fmt": "html"}, "report_html"),
     path("report.pdf", views.report, {"fmt": "pdf"}, "report_pdf"),
 ]

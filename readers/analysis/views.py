@@ -11,6 +11,7 @@ import io
 import json
 import zipfile
 from typing import Any
+from uuid import UUID
 
 from django.contrib import messages
 from django.http import HttpRequest, HttpResponse, JsonResponse
@@ -25,15 +26,17 @@ from readers.analysis.sr_export import reading_sr_bytes, study_sr_members
 from readers.models import StudyAnalysis
 from studies.access import study_for_manager
 from studies.models import Study
+from vbqweb.audit.actions import Action
+from vbqweb.audit.services import record
 
 
-def _report_context(study: Study, state: StudyAnalysis) -> dict[str, Any]:
+def _report_context(study: Study, state: StudyAnalysis, document: dict) -> dict[str, Any]:
     from readers.analysis.report import report_context
 
     return report_context(
         study=analytics.study_summary(study=study),
         records=state.records,
-        analysis=state.analysis,
+        analysis=document,
         diagnostics=state.diagnostics,
         generated_at=state.computed_at or timezone.now(),
     )
@@ -44,12 +47,14 @@ def agreement(request: HttpRequest, pk: int) -> HttpResponse:
     study = study_for_manager(request.user, pk)
     state = analytics.analysis_state(study=study)
     stale = analytics.analysis_is_stale(state=state)
+    document = analytics.analysis_document(state=state)
     context = {
         "study": study,
         "state": state,
+        "analysis": document,
         "stale": stale,
         "pending": state.claimed_at is not None,
-        "report": _report_context(study, state) if state.analysis else None,
+        "report": _report_context(study, state, document) if document else None,
     }
     return render(request, "analytics/agreement.html", context)
 
@@ -87,6 +92,7 @@ def measurements(request: HttpRequest, pk: int, fmt: str) -> HttpResponse:
     study = study_for_manager(request.user, pk)
     rows = list(exports.measurement_rows(study=study))
     name = f"study-{study.pk}-measurements.{fmt}"
+    record(Action.DOWNLOADED, request=request, study=study, detail={"file": name})
     if fmt == "csv":
         text = exports.to_csv(rows, exports.MEASUREMENT_COLUMNS)
         return _download(text, name, "text/csv; charset=utf-8")
@@ -98,13 +104,16 @@ def statistics(request: HttpRequest, pk: int, fmt: str) -> HttpResponse:
     study = study_for_manager(request.user, pk)
     state = analytics.analysis_state(study=study)
     name = f"study-{study.pk}-statistics.{fmt}"
+    record(Action.DOWNLOADED, request=request, study=study, detail={"file": name})
+    document = analytics.analysis_document(state=state)
     if fmt == "csv":
-        rows = exports.statistics_rows(state.analysis or {}, state.diagnostics)
+        rows = exports.statistics_rows(document, state.diagnostics)
         return _download(exports.to_csv(rows, exports.STATISTICS_COLUMNS), name, "text/csv")
     payload = {
         "study": analytics.study_summary(study=study),
         "computed_at": state.computed_at.isoformat() if state.computed_at else None,
-        "agreement": state.analysis,
+        "agreement": document,
+        "explanations": exports.EXPLANATIONS,
         "diagnostics": state.diagnostics,
         "records": state.records,
     }
@@ -121,7 +130,8 @@ def report(request: HttpRequest, pk: int, fmt: str) -> HttpResponse:
     if not state.analysis:
         messages.error(request, "No agreement has been computed yet.")
         return redirect("analytics:agreement", pk=study.pk)
-    context = _report_context(study, state)
+    context = _report_context(study, state, analytics.analysis_document(state=state))
+    record(Action.DOWNLOADED, request=request, study=study, detail={"file": f"report.{fmt}"})
     if fmt == "html":
         # The report's one <style> element, allowed by this response's CSP nonce (settings).
         return HttpResponse(render_report_html(context | {"style_nonce": str(request.csp_nonce)}))
@@ -130,14 +140,15 @@ def report(request: HttpRequest, pk: int, fmt: str) -> HttpResponse:
 
 
 @require_GET
-def reading_sr(request: HttpRequest, pk: int, reading_pk: int) -> HttpResponse:
+def reading_sr(request: HttpRequest, pk: int, reading_public_id: UUID) -> HttpResponse:
     study = study_for_manager(request.user, pk)
-    reading = reading_for_manager(request.user, reading_pk, study=study)
+    reading = reading_for_manager(request.user, reading_public_id, study=study)
     try:
         data = reading_sr_bytes(reading=reading)
     except ValueError as exc:
         return HttpResponse(f"No SR: {exc}.", status=409, content_type="text/plain")
-    return _download(data, f"reading-{reading.pk}-sr.dcm", "application/dicom")
+    record(Action.DOWNLOADED, request=request, obj=reading, detail={"file": "sr.dcm"})
+    return _download(data, f"reading-{reading.public_id}-sr.dcm", "application/dicom")
 
 
 @require_GET
@@ -147,4 +158,5 @@ def study_srs(request: HttpRequest, pk: int) -> HttpResponse:
     with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
         for name, data in study_sr_members(study=study):
             archive.writestr(name, data)
+    record(Action.DOWNLOADED, request=request, study=study, detail={"file": "sr.zip"})
     return _download(buffer.getvalue(), f"study-{study.pk}-sr.zip", "application/zip")

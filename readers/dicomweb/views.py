@@ -1,9 +1,11 @@
 """DICOMweb for the viewer: QIDO-RS search and WADO-RS retrieval, scoped to the user.
 
 The viewer (Cornerstone3D's ``wadors`` loader) reads the case's reading series through these
-endpoints, never from storage URLs: every request goes through ``readers.access``, so a reader
-reaches the selected series of the cases of the studies they read and nothing else (a study's
-managers and site admins too, read-only), and a UID outside that scope is a 404 whatever it is.
+endpoints, never from storage URLs (nor presigned object-store URLs: ``docs/storage.md``):
+every request goes through ``readers.access``, so a reader reaches the selected series of the
+cases of the studies they read and nothing else (a study's managers and site admins too,
+read-only), and a UID outside that scope is a 404 whatever it is. An object store that cannot
+be reached is a 503 with ``Retry-After``, not a 500.
 
 Caching. A de-identified instance never changes (a new de-identification makes new UIDs), so
 its bytes, frames and header are sent with a strong ETag derived from the stored file's SHA-256
@@ -43,6 +45,8 @@ from readers.access import (
 )
 from readers.dicomweb import io
 from studies.models import Instance, Series
+from vbqweb.audit.services import record_image_retrieval
+from vbqweb.storage import storage_unavailable
 
 DICOM_JSON = "application/dicom+json"
 IMMUTABLE = "private, max-age=31536000, immutable"
@@ -74,7 +78,7 @@ def _cached(
 ) -> HttpResponse:
     """304 when the client holds ``etag``; otherwise the built response. Both carry the
     validators and caching headers, as RFC 9110 asks of a 304."""
-    response = HttpResponseNotModified() if _matches(request, etag) else build()
+    response = HttpResponseNotModified() if _matches(request, etag) else _built(build)
     response["Vary"] = "Accept, Cookie"
     if response.status_code in (200, 304):
         response["ETag"] = etag
@@ -82,6 +86,23 @@ def _cached(
     else:
         response["Cache-Control"] = "private, no-store"
     return response
+
+
+def _built(build: Callable[[], HttpResponse]) -> HttpResponse:
+    """``build()``, or a 503 the viewer may retry when the object store cannot be reached now
+    (an outage is not a broken image, and a 500 would say it is)."""
+    try:
+        return build()
+    except Exception as error:
+        if not storage_unavailable(error):
+            raise
+        response = HttpResponse(
+            "The image store cannot be reached at the moment: try again shortly.",
+            status=503,
+            content_type="text/plain; charset=utf-8",
+        )
+        response["Retry-After"] = "5"
+        return response
 
 
 def _json(data: Any) -> HttpResponse:
@@ -218,6 +239,7 @@ def series_metadata(request: HttpRequest, study_uid: str, series_uid: str) -> Ht
     """WADO-RS: the DICOM JSON header of every instance of the series (the viewer's first
     request: geometry, rescale and windowing for the whole stack in one round trip)."""
     series = image_series_for_user(request.user, study_uid, series_uid)
+    record_image_retrieval(request=request, study_uid=study_uid)  # once per session and case
     instances = list(
         instances_for_user(request.user)
         .filter(series=series)
@@ -245,6 +267,7 @@ def instance_metadata(
 ) -> HttpResponse:
     """WADO-RS: one instance's DICOM JSON header."""
     instance = image_instance_for_user(request.user, study_uid, series_uid, sop_uid)
+    record_image_retrieval(request=request, study_uid=study_uid)
     base = f"{_root(request)}/studies/{study_uid}/series/{series_uid}"
     etag = _etag("metadata", base, _instance_key(instance))
     return _cached(request, etag, IMMUTABLE, lambda: _json([_instance_metadata(base, instance)]))
@@ -254,6 +277,7 @@ def instance_metadata(
 def instance(request: HttpRequest, study_uid: str, series_uid: str, sop_uid: str) -> HttpResponse:
     """WADO-RS: the instance as stored (``application/dicom``, or one multipart part)."""
     found = image_instance_for_user(request.user, study_uid, series_uid, sop_uid)
+    record_image_retrieval(request=request, study_uid=study_uid)
     accept = request.headers.get("Accept", "")
     # The answer depends only on the stored file and the Accept header: a revalidation is
     # decided before the file is opened.
@@ -295,6 +319,7 @@ def frames(
 ) -> HttpResponse:
     """WADO-RS: pixel data frames, stored or decoded (see ``readers.dicomweb.io.frames``)."""
     found = image_instance_for_user(request.user, study_uid, series_uid, sop_uid)
+    record_image_retrieval(request=request, study_uid=study_uid)
     try:
         numbers = io.parse_frame_list(frame_list)
     except io.FrameError as error:

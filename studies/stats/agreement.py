@@ -23,6 +23,9 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
+from studies.stats.categorical import category_counts, gwet_ac1, percent_agreement
+from studies.stats.categorical import fleiss as fleiss_with_ci
+from studies.stats.categorical import weighted_kappa as _weighted_kappa
 from studies.stats.estimators import (
     _NAN,
     JSON,
@@ -36,6 +39,7 @@ from studies.stats.estimators import (
     icc,
 )
 from studies.stats.jsonable import json_ready
+from studies.stats.reliability import measurement_error
 from studies.vocabulary import LABELS, LEVELS
 
 
@@ -160,15 +164,17 @@ def _agreement_pair(names: list[str], a: FloatArray, b: FloatArray) -> JSON:
     }
 
 
-def _inter_measure(matrix: FloatArray, readers: list[str]) -> JSON:
+def _inter_measure(matrix: FloatArray, readers: list[str], pairs: bool = True) -> JSON:
     """ICC and pairwise agreement over the cases every reader has a value for."""
     complete = matrix[np.isfinite(matrix).all(axis=1)] if matrix.size else matrix
     n = int(complete.shape[0])
-    pairs = [
-        _agreement_pair([readers[i], readers[j]], complete[:, i], complete[:, j])
-        for i, j in combinations(range(len(readers)), 2)
-    ]
-    return {"n": n, "icc": icc(complete), "pairs": pairs}
+    block: JSON = {"n": n, "icc": icc(complete)}
+    if pairs:
+        block["pairs"] = [
+            _agreement_pair([readers[i], readers[j]], complete[:, i], complete[:, j])
+            for i, j in combinations(range(len(readers)), 2)
+        ]
+    return block
 
 
 def _binary_pair(first: NDArray[np.bool_], second: NDArray[np.bool_]) -> JSON:
@@ -187,13 +193,15 @@ def _binary_pair(first: NDArray[np.bool_], second: NDArray[np.bool_]) -> JSON:
     }
 
 
-def _kappa_block(matrix: FloatArray, readers: list[str], thresholds: Mapping[str, float]) -> JSON:
+def _kappa_block(
+    matrix: FloatArray, readers: list[str], thresholds: Mapping[str, float], with_pairs: bool
+) -> JSON:
     """Per threshold: category = value ≥ threshold; Fleiss over readers, Cohen per pair."""
     out: JSON = {}
     for name, threshold in thresholds.items():
         category = matrix >= threshold
         pairs = []
-        for i, j in combinations(range(len(readers)), 2):
+        for i, j in combinations(range(len(readers)), 2) if with_pairs else ():
             pair = _binary_pair(category[:, i], category[:, j])
             pairs.append(
                 {
@@ -204,17 +212,42 @@ def _kappa_block(matrix: FloatArray, readers: list[str], thresholds: Mapping[str
                 }
             )
         n = int(matrix.shape[0])
+        counts, _ = category_counts(category.astype(np.int64), 2)
         out[name] = {
             "threshold": float(threshold),
             "n": n,
             "fleiss": fleiss_kappa(category) if n else _NAN,
+            # spec §6: the κ paradox needs the raw agreement and AC1 next to κ, and κ its CI.
+            "fleiss_ci95": fleiss_with_ci(counts)["ci95"] if n else [_NAN, _NAN],
+            "percent_agreement": percent_agreement(category),
+            "gwet_ac1": gwet_ac1(counts)["value"] if n else _NAN,
             "positive": {r: int(category[:, i].sum()) for i, r in enumerate(readers)},
-            "pairs": pairs,
-        }
+        } | ({"pairs": pairs} if with_pairs else {})
     return out
 
 
-def _inter_block(table: _Table, s: int, thresholds: Mapping[str, float]) -> JSON:
+def _weighted_kappa_block(
+    matrix: FloatArray, readers: list[str], thresholds: Mapping[str, float]
+) -> JSON:
+    """Spec §6: ordered category = number of thresholds ≤ VBQ (0 … T); weighted κ per pair."""
+    levels = np.zeros(matrix.shape, dtype=np.int64)
+    for threshold in thresholds.values():
+        levels += matrix >= threshold
+    q = len(thresholds) + 1
+    return {
+        "pairs": [
+            {
+                "readers": [readers[i], readers[j]],
+                "n": int(matrix.shape[0]),
+                "linear": _weighted_kappa(levels[:, i], levels[:, j], q, "linear"),
+                "quadratic": _weighted_kappa(levels[:, i], levels[:, j], q, "quadratic"),
+            }
+            for i, j in combinations(range(len(readers)), 2)
+        ]
+    }
+
+
+def _inter_block(table: _Table, s: int, thresholds: Mapping[str, float], pairs: bool) -> JSON:
     present = table.present[s]
     reader_idx = [j for j in range(len(table.readers)) if present[:, j].any()]
     readers = [table.readers[j] for j in reader_idx]
@@ -222,7 +255,7 @@ def _inter_block(table: _Table, s: int, thresholds: Mapping[str, float]) -> JSON
     vbq = table.values["vbq"][s][:, reader_idx]
     has_vbq = np.isfinite(vbq)
     block: JSON = {"session": table.sessions[s], "readers": readers}
-    main = _inter_measure(vbq, readers)
+    main = _inter_measure(vbq, readers, pairs)
     complete = has_vbq.all(axis=1)
     block.update(
         n=main["n"],
@@ -230,13 +263,17 @@ def _inter_block(table: _Table, s: int, thresholds: Mapping[str, float]) -> JSON
         cases_read_by_all=int(read.all(axis=1).sum()),
         vbq_by_reader={r: int(has_vbq[:, i].sum()) for i, r in enumerate(readers)},
         icc=main["icc"],
-        pairs=main["pairs"],
-        kappa=_kappa_block(vbq[complete], readers, thresholds),
+        **({"pairs": main["pairs"]} if pairs else {}),
+        kappa=_kappa_block(vbq[complete], readers, thresholds, pairs),
+        # spec §6: variance components, SEM and SDC from the ICCs' ANOVA.
+        **measurement_error(vbq[complete]),
     )
+    if pairs and len(thresholds) >= 2:
+        block["weighted_kappa"] = _weighted_kappa_block(vbq[complete], readers, thresholds)
     level_columns = table.columns[1:]
     if level_columns:
         block["levels"] = {
-            column: _inter_measure(table.values[column][s][:, reader_idx], readers)
+            column: _inter_measure(table.values[column][s][:, reader_idx], readers, pairs)
             for column in level_columns
         }
     excludable = [c for c in level_columns if c in LEVELS]
@@ -245,19 +282,18 @@ def _inter_block(table: _Table, s: int, thresholds: Mapping[str, float]) -> JSON
         exclusions: JSON = {}
         for column in excludable:
             excluded = ~np.isfinite(table.values[column][s][:, reader_idx][all_read])
-            pairs = []
-            for i, j in combinations(range(len(readers)), 2):
-                pairs.append(
-                    {"readers": [readers[i], readers[j]]}
-                    | _binary_pair(excluded[:, i], excluded[:, j])
-                )
             n = int(excluded.shape[0])
             exclusions[column] = {
                 "n": n,
                 "excluded": {r: int(excluded[:, i].sum()) for i, r in enumerate(readers)},
                 "fleiss": fleiss_kappa(excluded) if n else _NAN,
-                "pairs": pairs,
             }
+            if pairs:
+                exclusions[column]["pairs"] = [
+                    {"readers": [readers[i], readers[j]]}
+                    | _binary_pair(excluded[:, i], excluded[:, j])
+                    for i, j in combinations(range(len(readers)), 2)
+                ]
         block["exclusions"] = exclusions
     return block
 
@@ -285,6 +321,8 @@ def _intra_comparison(table: _Table, j: int, s: int, thresholds: Mapping[str, fl
     block: JSON = {"sessions": [table.sessions[0], table.sessions[s]]}
     block.update(measure("vbq"))
     a, b = paired("vbq")
+    error = measurement_error(np.column_stack([a, b]))  # spec §6: the session is the rater
+    block.update(sem=error["sem"], sdc=error["sdc"])
     block["kappa"] = {
         name: {"threshold": float(threshold)}
         | {
@@ -313,6 +351,8 @@ def _intra_comparison(table: _Table, j: int, s: int, thresholds: Mapping[str, fl
 def analyse(
     records: Iterable[Mapping[str, Any] | Sequence[Any]],
     thresholds: Mapping[str, float] | None = None,
+    *,
+    pairs: bool = True,
 ) -> JSON:
     """The whole agreement analysis of a reader study, as ``manage.py agreement`` prints it.
 
@@ -332,17 +372,27 @@ def analyse(
                                   + {"by_session": [<comparison>, ... one per later session]}}}
 
     A session block is ``{"session", "readers", "n", "cases_read", "cases_read_by_all",
-    "vbq_by_reader", "icc", "pairs", "kappa"}`` plus ``"levels"`` (each SI column present:
+    "vbq_by_reader", "icc", "variance_components", "sem", "sdc", "pairs", "kappa"}`` (spec
+    §6; each threshold's ``kappa`` entry adds ``fleiss_ci95``, ``percent_agreement`` and
+    ``gwet_ac1``), ``"weighted_kappa": {"pairs": [...]}`` with two or more thresholds (and
+    pairs), plus ``"levels"`` (each SI column present:
     ``{"n", "icc", "pairs"}``) and ``"exclusions"`` (L1–L4: how often readers agree that a
     level is excluded) when the readings carry SIs. Inter-reader statistics use the cases that
     *every* reader of that session has a value for (spec §3), separately per column; ``n`` is
     that count. ``pairs`` run over the sorted readers; ``bland_altman`` is first − second.
 
     A comparison is ``{"sessions": [1, s], "n", "icc", "bland_altman", "ccc", "pearson",
-    "spearman", "kappa"}`` (+ ``levels``, ``exclusions``): the cases the reader scored in both
-    sessions; ``bland_altman`` is session 1 − session s. ``intra_reader`` is empty when the
-    study has one session; otherwise every reader has an entry and one comparison per later
-    session of the study (``n`` = 0 and ``null`` statistics for a session they did not read).
+    "spearman", "sem", "sdc", "kappa"}`` (+ ``levels``, ``exclusions``): the cases the reader
+    scored in both sessions; ``bland_altman`` is session 1 − session s. ``intra_reader`` is
+    empty when the study has one session; otherwise every reader has an entry and one
+    comparison per later session of the study (``n`` = 0 and ``null`` statistics for a
+    session they did not read).
+
+    ``pairs=False`` leaves out every ``pairs`` list (per reader pair: Bland–Altman, CCC,
+    correlations, Cohen's kappa, exclusion tables), keeping every other figure. Why: the pairs
+    grow with readers² (1,225 at 50 readers, ~95 % of the document's time and bytes), so the
+    site recomputes this summary after submissions and builds the pairs only when a manager
+    asks for them (``readers.analysis.services``).
     """
     thresholds = dict(thresholds or {})
     for name, threshold in thresholds.items():
@@ -352,7 +402,7 @@ def analyse(
         table = _table(records)
         if not table.readers:
             raise AgreementInputError("no readings")
-        blocks = [_inter_block(table, s, thresholds) for s in range(len(table.sessions))]
+        blocks = [_inter_block(table, s, thresholds, pairs) for s in range(len(table.sessions))]
         intra: JSON = {}
         if len(table.sessions) > 1:
             for j, reader in enumerate(table.readers):

@@ -7,7 +7,8 @@ shared pipeline (:func:`studies.uploads.pipeline.deidentified_sources`) into the
 Two ways in run it here:
 
 * the Celery task ``studies.tasks.ingest_upload`` -> :func:`upload_ingest`, for uploads from the
-  site (the bytes wait in the upload's temporary folder, :mod:`studies.uploads.staging`,
+  site (the bytes wait in the staging storage, :mod:`studies.uploads.staging`, on this disk or in
+  an object store; the worker copies them to a temporary folder of its own, and both copies are
   deleted when the task ends);
 * :func:`case_set_ingest_paths`, synchronously, for the demo command and tests.
 
@@ -21,11 +22,18 @@ heartbeat (:func:`vbqweb.jobs.job_heartbeat`, in the store's progress writes); t
 the job again after the ingest's deadline, and the new run takes the upload over: it discards
 what the dead run stored and starts again, once (:data:`MAX_ATTEMPTS`), then fails the upload.
 :func:`uploads_fail_stale` is the safety net for an upload whose job was given up.
+
+An object store that cannot be reached (:func:`vbqweb.storage.storage_unavailable`: refused,
+timed out, 5xx) is nobody's fault and costs no attempt: the upload goes back to ``queued`` with a
+message that says so, and its job is requested again ``VBQ_STORAGE_RETRY_AFTER`` seconds later
+(a new request of a running job: the outbox re-sends it with its run count reset, so an outage,
+however long, never gives the job up). What the interrupted run stored is discarded by the next.
 """
 
 from __future__ import annotations
 
 import logging
+import tempfile
 from collections.abc import Iterable, Sequence
 from datetime import timedelta
 from pathlib import Path
@@ -38,17 +46,26 @@ from django.db.models import F
 from django.utils import timezone
 
 from studies.ingest.sources import IngestError
-from studies.models import Case, CaseSet, Study, Upload, UploadStatus
+from studies.models import Case, CaseSet, Instance, Study, Upload, UploadItem, UploadStatus
 from studies.uploads.config import deid_config, ingest_limits
+from studies.uploads.outbox import ingest_job_key
 from studies.uploads.pipeline import count_sources, deidentified_sources
-from studies.uploads.staging import upload_directory_remove, upload_paths
+from studies.uploads.staging import staged_files_fetch, staging_remove
 from studies.uploads.store import _Cancelled, _Store, upload_discard_stored
-from vbqweb.jobs import JobLost, current_job, job_heartbeat
+from vbqweb.audit.actions import Action
+from vbqweb.audit.services import record
+from vbqweb.jobs import JobLost, current_job, job_heartbeat, job_request
+from vbqweb.storage import storage_unavailable
+from vbqweb.tasks import INGEST_UPLOAD
 
 logger = logging.getLogger(__name__)
 
 MAX_ATTEMPTS = 2
 """A task that died (worker killed, hard time limit) is re-run once, then the upload fails."""
+WAITING_FOR_STORAGE = (
+    "Waiting for the file store, which cannot be reached at the moment; nothing is lost: the "
+    "ingest starts again by itself when it is back."
+)
 
 
 def _n(count: int, noun: str) -> str:
@@ -152,7 +169,9 @@ def _guarded_run(
             f"{settings.VBQ_INGEST_TIME_LIMIT} s and was stopped; nothing was stored. "
             "Split the case set into smaller uploads.",
         )
-    except Exception:
+    except Exception as error:
+        if storage_unavailable(error) and not reraise:
+            raise  # not the upload's fault: upload_ingest puts it back in the queue
         logger.exception("ingest of upload %s failed", upload.pk)
         _fail(upload, "The ingest failed with an internal error; nothing was stored.")
         if reraise:
@@ -173,6 +192,7 @@ def _claim(upload_id: int, *, takeover: bool) -> bool:
             started_at=now,
             heartbeat_at=now,
             attempts=F("attempts") + 1,
+            message="",
         )
     )
 
@@ -184,37 +204,88 @@ def upload_ingest(*, upload_id: int) -> str:
     the task got there first or the upload was cancelled. A run sent again after its earlier
     run died takes the upload over and starts from scratch; after :data:`MAX_ATTEMPTS` the
     upload fails. A run that learns it was replaced (:class:`~vbqweb.jobs.JobLost`) stops
-    without touching the files, which the new run is reading.
+    without touching the staged files, which the new run is reading. An unreachable object
+    store sends the upload back to the queue (:func:`_wait_for_storage`).
     """
     job = current_job()
     if not _claim(upload_id, takeover=job is not None and job.runs > 1):
+        cancelled = Upload.objects.filter(pk=upload_id, status=UploadStatus.CANCELLED).first()
+        if cancelled is not None and _stored_anything(cancelled):
+            # cancelled while a run waited for the store: what that run stored goes now
+            upload_discard_stored(upload=cancelled)
         return "not claimed"
     upload = Upload.objects.select_related("study", "created_by").get(pk=upload_id)
-    if upload.attempts > MAX_ATTEMPTS:
-        _fail(
-            upload,
-            f"The ingest was interrupted {upload.attempts - 1} times (worker lost); "
-            "nothing was stored.",
-        )
-        upload_directory_remove(upload)
-        return str(UploadStatus.FAILED)
     try:
-        if upload.attempts > 1:  # an earlier run died (worker lost): start again from scratch
-            upload_discard_stored(upload=upload)
-            upload.refresh_from_db()
-        paths, indices = upload_paths(upload)
-        if not paths:
-            _fail(upload, "The uploaded files are gone (deleted before the ingest ran).")
-        else:
-            _guarded_run(upload, paths, indices)
+        if upload.attempts > MAX_ATTEMPTS:
+            _fail(
+                upload,
+                f"The ingest was interrupted {upload.attempts - 1} times (worker lost); "
+                "nothing was stored.",
+            )
+            staging_remove(upload)
+            return str(UploadStatus.FAILED)
+        with tempfile.TemporaryDirectory(prefix=f"vbq-ingest-{upload.pk}-") as folder:
+            if upload.attempts > 1 or _stored_anything(upload):
+                # an earlier run died or was stopped by the store: start again from scratch
+                upload_discard_stored(upload=upload)
+                upload.refresh_from_db()
+            paths, indices = staged_files_fetch(upload, Path(folder))
+            if not paths:
+                _fail(upload, "The uploaded files are gone (deleted before the ingest ran).")
+            else:
+                _guarded_run(upload, paths, indices)
     except JobLost:
         raise
+    except Exception as error:
+        if not storage_unavailable(error):
+            staging_remove(upload)
+            raise
+        return _wait_for_storage(upload, error)
     except BaseException:
-        upload_directory_remove(upload)
+        staging_remove(upload)
         raise
-    upload_directory_remove(upload)
-    upload.refresh_from_db(fields=["status"])
+    staging_remove(upload)
+    upload.refresh_from_db()
+    if upload.status in (UploadStatus.DONE, UploadStatus.FAILED):
+        done = upload.status == UploadStatus.DONE
+        counts = {
+            "instances": upload.instances_stored,
+            "cases": upload.cases_created,
+            "rejected": upload.files_rejected,
+            "quarantined": upload.files_quarantined,
+        }
+        record(Action.UPLOAD_FINISHED if done else Action.UPLOAD_FAILED, obj=upload, detail=counts)
     return str(upload.status)
+
+
+def _stored_anything(upload: Upload) -> bool:
+    return (
+        Instance.objects.filter(upload=upload).exists()
+        or UploadItem.objects.filter(upload=upload).exists()
+    )
+
+
+def _wait_for_storage(upload: Upload, error: BaseException) -> str:
+    """Back to ``queued``, the attempt not counted, the job requested again a little later.
+
+    Requesting the running job again makes the outbox wait it once this run ends, with its
+    run count reset (:func:`vbqweb.jobs.job_request`), and send it after
+    ``VBQ_STORAGE_RETRY_AFTER`` seconds: an outage is waited out, never counted as a lost worker.
+    """
+    logger.warning("ingest of upload %s: the file store cannot be reached (%s)", upload.pk, error)
+    Upload.objects.filter(pk=upload.pk, status=UploadStatus.PROCESSING).update(
+        status=UploadStatus.QUEUED,
+        attempts=F("attempts") - 1,
+        message=WAITING_FOR_STORAGE,
+        started_at=None,
+    )
+    job_request(
+        INGEST_UPLOAD,
+        key=ingest_job_key(upload.pk),
+        delay=settings.VBQ_STORAGE_RETRY_AFTER,
+        upload_id=upload.pk,
+    )
+    return str(UploadStatus.QUEUED)
 
 
 def case_set_ingest_paths(
@@ -276,6 +347,6 @@ def uploads_fail_stale(*, now: Any = None) -> int:
     failed = 0
     for upload in stale:
         _fail(upload, "The ingest stopped (worker lost or time limit); nothing was stored.")
-        upload_directory_remove(upload)
+        staging_remove(upload)
         failed += 1
     return failed

@@ -1,8 +1,9 @@
 """Case-set upload, ingest report and series eligibility pages, for a study's managers.
 
-Thin function views: fetch through ``studies.access`` (404 when the study is not visible, 403
-for its readers), validate, call one service of ``studies.uploads`` (the transfer, the outbox,
-the series), answer. The JSON endpoints serve ``static/js/upload.js``; their errors are
+Thin function views: fetch through ``studies.access`` (a study's pages: 404 when the study is
+not visible, 403 for its readers; an upload or a case: 404 for anyone but the study's managers,
+as if it did not exist), validate, call one service of ``studies.uploads`` (the transfer, the
+outbox, the series), answer. The JSON endpoints serve ``static/js/upload.js``; their errors are
 ``{"error": message, "state": {...}}`` with 400 (malformed) or 409 (does not fit the upload's
 state; ``state`` says how to resume). The announcement's JSON is read by the site's one loader
 (``vbqweb.jsonbody``: size, nesting, duplicate keys), so no body can make it a 500.
@@ -12,6 +13,7 @@ from __future__ import annotations
 
 import copy
 from typing import Any
+from uuid import UUID
 
 from django.conf import settings
 from django.contrib import messages
@@ -42,6 +44,8 @@ from studies.uploads.transfer import (
     upload_receive_chunk,
     upload_transfer_state,
 )
+from vbqweb.audit.actions import Action
+from vbqweb.audit.services import record
 from vbqweb.jsonbody import JsonBodyError, request_json
 
 
@@ -55,7 +59,7 @@ def _messages_of(error: ValidationError) -> str:
 
 def _urls(upload: Upload) -> dict[str, str]:
     return {
-        name: reverse(f"studies:upload_{name}", kwargs={"pk": upload.pk})
+        name: reverse(f"studies:upload_{name}", kwargs={"public_id": upload.public_id})
         for name in ("chunk", "status", "finish", "cancel", "report")
     }
 
@@ -115,13 +119,19 @@ def upload_create_view(request: HttpRequest, pk: int) -> JsonResponse:
         )
     except ValidationError as error:
         return _error(_messages_of(error), 400)
+    record(
+        Action.UPLOAD_STARTED,
+        request=request,
+        obj=upload,
+        detail={"files": upload.files_total_expected},
+    )
     return JsonResponse(_payload(upload), status=201)
 
 
 @require_POST
-def upload_chunk(request: HttpRequest, pk: int) -> JsonResponse:
+def upload_chunk(request: HttpRequest, public_id: UUID) -> JsonResponse:
     """One chunk: a raw body of file pieces described by ``X-Upload-Pieces``."""
-    upload = upload_for_manager(request.user, pk)
+    upload = upload_for_manager(request.user, public_id)
     try:
         length = int(request.META.get("CONTENT_LENGTH") or 0)
         pieces = parse_pieces(request.headers.get("X-Upload-Pieces", ""), content_length=length)
@@ -139,22 +149,23 @@ def upload_chunk(request: HttpRequest, pk: int) -> JsonResponse:
 
 
 @require_GET
-def upload_status(request: HttpRequest, pk: int) -> JsonResponse:
+def upload_status(request: HttpRequest, public_id: UUID) -> JsonResponse:
     """Progress, polled by the page (the outbox's dispatcher, not the poll, sends the ingest)."""
-    upload = upload_for_manager(request.user, pk)
+    upload = upload_for_manager(request.user, public_id)
     return JsonResponse(_payload(upload))
 
 
 @require_POST
-def upload_finish_view(request: HttpRequest, pk: int) -> JsonResponse:
+def upload_finish_view(request: HttpRequest, public_id: UUID) -> JsonResponse:
     """All files arrived: queue the ingest. Answers within seconds even with the broker down."""
-    upload = upload_for_manager(request.user, pk)
+    upload = upload_for_manager(request.user, public_id)
     try:
         upload = upload_finish(upload=upload)
     except ValidationError as error:
         return _error(_messages_of(error), 400)
     except UploadConflict as conflict:
         return _error(conflict.message, 409, conflict.state)
+    record(Action.UPLOAD_QUEUED, request=request, obj=upload)
     return JsonResponse(_payload(upload))
 
 
@@ -163,9 +174,10 @@ def _wants_json(request: HttpRequest) -> bool:
 
 
 @require_POST
-def upload_cancel_view(request: HttpRequest, pk: int) -> HttpResponse:
+def upload_cancel_view(request: HttpRequest, public_id: UUID) -> HttpResponse:
     """Cancel: JSON for the page's script, a redirect for the plain form."""
-    upload = upload_cancel(upload=upload_for_manager(request.user, pk))
+    upload = upload_cancel(upload=upload_for_manager(request.user, public_id))
+    record(Action.UPLOAD_CANCELLED, request=request, obj=upload, detail={"status": upload.status})
     if _wants_json(request):
         return JsonResponse(_payload(upload))
     if upload.status == UploadStatus.CANCELLED:
@@ -191,9 +203,9 @@ def _report_context(upload: Upload, *, problems_only: bool = False) -> dict[str,
 
 
 @require_GET
-def upload_report(request: HttpRequest, pk: int) -> HttpResponse:
+def upload_report(request: HttpRequest, public_id: UUID) -> HttpResponse:
     """One upload's report: counts, every source's status and reason by position, its cases."""
-    upload = upload_for_manager(request.user, pk)
+    upload = upload_for_manager(request.user, public_id)
     context = _report_context(upload) | {"study": upload.study}
     if request.GET.get("partial"):  # the upload page inserts it when processing ends
         return render(request, "studies/uploads/_report.html", context)
@@ -211,6 +223,7 @@ def study_cases(request: HttpRequest, pk: int) -> HttpResponse:
     form = EligibilityRangesForm(posted(request), instance=copy.copy(study), prefix="ranges")
     if form.is_valid():
         if study_set_eligibility_ranges(study=study, **form.ranges()):
+            record(Action.RANGES_EDITED, request=request, obj=study, detail=form.ranges())
             messages.success(request, "Ranges saved; every series is being judged again with them.")
         else:
             messages.info(request, "Nothing changed.")
@@ -240,6 +253,7 @@ def case_series(request: HttpRequest, pk: int) -> HttpResponse:
         except ValidationError as error:
             form.add_error(None, error)
         else:
+            record(Action.SERIES_CHOSEN, request=request, obj=case, detail={"choice": choice})
             return redirect("studies:case_series", pk=case.pk)
     series = list(selectors.case_series(case=case))
     selected = next((s for s in series if s.selected), None)

@@ -57,12 +57,13 @@ def test_the_viewer_runs_under_the_content_security_policy(
     reading = services.reading_open(reader=world.reader, case=case, session=1)
     login_fast(page, live_server, world.reader)
 
-    response = page.goto(f"/readings/{reading.pk}/")
+    response = page.goto(f"/readings/{reading.public_id}/")
     csp = _directives(response.headers["content-security-policy"])
     assert csp["script-src"] == ["'self'", "'wasm-unsafe-eval'"]
     assert "'unsafe-inline'" not in csp["script-src"] + csp["style-src"]
     assert "no-store" in response.headers["cache-control"]
-    open_viewer(page, reading.pk)  # the first image is decoded (wasm, in the worker) and shown
+    # The first image is decoded (wasm, in the worker) and shown.
+    open_viewer(page, reading.public_id)
 
     page.keyboard.press("p")  # an ROI for L1 at the centre of the view
     wait_until(page, "vbqViewer.roiJson().rois.length === 1")

@@ -72,7 +72,7 @@ def _reading_in_viewer(page, live_server, world, tmp_path: Path, seed: int) -> t
     case = _import_case(world.study_a, case_dir)
     reading = services.reading_open(reader=world.reader, case=case, session=1)
     login_fast(page, live_server, world.reader)
-    open_viewer(page, reading.pk)
+    open_viewer(page, reading.public_id)
     return reading, {r["label"]: r for r in truth["rois"]["rois"]}
 
 
@@ -261,7 +261,7 @@ def test_keyboard_only_run(celery_worker, page, live_server, world, tmp_path):
     reading = services.reading_open(reader=world.reader, case=case, session=1)
     targets = {r["label"]: r for r in truth["rois"]["rois"]}
     login_fast(page, live_server, world.reader)
-    open_viewer(page, reading.pk)
+    open_viewer(page, reading.public_id)
     index = page.evaluate("(sop) => vbqViewer.indexOf(sop)", targets["L1"]["sop_instance_uid"])
     page.keyboard.press("m")  # the midsagittal slice, then step to the truth's slice
     for _ in range(abs(index - page.evaluate("vbqViewer.currentIndex()"))):
@@ -393,7 +393,7 @@ def test_preview_equals_server_for_every_tool(
     reading = services.reading_open(reader=world.reader, case=case, session=1)
     rois = {r["label"]: r for r in truth["rois"]["rois"]}
     login_fast(page, live_server, world.reader)
-    open_viewer(page, reading.pk)
+    open_viewer(page, reading.public_id)
     go_to(page, rois["L1"]["sop_instance_uid"])
     draw(page, "ellipse", rois["L1"], 0.9)
     draw(page, "rectangle", rois["L2"])
@@ -437,7 +437,7 @@ def test_opens_a_jpeg_2000_mr_and_measures_its_decoded_pixels(
     case = _import_case(world.study_a, folder, world.manager)
     reading = services.reading_open(reader=world.reader, case=case, session=1)
     login_fast(page, live_server, world.reader)
-    open_viewer(page, reading.pk)
+    open_viewer(page, reading.public_id)
     assert page.evaluate("vbqViewer.sopAt(0)") == deid_uid(pydicom.dcmread(source).SOPInstanceUID)
     roi = {"center": [512.0, 400.0], "radii": [60.0, 40.0]}
     draw(page, "ellipse", roi)
@@ -473,7 +473,7 @@ def test_opens_the_real_scanner_series_at_the_middle_and_scrolls(
     case = _import_case(world.study_a, folder, world.manager)
     reading = services.reading_open(reader=world.reader, case=case, session=1)
     login_fast(page, live_server, world.reader)
-    open_viewer(page, reading.pk)
+    open_viewer(page, reading.public_id)
     n = case.reading_series.instances.count()
     assert n == 196
     assert page.evaluate("vbqViewer.currentIndex()") == (n - 1) // 2

@@ -48,9 +48,10 @@ def login_fast(page, live_server, user) -> None:
     )
 
 
-def open_viewer(page, reading_pk: int) -> None:
-    """Open a reading and wait until the first image is painted."""
-    page.goto(f"/readings/{reading_pk}/")
+def open_viewer(page, public_id: object) -> None:
+    """Open a reading (by its public id, what its URL carries) and wait until the first image
+    is painted."""
+    page.goto(f"/readings/{public_id}/")
     wait_until(
         page, "document.body.dataset.viewerReady === '1' || document.body.dataset.viewerError"
     )

@@ -19,6 +19,14 @@ class Browser:
         self.study = study
         self.payload: dict = {}
 
+    @property
+    def upload_pk(self) -> int:
+        """The upload's pk, as its jobs and staging folder know it: the page sees only its
+        public id (issue 12)."""
+        from studies.models import Upload
+
+        return Upload.objects.values_list("pk", flat=True).get(public_id=self.payload["id"])
+
     def create(self, files: list[bytes], name: str = "Batch") -> dict:
         response = self.client.post(
             reverse("studies:upload_create", kwargs={"pk": self.study.pk}),

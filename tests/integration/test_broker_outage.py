@@ -53,19 +53,20 @@ def test_a_reading_saved_while_redis_is_down_is_scored_once_it_returns(
 ):
     reading, rois = reading_and_rois
     client.force_login(world.reader)
-    score_url = reverse("readers:score", kwargs={"pk": reading.pk})
+    score_url = reverse("readers:score", kwargs={"public_id": reading.public_id})
     redis_server.stop()
     try:
         started = time.monotonic()
         response = client.post(
-            reverse("readers:detail", kwargs={"pk": reading.pk}), {"rois": json.dumps(rois)}
+            reverse("readers:detail", kwargs={"public_id": reading.public_id}),
+            {"rois": json.dumps(rois)},
         )
         elapsed = time.monotonic() - started
         assert response.status_code == 302
         assert elapsed < 5, f"the save took {elapsed:.1f} s with Redis down"
         payload = client.get(score_url).json()
         assert payload == {"status": "pending", "roi_version": 1, "waiting_for_worker": True}
-        page = client.get(reverse("readers:detail", kwargs={"pk": reading.pk}))
+        page = client.get(reverse("readers:detail", kwargs={"public_id": reading.public_id}))
         assert "waiting for the worker" in page.content.decode().lower()
         job = _job(reading)
         assert job.state == Job.State.WAITING
@@ -88,8 +89,8 @@ def test_a_submit_while_redis_is_down_is_scored_and_analysed_once_it_returns(
     Redis down; the first version was scored before the outage."""
     reading, rois = reading_and_rois
     client.force_login(world.reader)
-    save_url = reverse("readers:rois", kwargs={"pk": reading.pk})
-    submit_url = reverse("readers:submit_json", kwargs={"pk": reading.pk})
+    save_url = reverse("readers:rois", kwargs={"public_id": reading.public_id})
+    submit_url = reverse("readers:submit_json", kwargs={"public_id": reading.public_id})
     assert client.post(save_url, rois, content_type="application/json").status_code == 200
     wait_scored(reading, timeout=60)
     redis_server.stop()

@@ -75,7 +75,11 @@ def seed(folder: str) -> None:
     factories.AssignmentFactory(study=study, user=reader, role=Role.READER)
     case, _, truth = phantom_case(study, Path(folder), seed=61)
     reading = services.reading_open(reader=reader, case=case, session=1)
-    print(json.dumps({"reading": reading.pk, "rois": truth["rois"]}))
+    print(
+        json.dumps(
+            {"reading": reading.pk, "public_id": str(reading.public_id), "rois": truth["rois"]}
+        )
+    )
 
 
 @dataclass
@@ -84,7 +88,8 @@ class Site:
     database: str  # psycopg conninfo of the site's database
     pgdir: str
     pgport: int
-    reading: int
+    reading: int  # the pk, for the SQL checks
+    public_id: str  # what the URLs carry
     rois: dict
     proc: subprocess.Popen[bytes]
     log: Path
@@ -156,6 +161,7 @@ def site(redis_server) -> Iterator[Site]:
             pgdir=pgdir,
             pgport=pgport,
             reading=world["reading"],
+            public_id=world["public_id"],
             rois=world["rois"],
             proc=proc,
             log=log,
@@ -234,7 +240,7 @@ class Autosave:
     sent."""
 
     browser: Browser
-    reading: int
+    reading: str  # its public id
     rois: dict
     phase: str = "up"
     answers: list[Answer] = field(default_factory=list)
@@ -252,7 +258,7 @@ class Autosave:
             rois["rois"][0]["angle_deg"] = angle
             phase = self.phase
             status, headers, body = self.browser.request(
-                reverse("readers:rois", kwargs={"pk": self.reading}),
+                reverse("readers:rois", kwargs={"public_id": self.reading}),
                 data=json.dumps(rois).encode(),
                 headers={
                     "Content-Type": "application/json",
@@ -268,9 +274,9 @@ class Autosave:
 def test_a_postgres_restart_gives_retryable_errors_and_loses_no_save(site: Site) -> None:
     browser = Browser(site.url)
     browser.login("restart-reader", PASSWORD)
-    status, _, _ = browser.request(reverse("readers:detail", kwargs={"pk": site.reading}))
+    status, _, _ = browser.request(reverse("readers:detail", kwargs={"public_id": site.public_id}))
     assert status == 200
-    saver = Autosave(browser, site.reading, site.rois)
+    saver = Autosave(browser, site.public_id, site.rois)
     thread = threading.Thread(target=saver.run, daemon=True)
     thread.start()
     try:

@@ -70,7 +70,7 @@ def upload_through_the_site(browser: Browser, files: list[bytes], **send) -> Upl
     browser.send(files, **send)
     response = browser.finish()
     assert response.status_code == 200, response.content
-    return wait_finished(browser.payload["id"])
+    return wait_finished(browser.upload_pk)
 
 
 def test_zip_of_phantom_cases_with_wrong_series(browser, settings):
@@ -125,7 +125,9 @@ def test_only_ineligible_series_are_stored_and_the_report_says_why(browser):
     assert case.reading_series is None
     reasons = {s.description: s.eligibility for s in case.series.all()}
     assert set(reasons) == {"AX T2", "SAG T1"}
-    page = browser.client.get(reverse("studies:upload_report", kwargs={"pk": upload.pk}))
+    page = browser.client.get(
+        reverse("studies:upload_report", kwargs={"public_id": upload.public_id})
+    )
     assert "No case has an eligible series" in page.content.decode()
     assert_temporary_files_gone(upload)
 
@@ -199,7 +201,9 @@ def test_zip_with_too_many_entries_refuses_the_whole_upload(browser):
     assert Instance.objects.count() == 0
     assert not upload.items.exists()
     assert_temporary_files_gone(upload)
-    page = browser.client.get(reverse("studies:upload_report", kwargs={"pk": upload.pk}))
+    page = browser.client.get(
+        reverse("studies:upload_report", kwargs={"public_id": upload.public_id})
+    )
     assert "50001 entries" in page.content.decode()
 
 
@@ -214,7 +218,7 @@ def test_broker_down_at_finish_then_back_processed_exactly_once(browser, celery_
     with broker_down():
         response = browser.finish()
     assert response.json()["status"] == UploadStatus.QUEUED
-    upload_id = browser.payload["id"]
+    upload_id = browser.upload_pk
     job = Job.objects.get(key=ingest_job_key(upload_id))
     assert job.state == Job.State.WAITING  # kept, not lost
     assert Upload.objects.get(pk=upload_id).status == UploadStatus.QUEUED
@@ -253,7 +257,7 @@ def test_hung_broker_at_finish_then_the_dispatcher(browser):
         elapsed = time.monotonic() - started
     assert elapsed < 6, f"finish took {elapsed:.1f} s"
     assert response.json()["status"] == UploadStatus.QUEUED
-    upload_id = browser.payload["id"]
+    upload_id = browser.upload_pk
     Job.objects.filter(key=ingest_job_key(upload_id)).update(due_at=timezone.now())  # due now
     call_command("dispatch")
     upload = wait_finished(upload_id)

@@ -123,7 +123,7 @@ def test_ingest_read_score_report_with_everything_in_s3(client, world, s3_site: 
     client.force_login(world.manager)
     browser = Browser(client, world.study_a)
     browser.create(files, name="In the bucket")
-    upload_id = browser.payload["id"]
+    upload_id = browser.upload_pk
     first = next(browser.chunks(files, {}, CHUNK, 100))
     assert browser.post_chunk(first).status_code == 200
     assert server.keys(f"staging/{upload_id}/"), "the first chunk is not in the bucket"
@@ -199,7 +199,7 @@ def test_s3_down_during_ingest_the_upload_waits_queued_and_completes_when_it_ret
     browser = Browser(client, world.study_a)
     browser.create(files, name="Through an outage")
     browser.send(files, chunk_bytes=CHUNK)
-    upload_id = browser.payload["id"]
+    upload_id = browser.upload_pk
     worker.stop()  # the upload is queued while the store goes down
     assert browser.finish().json()["status"] == UploadStatus.QUEUED
     server.stop()

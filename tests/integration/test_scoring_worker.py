@@ -48,10 +48,11 @@ def test_worker_scores_a_reading_saved_through_the_page(celery_worker, client, w
     reading = services.reading_open(reader=world.reader, case=case, session=1)
     client.force_login(world.reader)
     response = client.post(
-        reverse("readers:detail", kwargs={"pk": reading.pk}), {"rois": json.dumps(truth["rois"])}
+        reverse("readers:detail", kwargs={"public_id": reading.public_id}),
+        {"rois": json.dumps(truth["rois"])},
     )
     assert response.status_code == 302
-    score_url = reverse("readers:score", kwargs={"pk": reading.pk})
+    score_url = reverse("readers:score", kwargs={"public_id": reading.public_id})
     payload = _wait_for(lambda: (p := client.get(score_url).json())["status"] != "pending" and p)
 
     # The same ROIs measured directly on the phantom's files, outside the site.

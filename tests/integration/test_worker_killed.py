@@ -97,7 +97,7 @@ def test_a_worker_killed_mid_ingest_the_other_worker_ingests_it_once(
     browser.create(files, name="Killed midway")
     browser.send(files)
     assert browser.finish().status_code == 200
-    upload_id = browser.payload["id"]
+    upload_id = browser.upload_pk
     key = ingest_job_key(upload_id)
     wait_until(lambda: _running_on(key, victim), timeout=60, what="the victim ingesting")
     wait_until(lambda: "at 'ingest'" in victim.log(), timeout=90, what="the victim mid-ingest")

@@ -50,7 +50,9 @@ def _state(reading: Reading) -> tuple:
 
 def _post(client, reading: Reading, body: str | bytes):
     return client.post(
-        reverse("readers:rois", kwargs={"pk": reading.pk}), body, content_type="application/json"
+        reverse("readers:rois", kwargs={"public_id": reading.public_id}),
+        body,
+        content_type="application/json",
     )
 
 
@@ -65,10 +67,10 @@ def test_the_reader_gets_the_viewer_with_their_own_reading_only(client, world, p
     other_rois["rois"][0]["center"] = [111.125, 99.875]
     services.reading_save_rois(reading=theirs, data=other_rois)
     client.force_login(world.reader)
-    response = client.get(reverse("readers:detail", kwargs={"pk": mine.pk}))
+    response = client.get(reverse("readers:detail", kwargs={"public_id": mine.public_id}))
     payload = _payload(response)
     assert payload["reading"] == {
-        "id": mine.pk,
+        "id": str(mine.public_id),
         "session": 1,
         "status": "draft",
         "writable": True,
@@ -81,7 +83,7 @@ def test_the_reader_gets_the_viewer_with_their_own_reading_only(client, world, p
     html = response.content.decode()
     assert "111.125" not in html
     assert "other_reader" not in html
-    assert f"/readings/{theirs.pk}/" not in html
+    assert f"/readings/{theirs.public_id}/" not in html
     assert "dist/viewer.js" in html
 
 
@@ -100,12 +102,15 @@ def test_session_2_shows_nothing_of_session_1(client, world, phantom) -> None:
     )
     second = services.reading_open(reader=world.reader, case=cases[0], session=2)
     client.force_login(world.reader)
-    response = client.get(reverse("readers:detail", kwargs={"pk": second.pk}))
+    response = client.get(reverse("readers:detail", kwargs={"public_id": second.public_id}))
     assert response.status_code == 200
     assert _payload(response)["reading"]["rois"] is None
     assert "123.4567" not in response.content.decode()
     first = Reading.objects.get(reader=world.reader, case=cases[0], session=1)
-    assert client.get(reverse("readers:detail", kwargs={"pk": first.pk})).status_code == 403
+    assert (
+        client.get(reverse("readers:detail", kwargs={"public_id": first.public_id})).status_code
+        == 403
+    )
 
 
 def test_a_manager_gets_the_read_only_json_view_not_the_viewer(client, world, phantom) -> None:
@@ -113,7 +118,9 @@ def test_a_manager_gets_the_read_only_json_view_not_the_viewer(client, world, ph
     reading = services.reading_open(reader=world.reader, case=case, session=1)
     services.reading_save_rois(reading=reading, data=truth["rois"])
     client.force_login(world.manager)
-    html = client.get(reverse("readers:detail", kwargs={"pk": reading.pk})).content.decode()
+    html = client.get(
+        reverse("readers:detail", kwargs={"public_id": reading.public_id})
+    ).content.decode()
     assert "viewer-config" not in html
     assert truth["rois"]["series_instance_uid"] in html
 
@@ -125,7 +132,7 @@ def test_the_viewer_takes_its_vocabulary_from_the_page(client, world, phantom) -
     (case, _), _ = phantom
     reading = services.reading_open(reader=world.reader, case=case, session=1)
     client.force_login(world.reader)
-    response = client.get(reverse("readers:detail", kwargs={"pk": reading.pk}))
+    response = client.get(reverse("readers:detail", kwargs={"public_id": reading.public_id}))
     vocabulary = _payload(response)["vocabulary"]
     assert vocabulary == {
         "levels": list(LEVELS),
@@ -164,7 +171,7 @@ def test_autosave_stores_the_set_and_submit_locks_it(client, world, phantom) -> 
     assert response.json() == {"status": "saved", "roi_version": 1}
     reading.refresh_from_db()
     assert reading.rois == truth["rois"]
-    submit = client.post(reverse("readers:submit_json", kwargs={"pk": reading.pk}))
+    submit = client.post(reverse("readers:submit_json", kwargs={"public_id": reading.public_id}))
     assert submit.json() == {"status": "submitted", "roi_version": 1}
     assert _state(reading)[2] == "submitted"
 
@@ -225,7 +232,9 @@ def test_rois_on_a_quarantined_instance_are_400_and_it_is_not_listed(
     assert response.status_code == 400
     assert l1["sop_instance_uid"] in response.json()["error"]
     assert _state(reading) == before
-    page = client.get(reverse("readers:detail", kwargs={"pk": reading.pk})).content.decode()
+    page = client.get(
+        reverse("readers:detail", kwargs={"public_id": reading.public_id})
+    ).content.decode()
     assert l1["sop_instance_uid"] not in page
 
 
@@ -246,7 +255,7 @@ def test_another_readers_reading_is_404_and_unchanged(client, world, phantom) ->
     before = _state(theirs)
     client.force_login(world.reader)
     assert _post(client, theirs, json.dumps(truth["rois"])).status_code == 404
-    submit = client.post(reverse("readers:submit_json", kwargs={"pk": theirs.pk}))
+    submit = client.post(reverse("readers:submit_json", kwargs={"public_id": theirs.public_id}))
     assert submit.status_code == 404
     assert _state(theirs) == before
 
@@ -263,7 +272,7 @@ def test_a_locked_reading_is_403_and_unchanged(client, world, phantom) -> None:
     response = _post(client, reading, json.dumps(data))
     assert response.status_code == 403
     assert "cannot be changed" in response.json()["error"]
-    submit = client.post(reverse("readers:submit_json", kwargs={"pk": reading.pk}))
+    submit = client.post(reverse("readers:submit_json", kwargs={"public_id": reading.public_id}))
     assert submit.status_code == 403
     assert _state(reading) == before
 
@@ -275,7 +284,7 @@ def test_an_incomplete_reading_cannot_be_submitted(client, world, phantom) -> No
     data["rois"] = [r for r in data["rois"] if r["label"] != "L2"]
     client.force_login(world.reader)
     assert _post(client, reading, json.dumps(data)).status_code == 200
-    response = client.post(reverse("readers:submit_json", kwargs={"pk": reading.pk}))
+    response = client.post(reverse("readers:submit_json", kwargs={"public_id": reading.public_id}))
     assert response.status_code == 400
     assert "L2" in response.json()["error"]
     assert _state(reading)[2] == "draft"

@@ -44,7 +44,7 @@ def _state(reading: Reading) -> tuple:
 
 
 def _post(client, name: str, reading: Reading, body: str | bytes):
-    url = reverse(f"readers:{name}", kwargs={"pk": reading.pk})
+    url = reverse(f"readers:{name}", kwargs={"public_id": reading.public_id})
     return client.post(url, body, content_type="application/json")
 
 
@@ -178,7 +178,7 @@ def test_the_submit_takes_an_empty_object_or_nothing(
     client.force_login(world.reader)
     response = _post(client, "submit_json", reading, body)
     assert response.status_code == 400
-    url = reverse("readers:submit_json", kwargs={"pk": reading.pk})
+    url = reverse("readers:submit_json", kwargs={"public_id": reading.public_id})
     assert client.post(url, {"force": "yes"}).status_code == 400  # a form post with a field
     assert _state(reading)[2] == "draft"
     assert _post(client, "submit_json", reading, b"{}").status_code == 200
@@ -187,7 +187,7 @@ def test_the_submit_takes_an_empty_object_or_nothing(
 
 def test_the_form_post_of_the_page_has_the_same_limits(client, world, reading_and_truth) -> None:
     reading, truth = reading_and_truth
-    url = reverse("readers:detail", kwargs={"pk": reading.pk})
+    url = reverse("readers:detail", kwargs={"public_id": reading.public_id})
     client.force_login(world.reader)
     for text, message in [
         (DEEP.decode(), "nested 4096 levels deep"),

@@ -98,14 +98,16 @@ def test_a_submitted_reading_is_locked(world, phantom, client) -> None:
         services.reading_save_rois(reading=reading, data=truth["rois"])
     _unchanged(reading)
     client.force_login(world.reader)
-    url = reverse("readers:detail", kwargs={"pk": reading.pk})
+    url = reverse("readers:detail", kwargs={"public_id": reading.public_id})
     assert client.post(url, {"rois": json.dumps(truth["rois"])}).status_code == 403
     _unchanged(reading)
 
 
-def test_every_save_is_kept_and_edits_after_submission_are_marked(world, phantom, client) -> None:
-    """A study that allows edits after submission: the submitted set and each later edit stay
-    in the history, with the score of each version; the manager sees it, nobody else does."""
+def test_the_submitted_set_and_later_edits_are_kept_and_marked(world, phantom, client) -> None:
+    """A study that allows edits after submission: the submitted set and the later edit stay
+    in the history, with the score of each version; the manager sees it, nobody else does.
+    (The two saves before submission are one burst of autosaves: one revision, the last set;
+    ``tests/readers/test_revisions.py``.)"""
     (case, _), (truth, _) = phantom
     case.study.allow_edit_after_submit = True
     case.study.save()
@@ -121,18 +123,17 @@ def test_every_save_is_kept_and_edits_after_submission_are_marked(world, phantom
     reading = services.reading_save_rois(reading=reading, data=edited)
     assert reading.is_locked  # still submitted, now at version 3
     revisions = list(reading.revisions.order_by("roi_version"))
-    assert [r.roi_version for r in revisions] == [1, 2, 3]
-    assert [r.after_submit for r in revisions] == [False, False, True]
-    assert revisions[0].rois == parse_roi_set(first).to_json()
-    assert revisions[1].rois == parse_roi_set(truth["rois"]).to_json()
-    assert revisions[2].rois == reading.rois
+    assert [r.roi_version for r in revisions] == [2, 3]
+    assert [r.after_submit for r in revisions] == [False, True]
+    assert revisions[0].rois == parse_roi_set(truth["rois"]).to_json()  # as submitted
+    assert revisions[1].rois == reading.rois
     services.reading_compute_vbq(reading_pk=reading.pk, roi_version=3)
 
-    url = reverse("readers:detail", kwargs={"pk": reading.pk})
+    url = reverse("readers:detail", kwargs={"public_id": reading.public_id})
     client.force_login(world.manager)
     page = client.get(url).content.decode()
     history = page[page.index('id="history"') :]
-    assert history.count("<tr>") == 1 + 3
+    assert history.count("<tr>") == 1 + 2
     assert "edited after submission" in history
     scores = {r.roi_version: r.vbq for r in reading.results.all()}
     assert f"{scores[3]:.3f}" in history
@@ -182,12 +183,14 @@ def test_reading_page_shows_the_score_and_the_page_polls(world, phantom, client)
     reading = services.reading_open(reader=world.reader, case=case, session=1)
     reading = services.reading_save_rois(reading=reading, data=truth["rois"])
     client.force_login(world.reader)
-    score_url = reverse("readers:score", kwargs={"pk": reading.pk})
+    score_url = reverse("readers:score", kwargs={"public_id": reading.public_id})
     assert client.get(score_url).json()["status"] == "pending"
     services.reading_compute_vbq(reading_pk=reading.pk, roi_version=reading.roi_version)
     payload = client.get(score_url).json()
     assert payload["status"] == "ok"
-    page = client.get(reverse("readers:detail", kwargs={"pk": reading.pk})).content.decode()
+    page = client.get(
+        reverse("readers:detail", kwargs={"public_id": reading.public_id})
+    ).content.decode()
     assert f"{payload['vbq']:.3f}" in page
 
 

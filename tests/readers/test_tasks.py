@@ -46,7 +46,8 @@ def _save_through_the_page(client, world, reading, rois) -> tuple[int, float]:
     client.force_login(world.reader)
     started = time.monotonic()
     response = client.post(
-        reverse("readers:detail", kwargs={"pk": reading.pk}), {"rois": json.dumps(rois)}
+        reverse("readers:detail", kwargs={"public_id": reading.public_id}),
+        {"rois": json.dumps(rois)},
     )
     return response.status_code, time.monotonic() - started
 
@@ -61,7 +62,7 @@ def test_broker_down_the_rois_are_saved_and_the_score_stays_pending(
     assert status == 302
     reading.refresh_from_db()
     assert reading.roi_version == 1
-    payload = client.get(reverse("readers:score", kwargs={"pk": reading.pk})).json()
+    payload = client.get(reverse("readers:score", kwargs={"public_id": reading.public_id})).json()
     assert payload == {"status": "pending", "roi_version": 1, "waiting_for_worker": True}
     # The work is kept in the outbox, with the reason it waits, for the dispatcher to send.
     job = Job.objects.get(key=score_job_key(reading_pk=reading.pk, roi_version=1))

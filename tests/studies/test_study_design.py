@@ -125,7 +125,13 @@ ACCESS = [
     ("post", "studies:people", "study", _invalid(MANAGERS_ONLY)),
     ("get", "studies:reference", "study", MANAGERS_ONLY),
     ("post", "studies:reference", "study", _invalid(MANAGERS_ONLY)),
-    ("post", "studies:people_remove", "assignment", MANAGERS_ONLY | {"manager": 302, "admin": 302}),
+    # A role in the study is an object of it: its readers get 404, as for one that does not exist.
+    (
+        "post",
+        "studies:people_remove",
+        "assignment",
+        MANAGERS_ONLY | {"reader": 404, "other_reader": 404, "manager": 302, "admin": 302},
+    ),
 ]
 
 

@@ -9,6 +9,7 @@ with a real PostgreSQL server stopped under a real gunicorn is
 from __future__ import annotations
 
 import socket
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -50,7 +51,7 @@ def reader_client(world) -> Client:
 
 
 def test_an_autosave_gets_a_retryable_json_503(reader_client) -> None:
-    url = reverse("readers:rois", kwargs={"pk": 1})
+    url = reverse("readers:rois", kwargs={"public_id": uuid.uuid4()})
     with database_unreachable():
         response = reader_client.post(url, {"rois": []}, content_type="application/json")
     assert response.status_code == 503

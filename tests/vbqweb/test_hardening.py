@@ -61,8 +61,8 @@ def _urls(study, reading) -> dict[str, str]:
     s = {"pk": study.pk}
     return {
         "study page (worklist)": reverse("study", kwargs=s),
-        "reading page": reverse("readers:detail", kwargs={"pk": reading.pk}),
-        "score.json": reverse("readers:score", kwargs={"pk": reading.pk}),
+        "reading page": reverse("readers:detail", kwargs={"public_id": reading.public_id}),
+        "score.json": reverse("readers:score", kwargs={"public_id": reading.public_id}),
         "agreement page": reverse("analytics:agreement", kwargs=s),
         "agreement status": reverse("analytics:status", kwargs=s),
         "measurements.csv": reverse("analytics:measurements_csv", kwargs=s),
@@ -70,7 +70,7 @@ def _urls(study, reading) -> dict[str, str]:
         "statistics.csv": reverse("analytics:statistics_csv", kwargs=s),
         "statistics.json": reverse("analytics:statistics_json", kwargs=s),
         "SR of a reading": reverse(
-            "analytics:reading_sr", kwargs={"pk": study.pk, "reading_pk": reading.pk}
+            "analytics:reading_sr", kwargs={"pk": study.pk, "reading_public_id": reading.public_id}
         ),
         "SR zip": reverse("analytics:study_srs", kwargs=s),
         "report": reverse("analytics:report_html", kwargs=s),
@@ -95,11 +95,13 @@ def test_the_readers_own_pages_and_the_autosave_answer_are_not_stored(client, de
     study, users, reading = demo
     client.force_login(users["reader1"])
     pages = [reverse("study", kwargs={"pk": study.pk})]
-    pages.append(reverse("readers:detail", kwargs={"pk": reading.pk}))
+    pages.append(reverse("readers:detail", kwargs={"public_id": reading.public_id}))
     for url in pages:
         assert "no-store" in client.get(url)["Cache-Control"]
     response = client.post(
-        reverse("readers:rois", kwargs={"pk": reading.pk}), b"{", content_type="application/json"
+        reverse("readers:rois", kwargs={"public_id": reading.public_id}),
+        b"{",
+        content_type="application/json",
     )
     assert response.status_code in {400, 403}
     assert "no-store" in response["Cache-Control"]

@@ -88,7 +88,7 @@ def test_a_local_upload_waits_in_the_upload_root_and_lands_in_the_media_root(
     browser = Browser(client, world.study_a)
     browser.create(files)
     browser.send(files, chunk_bytes=1024)  # each file cut into pieces
-    upload = Upload.objects.get(pk=browser.payload["id"])
+    upload = Upload.objects.get(public_id=browser.payload["id"])
     folder = upload_root / str(upload.pk)
     pieces = sorted(folder.iterdir())
     assert len(pieces) > 2

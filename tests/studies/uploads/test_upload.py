@@ -62,7 +62,7 @@ def test_many_files_travel_in_batches_under_djangos_limits(browser, settings):
     status = browser.status()
     assert (status["files_received"], status["bytes_received"]) == (130, sum(map(len, files)))
     assert status["transfer"] == {"complete": [[0, 129]], "partial": {}}
-    upload = Upload.objects.get(pk=status["id"])
+    upload = Upload.objects.get(public_id=status["id"])
     names = staging_storage().listdir(str(upload.pk))[1]
     assert len(names) >= 130  # a file cut between two chunks is two pieces
     assert all(re.fullmatch(r"\d{6}-\d+-\d{15}-\d+\.part", name) for name in names)
@@ -79,7 +79,7 @@ def test_a_large_file_is_cut_into_chunks_and_resumes_after_a_disconnect(browser,
     files = small_files(3)
     big = files[1]
     browser.create(files)
-    upload = Upload.objects.get(pk=browser.payload["id"])
+    upload = Upload.objects.get(public_id=browser.payload["id"])
     # The connection breaks in the middle of file 1: the server keeps what arrived.
     half = len(big) // 2
     upload_receive_chunk(
@@ -187,7 +187,7 @@ def test_cancel_deletes_the_temporary_files(browser):
     files = small_files(2)
     browser.create(files)
     browser.post_chunk([(0, 0, files[0], len(files[0]))])
-    upload = Upload.objects.get(pk=browser.payload["id"])
+    upload = Upload.objects.get(public_id=browser.payload["id"])
     assert staging_exists(upload)
     response = browser.client.post(
         browser.payload["urls"]["cancel"], headers={"Accept": "application/json"}
@@ -210,7 +210,7 @@ def test_a_chunk_arriving_while_the_files_are_deleted_cannot_keep_any(browser, m
     files = small_files(2)
     browser.create(files)
     browser.post_chunk([(0, 0, files[0], len(files[0]))])
-    upload = Upload.objects.get(pk=browser.payload["id"])
+    upload = Upload.objects.get(public_id=browser.payload["id"])
     late: list[int] = []
     real_remove = transfer.staging_remove
 
@@ -245,7 +245,7 @@ def test_broker_down_the_upload_is_kept_queued_and_the_page_says_so(browser):
         assert "could not be reached" in payload["dispatch_error"]
         # Polling does not hammer the broker: sending is the outbox dispatcher's.
         browser.status()
-        upload = Upload.objects.get(pk=payload["id"])
+        upload = Upload.objects.get(public_id=payload["id"])
         job = Job.objects.get(key=ingest_job_key(upload.pk))
         assert (job.state, job.attempts) == (Job.State.WAITING, 1)
         page = browser.client.get(reverse("studies:uploads", kwargs={"pk": browser.study.pk}))
@@ -270,7 +270,7 @@ def test_hung_broker_the_finish_request_still_answers_within_seconds(browser, se
     assert elapsed < SEND_TIMEOUT + 5, f"finish took {elapsed:.1f} s"
     assert response.json()["status"] == UploadStatus.QUEUED
     assert "could not be reached" in response.json()["dispatch_error"]
-    job = Job.objects.get(key=ingest_job_key(response.json()["id"]))
+    job = Job.objects.get(key=ingest_job_key(browser.upload_pk))
     assert (job.state, job.sends) == (Job.State.WAITING, 0)
 
 
@@ -280,7 +280,7 @@ def test_the_task_runs_once_however_often_it_is_delivered(browser):
     browser.send(files)
     with broker_down():
         browser.finish()
-    upload_id = browser.payload["id"]
+    upload_id = browser.upload_pk
     assert upload_ingest(upload_id=upload_id) == UploadStatus.DONE
     assert upload_ingest(upload_id=upload_id) == "not claimed"
     upload = Upload.objects.get(pk=upload_id)
@@ -307,7 +307,7 @@ def test_upload_page_and_report_render(browser):
     browser.send(files)
     with broker_down():
         browser.finish()
-    upload_ingest(upload_id=browser.payload["id"])
+    upload_ingest(upload_id=browser.upload_pk)
     page = browser.client.get(reverse("studies:uploads", kwargs={"pk": browser.study.pk}))
     assert page.status_code == 200
     assert "Last upload: Rendered" in page.content.decode()
@@ -327,17 +327,17 @@ def test_the_upkeep_fails_dead_ingests_and_expires_abandoned_transfers(
     files = small_files(1)
     long_ago = timezone.now() - timedelta(seconds=settings.VBQ_INGEST_TIME_LIMIT + 120)
     browser.create(files, name="dead")
-    dead = Upload.objects.get(pk=browser.payload["id"])
+    dead = Upload.objects.get(public_id=browser.payload["id"])
     browser.create(files, name="alive")
     browser.send(files)
-    alive = Upload.objects.get(pk=browser.payload["id"])
+    alive = Upload.objects.get(public_id=browser.payload["id"])
     Upload.objects.filter(pk__in=[dead.pk, alive.pk]).update(
         status=UploadStatus.PROCESSING, started_at=long_ago, heartbeat_at=long_ago, attempts=1
     )
     Upload.objects.filter(pk=alive.pk).update(heartbeat_at=timezone.now())
     # A transfer abandoned a day ago, and a folder nobody owns any more.
     browser.create(files, name="abandoned")
-    abandoned = Upload.objects.get(pk=browser.payload["id"])
+    abandoned = Upload.objects.get(public_id=browser.payload["id"])
     Upload.objects.filter(pk=abandoned.pk).update(updated_at=timezone.now() - timedelta(days=2))
     orphan = upload_root / "987654"
     orphan.mkdir()
@@ -348,7 +348,7 @@ def test_the_upkeep_fails_dead_ingests_and_expires_abandoned_transfers(
         os.utime(folder, (old, old))
     # An upload queued before the outbox existed: no job; the upkeep records one.
     browser.create(files, name="queued long ago")
-    jobless = Upload.objects.get(pk=browser.payload["id"])
+    jobless = Upload.objects.get(public_id=browser.payload["id"])
     Upload.objects.filter(pk=jobless.pk).update(status=UploadStatus.QUEUED)
     with broker_down():
         report = uploads_tidy()

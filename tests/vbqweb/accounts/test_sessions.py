@@ -83,7 +83,7 @@ def test_an_expired_session_gets_401_json_from_the_viewers_calls(reader, world) 
     reading = factories.ReadingFactory(
         reader=world.reader, case=factories.CaseFactory(study=world.study_a)
     )
-    score = reverse("readers:score", kwargs={"pk": reading.pk})
+    score = reverse("readers:score", kwargs={"public_id": reading.public_id})
     assert reader.get(score).status_code == 200
     _age(reader, seen=31)
     response = reader.get(score)

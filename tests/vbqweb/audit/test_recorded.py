@@ -62,7 +62,7 @@ def reading(world):
 def test_a_manager_looking_at_a_reading_is_recorded_its_reader_is_not(
     client, world, reading
 ) -> None:
-    url = reverse("readers:detail", kwargs={"pk": reading.pk})
+    url = reverse("readers:detail", kwargs={"public_id": reading.public_id})
     client.force_login(world.reader)
     assert client.get(url).status_code == 200
     assert events(Action.READING_VIEWED) == []
@@ -101,7 +101,10 @@ def test_every_download_is_recorded(client, world, name, file) -> None:
 def test_the_reading_sr_download_names_the_reading(client, world, reading) -> None:
     """No score yet: no SR (409), so nothing was downloaded."""
     client.force_login(world.manager)
-    url = reverse("analytics:reading_sr", kwargs={"pk": world.study_a.pk, "reading_pk": reading.pk})
+    url = reverse(
+        "analytics:reading_sr",
+        kwargs={"pk": world.study_a.pk, "reading_public_id": reading.public_id},
+    )
     assert client.get(url).status_code == 409
     assert events(Action.DOWNLOADED) == []
 
@@ -155,13 +158,13 @@ def test_roi_saves_and_the_submission_are_recorded(client, world, tmp_path) -> N
     client.force_login(world.reader)
     for _ in range(2):
         response = client.post(
-            reverse("readers:rois", kwargs={"pk": reading.pk}),
+            reverse("readers:rois", kwargs={"public_id": reading.public_id}),
             data=json.dumps(truth["rois"]),
             content_type="application/json",
         )
         assert response.status_code == 200, response.content
     response = client.post(
-        reverse("readers:submit_json", kwargs={"pk": reading.pk}),
+        reverse("readers:submit_json", kwargs={"public_id": reading.public_id}),
         data="{}",
         content_type="application/json",
     )
@@ -239,7 +242,7 @@ def test_the_ingest_is_recorded_from_start_to_end(client, world) -> None:
     browser.send(files)
     with broker_down():
         assert browser.finish().status_code == 200
-    upload_id = browser.payload["id"]
+    upload_id = browser.upload_pk
     assert upload_ingest(upload_id=upload_id) == UploadStatus.DONE
     trail = [
         (e.action, e.actor_username)

@@ -12,6 +12,11 @@ from django.test import override_settings
 from studies.models import Role
 from tests.helpers import factories
 
+# One Redis server and one environment for the Celery processes, for the whole session: the
+# test process's Celery app keeps its connection pool, so the packages that start workers
+# (tests/browser, tests/integration; package-scoped there) must share one broker.
+from tests.helpers.workers import celery_processes, redis_server, redis_url  # noqa: F401
+
 TESTS = Path(__file__).resolve().parent
 PURE_FOLDERS = (
     "readers/measurement/",

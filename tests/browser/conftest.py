@@ -20,12 +20,7 @@ from django.conf import settings
 # browser steps are ordinary synchronous calls all the same.
 os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
 
-from tests.helpers.workers import (  # noqa: F401
-    celery_processes,
-    celery_worker,
-    redis_server,
-    redis_url,
-)
+from tests.helpers.workers import celery_worker  # noqa: F401
 
 CHROMIUM = Path(os.environ.get("VBQ_CHROMIUM", "/usr/bin/chromium"))
 CHROMIUM_ARGS = [

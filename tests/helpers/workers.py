@@ -253,11 +253,15 @@ def celery_processes(
     return Processes(env, tmp_path_factory.mktemp("celery"), list(QUEUES))
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def celery_worker(celery_processes: Processes) -> Iterator[CeleryWorker]:
-    """The session's worker: every queue, the test database; the test process publishes to it.
+    """The package's worker: every queue, the test database; the test process publishes to it.
 
-    Tests that stop or kill it start it again before they end (:class:`CeleryWorker`)."""
+    Package-scoped (the packages whose conftest imports it: tests/integration, tests/browser),
+    so that it and beat's dispatcher are gone before the next package runs: a worker left
+    running would score the work that a later unit test leaves waiting in the outbox on
+    purpose (the test database is one file). Tests that stop or kill it start it again before
+    they end (:class:`CeleryWorker`)."""
     worker = celery_processes.worker("pytest").start()
     try:
         yield worker
@@ -265,7 +269,7 @@ def celery_worker(celery_processes: Processes) -> Iterator[CeleryWorker]:
         worker.stop()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def celery_beat(
     celery_processes: Processes, celery_worker: CeleryWorker
 ) -> Iterator[CeleryProcess]:

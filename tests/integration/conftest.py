@@ -1,9 +1,4 @@
-"""Integration tests get a real Redis server, real Celery workers and a real Celery beat."""
+"""Integration tests get real Celery workers and a real Celery beat, for this package only
+(the one Redis server and the workers' environment are the session's: tests/conftest.py)."""
 
-from tests.helpers.workers import (  # noqa: F401
-    celery_beat,
-    celery_processes,
-    celery_worker,
-    redis_server,
-    redis_url,
-)
+from tests.helpers.workers import celery_beat, celery_worker  # noqa: F401

@@ -20,6 +20,7 @@ of start-up for the command line).
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
@@ -64,6 +65,56 @@ def _f(value: Any) -> float:
 # --- ICC ----------------------------------------------------------------------------------
 
 
+def _complete_matrix(ratings: ArrayLike) -> FloatArray:
+    """``ratings`` as a complete, finite ``n × k`` float matrix (cases × raters)."""
+    x = np.asarray(ratings, dtype=np.float64)
+    if x.ndim != 2:
+        raise ValueError(f"ratings must be a 2-D array (targets × raters), got shape {x.shape}")
+    if not np.isfinite(x).all():
+        raise ValueError("ratings must be complete and finite: drop incomplete targets first")
+    return x
+
+
+def _sums_of_squares(x: FloatArray) -> tuple[np.float64, np.float64, np.float64]:
+    """SS of rows (cases), columns (raters) and residual of the two-way ANOVA without
+    replication: the one decomposition behind the ICCs and the measurement error (spec §6).
+
+    numpy scalars, not floats: 0/0 must give NaN under the caller's errstate, not
+    ZeroDivisionError."""
+    n, k = x.shape
+    grand = x.mean()
+    row_means = x.mean(axis=1)
+    col_means = x.mean(axis=0)
+    residual = x - row_means[:, None] - col_means[None, :] + grand
+    ss_rows = k * np.sum((row_means - grand) ** 2)
+    ss_cols = n * np.sum((col_means - grand) ** 2)
+    return ss_rows, ss_cols, np.sum(residual**2)
+
+
+@dataclass(frozen=True)
+class MeanSquares:
+    """The two-way ANOVA without replication of an ``n × k`` matrix."""
+
+    n: int
+    k: int
+    msr: float  # cases (rows)
+    msc: float  # raters (columns)
+    mse: float  # residual
+
+
+def mean_squares(ratings: ArrayLike) -> MeanSquares:
+    """MSR, MSC and MSE of a complete ``n × k`` matrix (NaN when n < 2 or k < 2): the mean
+    squares :func:`icc` uses, for the variance components and SEM of spec §6."""
+    x = _complete_matrix(ratings)
+    n, k = x.shape
+    if n < 2 or k < 2:
+        return MeanSquares(n, k, _NAN, _NAN, _NAN)
+    ss_rows, ss_cols, ss_err = _sums_of_squares(x)
+    df_rows, df_cols = n - 1, k - 1
+    msr, msc, mse = ss_rows / df_rows, ss_cols / df_cols, ss_err / (df_rows * df_cols)
+    return MeanSquares(n, k, float(msr), float(msc), float(mse))
+
+
 def icc(ratings: ArrayLike, *, alpha: float = 0.05) -> dict[str, JSON]:
     """The six Shrout & Fleiss (1979) / McGraw & Wong (1996) intraclass correlations.
 
@@ -88,23 +139,12 @@ def icc(ratings: ArrayLike, *, alpha: float = 0.05) -> dict[str, JSON]:
     Vectorised: one pass over the matrix for the sums of squares and one ``fdtri`` call for all
     F quantiles, so it is much faster than building a pandas ANOVA table.
     """
-    x = np.asarray(ratings, dtype=np.float64)
-    if x.ndim != 2:
-        raise ValueError(f"ratings must be a 2-D array (targets × raters), got shape {x.shape}")
-    if not np.isfinite(x).all():
-        raise ValueError("ratings must be complete and finite: drop incomplete targets first")
+    x = _complete_matrix(ratings)
     n, k = x.shape
     if n < 2 or k < 2:
         return _icc_undefined(n, k)
     with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
-        grand = x.mean()
-        row_means = x.mean(axis=1)
-        col_means = x.mean(axis=0)
-        residual = x - row_means[:, None] - col_means[None, :] + grand
-        # numpy scalars, not floats: 0/0 must give NaN under errstate, not ZeroDivisionError.
-        ss_rows = k * np.sum((row_means - grand) ** 2)
-        ss_cols = n * np.sum((col_means - grand) ** 2)
-        ss_err = np.sum(residual**2)
+        ss_rows, ss_cols, ss_err = _sums_of_squares(x)
         df1 = n - 1
         df_cols = k - 1
         df1kd = n * (k - 1)  # within-target df (one-way model)

@@ -22,46 +22,15 @@ Pure: numpy only, no Django. Undefined figures (fewer than two cases or two rate
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 
-import numpy as np
 from numpy.typing import ArrayLike
+
+from studies.stats.estimators import mean_squares
 
 SDC_FACTOR = 1.96 * math.sqrt(2.0)
 """``1.96 · √2``: 95 % two-sided, and √2 because a change is the difference of two readings."""
 
 _NAN = float("nan")
-
-
-@dataclass(frozen=True)
-class MeanSquares:
-    """The two-way ANOVA without replication of an ``n × k`` matrix."""
-
-    n: int
-    k: int
-    msr: float  # cases (rows)
-    msc: float  # raters (columns)
-    mse: float  # residual
-
-
-def mean_squares(ratings: ArrayLike) -> MeanSquares:
-    """MSR, MSC and MSE of a complete ``n × k`` matrix (NaN when n < 2 or k < 2)."""
-    x = np.asarray(ratings, dtype=np.float64)
-    if x.ndim != 2:
-        raise ValueError(f"ratings must be a 2-D array (cases × raters), got shape {x.shape}")
-    if not np.isfinite(x).all():
-        raise ValueError("ratings must be complete and finite: drop incomplete cases first")
-    n, k = x.shape
-    if n < 2 or k < 2:
-        return MeanSquares(n, k, _NAN, _NAN, _NAN)
-    grand = x.mean()
-    row_means = x.mean(axis=1)
-    col_means = x.mean(axis=0)
-    residual = x - row_means[:, None] - col_means[None, :] + grand
-    msr = float(k * np.sum((row_means - grand) ** 2) / (n - 1))
-    msc = float(n * np.sum((col_means - grand) ** 2) / (k - 1))
-    mse = float(np.sum(residual**2) / ((n - 1) * (k - 1)))
-    return MeanSquares(n, k, msr, msc, mse)
 
 
 def variance_components(ratings: ArrayLike) -> dict[str, float]:

@@ -19,6 +19,7 @@ import logging
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import IO
 
 from django.core.files.storage import Storage, storages
 
@@ -131,6 +132,19 @@ def staging_entries() -> list[str]:
     return sorted(set(directories) | set(files))
 
 
+def copy_at_most(source: IO[bytes], target: IO[bytes], length: int) -> int:
+    """Copy up to ``length`` bytes in blocks, stopping early at the end of ``source`` (a
+    browser that went away, a piece shorter than its name says); returns the bytes copied."""
+    remaining = length
+    while remaining > 0:
+        block = source.read(min(_BLOCK, remaining))
+        if not block:
+            break
+        target.write(block)
+        remaining -= len(block)
+    return length - remaining
+
+
 def staged_files_fetch(upload: Upload, into: Path) -> tuple[list[Path], list[int]]:
     """Copy the upload's complete files into ``into`` (the ingest's temporary folder).
 
@@ -150,14 +164,8 @@ def staged_files_fetch(upload: Upload, into: Path) -> tuple[list[Path], list[int
                 if offset >= staged.size:
                     continue
                 out.seek(offset)
-                remaining = min(length, staged.size - offset)
                 with storage.open(name, "rb") as piece:
-                    while remaining > 0:
-                        block = piece.read(min(_BLOCK, remaining))
-                        if not block:
-                            break
-                        out.write(block)
-                        remaining -= len(block)
+                    copy_at_most(piece, out, min(length, staged.size - offset))
             out.truncate(staged.size)
         paths.append(path)
         indices.append(index)

@@ -50,6 +50,7 @@ from studies.uploads.config import ingest_limits
 from studies.uploads.outbox import upload_queue_ingest
 from studies.uploads.staging import (
     StagedFile,
+    copy_at_most,
     piece_name,
     staged_files,
     staging_remove,
@@ -243,13 +244,7 @@ def _spooled(stream: BinaryIO, length: int) -> Iterator[IO[bytes]]:
     """The request's body (at most ``length`` bytes), read to a temporary file before the lock:
     a slow client never holds it. Shorter when the browser went away: what arrived is kept."""
     with tempfile.SpooledTemporaryFile(max_size=_BLOCK) as body:
-        remaining = length
-        while remaining > 0:
-            block = stream.read(min(_BLOCK, remaining))
-            if not block:
-                break
-            body.write(block)
-            remaining -= len(block)
+        copy_at_most(stream, body, length)
         body.seek(0)
         yield body  # type: ignore[misc]
 
@@ -274,14 +269,8 @@ def _receive_piece(
             {"index": piece.index, "have": have},
         )
     with tempfile.SpooledTemporaryFile(max_size=_BLOCK) as data:
-        remaining = piece.length
-        while remaining > 0:
-            block = body.read(min(_BLOCK, remaining))
-            if not block:
-                break  # the browser went away: keep what arrived, it resumes from there
-            data.write(block)
-            remaining -= len(block)
-        received = piece.length - remaining
+        # Shorter when the browser went away: keep what arrived, it resumes from there.
+        received = copy_at_most(body, data, piece.length)
         if received == 0 and piece.size > 0:
             return
         if staged is not None:

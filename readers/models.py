@@ -36,6 +36,17 @@ class Reading(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
     submitted_at = models.DateTimeField(null=True, blank=True)
+    # Issue 13: the reader's active time (visible tab, input within the last minute) and the
+    # quality warnings they confirmed at submit, kept with the reading for the downloads.
+    active_seconds = models.FloatField(default=0.0)
+    level_seconds = models.JSONField(
+        default=dict, blank=True, help_text="Active seconds per label (L1…L4, CSF)."
+    )
+    quality_confirmed = models.JSONField(
+        default=list,
+        blank=True,
+        help_text="The quality warnings shown before submit that the reader confirmed.",
+    )
 
     class Meta:
         ordering = ["case", "session", "reader__username"]

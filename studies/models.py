@@ -37,6 +37,14 @@ def _eligibility_limit(
     )
 
 
+class ScoreVisibility(models.TextChoices):
+    """When a reader sees the VBQ of their own reading (issue 13)."""
+
+    HIDDEN = "hidden", "Hidden from readers"
+    AFTER_SUBMIT = "after_submit", "Shown after submit"
+    LIVE = "live", "Live while drafting"
+
+
 class Study(models.Model):
     """A reader study: a set of cases read by several blinded readers in one or more sessions."""
 
@@ -73,6 +81,58 @@ class Study(models.Model):
     randomise_order = models.BooleanField(
         default=True,
         help_text="Show each reader the cases in their own random order, new in every session.",
+    )
+    # Issue 13: what a reader sees of the score, and the quality checks before submit.
+    score_visibility = models.CharField(
+        max_length=16,
+        choices=ScoreVisibility.choices,
+        default=ScoreVisibility.AFTER_SUBMIT,
+        help_text="When readers see their own VBQ: a live score lets a reader nudge ROIs across "
+        "a threshold, so by default it shows only once the reading is submitted.",
+    )
+    min_bone_roi_area_mm2 = models.FloatField(
+        default=50.0,
+        validators=[MinValueValidator(0.0)],
+        help_text="Before submit, a vertebral-body ROI smaller than this (mm²) is questioned.",
+    )
+    plausible_vbq_min = models.FloatField(
+        default=1.0,
+        validators=[MinValueValidator(0.0)],
+        help_text="Before submit, a VBQ below this is questioned.",
+    )
+    plausible_vbq_max = models.FloatField(
+        default=6.0,
+        validators=[MinValueValidator(0.0)],
+        help_text="Before submit, a VBQ above this is questioned.",
+    )
+    # Issue 14: adjudication of disagreeing readings (off by default) and the planned precision.
+    adjudication = models.BooleanField(
+        default=False,
+        help_text="Send a case to an adjudicator once every reader of a session has submitted "
+        "it and the readers disagree.",
+    )
+    adjudication_threshold = models.ForeignKey(
+        "Threshold",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        help_text="Readers whose categories differ at this threshold disagree.",
+    )
+    adjudication_use_sdc = models.BooleanField(
+        default=True,
+        help_text="Readers also disagree when their VBQ range exceeds the smallest detectable "
+        "change (inter-reader SDC of agreement).",
+    )
+    planned_icc = models.FloatField(
+        default=0.8,
+        validators=[MinValueValidator(0.01), MaxValueValidator(0.99)],
+        help_text="The inter-reader ICC the study expects (for planning, Bonett 2002).",
+    )
+    target_ci_width = models.FloatField(
+        default=0.2,
+        validators=[MinValueValidator(0.01), MaxValueValidator(0.99)],
+        help_text="The width of the ICC's 95 % confidence interval the study aims for.",
     )
     ingest_tr_min_ms = _eligibility_limit("TR", "lower", 300.0)
     ingest_tr_max_ms = _eligibility_limit("TR", "upper", 1000.0)
@@ -143,6 +203,7 @@ def new_order_seed() -> int:
 class Role(models.TextChoices):
     MANAGER = "manager", "Study manager"
     READER = "reader", "Reader"
+    ADJUDICATOR = "adjudicator", "Adjudicator"
 
 
 class Assignment(models.Model):
@@ -156,7 +217,7 @@ class Assignment(models.Model):
     user = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="study_assignments"
     )
-    role = models.CharField(max_length=10, choices=Role.choices)
+    role = models.CharField(max_length=16, choices=Role.choices)
     order_seed = models.PositiveIntegerField(
         default=new_order_seed,
         help_text="Seeds this reader's case order (a new order per session, reproducibly).",
@@ -354,6 +415,12 @@ class ReferenceStandard(models.Model):
     dxa_t_score = models.FloatField(null=True, blank=True, verbose_name="DXA T-score")
     qct_bmd = models.FloatField(null=True, blank=True, verbose_name="QCT BMD (mg/cm³)")
     fragility_fracture = models.BooleanField(null=True, blank=True)
+    attributes = models.JSONField(
+        default=dict,
+        blank=True,
+        help_text="Other case attributes imported with the reference standard (name → text), "
+        "by which the agreement is stratified.",
+    )
     updated_at = models.DateTimeField(auto_now=True)
 
     def __str__(self) -> str:

@@ -146,6 +146,45 @@ class Servers:
         raise RuntimeError(f"timed out waiting for {what}")
 
 
+def _cpu_seconds() -> dict[str, float]:
+    """CPU seconds (user + system, reaped children included) of every process on the machine,
+    grouped by what it is: the benchmark's own client, the web, the Celery processes, Redis,
+    PostgreSQL, and everything else (other jobs sharing the cores). Read from /proc, so the
+    split of a run's CPU can be compared with the CPU the machine had."""
+    tick = os.sysconf("SC_CLK_TCK")
+    me = os.getpid()
+    groups: dict[str, float] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            raw = stat.read_text()
+            cmdline = (stat.parent / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+        except OSError:
+            continue
+        fields = raw[raw.rindex(")") + 2 :].split()
+        pid = int(stat.parent.name)
+        seconds = sum(int(v) for v in fields[11:15]) / tick  # utime stime cutime cstime
+        if pid == me:
+            group = "client (this process)"
+        elif "gunicorn" in cmdline:
+            group = "web (gunicorn)"
+        elif "celery" in cmdline and " beat" in cmdline:
+            group = "celery beat"
+        elif "celery" in cmdline:
+            group = "celery workers"
+        elif "redis-server" in cmdline:
+            group = "redis"
+        elif "postgres" in cmdline:
+            group = "postgresql"
+        else:
+            group = "other processes"
+        groups[group] = groups.get(group, 0.0) + seconds
+    return groups
+
+
+def _cpu_delta(before: dict[str, float], after: dict[str, float]) -> dict[str, float]:
+    return {k: round(after.get(k, 0.0) - before.get(k, 0.0), 1) for k in sorted(after)}
+
+
 def _services(command: str) -> None:
     subprocess.run(["bash", "-c", f"source scripts/services.sh && {command}"], cwd=ROOT, check=True)
 
@@ -805,6 +844,7 @@ def main() -> None:
         record = Record()
         origin = f"http://127.0.0.1:{web_port}"
         load_before = _busy()
+        cpu_before = _cpu_seconds()
         start = time.monotonic()
         args.end = start + args.duration
         threads = [
@@ -817,6 +857,7 @@ def main() -> None:
             thread.join(timeout=args.duration + 120)
         elapsed = time.monotonic() - start
         load_after = _busy()
+        cpu = _cpu_delta(cpu_before, _cpu_seconds())
 
         # Let the workers finish what was submitted (the score of the last saves).
         deadline = time.monotonic() + 60
@@ -881,6 +922,7 @@ def main() -> None:
         },
         "readings_per_minute": round(len(record.submitted) / (args.duration / 60), 1),
         "lock_waits": locks,
+        "cpu_s": cpu | {"available": round(elapsed * (os.cpu_count() or 1), 1)},
         "data_check": check,
     }
     print_report(report)
@@ -918,6 +960,7 @@ def print_report(report: dict[str, Any]) -> None:
     print(f"lock waits: {locks}")
     for what, row in held.items():
         print(f"  held {row['n']}x, {row['total_s']} s, max {row['max_s']} s: {what}")
+    print(f"CPU seconds during the run: {report['cpu_s']}")
     check = report["data_check"]
     print(f"data check: {'OK' if check['ok'] else 'FAILED'} {check}")
 

@@ -234,24 +234,79 @@ def frame_representation(
     )
 
 
-def instance_wants_multipart(accept: Iterable[MediaRange], *, stored_syntax: str) -> bool:
-    """True for ``multipart/related; type="application/dicom"``, False for ``application/dicom``
-    (a single-part body, which plain HTTP clients and benchmarks use); NotAcceptable otherwise.
-    Instances are never transcoded: a transfer syntax other than ``*`` or the stored one is
-    refused."""
+IMPLICIT_LE: Final = "1.2.840.10008.1.2"
+DEFLATED_LE: Final = "1.2.840.10008.1.2.1.99"
+TRANSCODABLE: Final = frozenset(
+    {
+        EXPLICIT_LE,
+        IMPLICIT_LE,
+        DEFLATED_LE,
+        "1.2.840.10008.1.2.5",  # RLE Lossless (pydicom's own encoder)
+        "1.2.840.10008.1.2.4.80",  # JPEG-LS Lossless (pyjpegls)
+        "1.2.840.10008.1.2.4.90",  # JPEG 2000 Lossless Only (pylibjpeg-openjpeg)
+    }
+)
+"""What an instance can be sent in besides its stored syntax: lossless only (a reader measures
+these pixels; a lossy copy would not be the image that was measured)."""
+
+
+def instance_representation(
+    accept: Iterable[MediaRange], *, stored_syntax: str
+) -> tuple[bool, str]:
+    """``(multipart?, transfer syntax)`` for an instance request (PS3.18 8.7.3.5.2).
+
+    ``multipart/related; type="application/dicom"`` is the standard's form; a bare
+    ``application/dicom`` (or ``*/*``) is a single-part body, which plain HTTP clients and
+    benchmarks use. The ``transfer-syntax`` parameter defaults to Explicit VR Little Endian, as
+    the standard says; ``*`` is the stored syntax; a lossless syntax pydicom can write
+    (``TRANSCODABLE``) is produced; anything else skips to the next media range, and when none
+    is left the request is NotAcceptable (406).
+    """
     for media in accept:
-        wanted = media.params.get("transfer-syntax", ORIGINAL)
-        if wanted not in (ORIGINAL, stored_syntax):
-            continue
         if media.media_type == "multipart/related":
-            if media.params.get("type", "application/dicom").lower() == "application/dicom":
-                return True
+            if media.params.get("type", "application/dicom").lower() != "application/dicom":
+                continue
+            multipart = True
         elif media.media_type in ("application/dicom", "*/*", "application/*"):
-            return False
+            multipart = False
+        else:
+            continue
+        named = media.media_type in ("multipart/related", "application/dicom")
+        wanted = media.params.get("transfer-syntax", EXPLICIT_LE if named else ORIGINAL)
+        if wanted in (ORIGINAL, stored_syntax):
+            return multipart, ORIGINAL
+        if wanted in TRANSCODABLE:
+            return multipart, wanted
     raise NotAcceptable(
         "instances are sent as application/dicom or multipart/related; "
-        'type="application/dicom", in their stored transfer syntax'
+        f'type="application/dicom", in their stored transfer syntax or in {sorted(TRANSCODABLE)}'
     )
+
+
+def transcode(data: bytes, syntax: str) -> bytes:
+    """The instance ``data`` (a DICOM file) rewritten in transfer syntax ``syntax``, lossless;
+    NotAcceptable when its pixels cannot be decoded or encoded that way."""
+    from io import BytesIO
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        ds = pydicom.dcmread(BytesIO(data))
+        stored = UID(transfer_syntax_of(ds))
+        if str(stored) == syntax:
+            return data
+        target = UID(syntax)
+        try:
+            if "PixelData" in ds and stored.is_compressed:
+                ds.decompress()
+            if "PixelData" in ds and target.is_compressed and target != DEFLATED_LE:
+                ds.compress(target)
+            else:
+                ds.file_meta.TransferSyntaxUID = target
+        except Exception as error:  # encoders and decoders raise many types
+            raise NotAcceptable(f"cannot send this instance as {target.name}: {error}") from None
+        buffer = BytesIO()
+        ds.save_as(buffer, enforce_file_format=True)
+    return buffer.getvalue()
 
 
 def new_boundary() -> str:

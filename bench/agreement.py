@@ -15,9 +15,10 @@ What it does, in one process and one run (so both figures share the machine's cu
    ``studies.stats.estimators.icc`` on the matrix; interleaved, alternating which goes first,
    after warm-up; medians and the ratio (a)/(b) (target ≥ 10×) and the largest absolute
    difference of any value or CI bound (target ≤ 1e-9; pingouin's CI rounding switched off).
-3. The full ``analyse`` end to end on the 20,000 readings with three thresholds (target < 2 s),
-   timed in the same interleaved loop; the pingouin ICC time is printed next to it as the named
-   baseline.
+3. The full ``analyse`` end to end on the 20,000 readings with three thresholds, plus the
+   site's strata (``studies.stats.strata.stratify``: field strength, manufacturer and a site
+   attribute, issue 14) (target < 2 s for both), timed in the same interleaved loop; the
+   pingouin ICC time is printed next to it as the named baseline.
 
 ``--record`` appends a section with the figures and the command to ``bench/RESULTS.md``.
 Not a test: timings depend on the machine.
@@ -28,6 +29,7 @@ from __future__ import annotations
 import argparse
 import datetime
 import gc
+import os
 import platform
 import statistics
 import sys
@@ -47,6 +49,7 @@ import scipy  # noqa: E402
 
 from studies.stats.agreement import analyse  # noqa: E402
 from studies.stats.estimators import ICC_FORMS, icc  # noqa: E402
+from studies.stats.strata import stratify  # noqa: E402
 
 N_CASES, N_READERS, N_SESSIONS = 1000, 10, 2
 ICC_TARGET = 10.0
@@ -67,6 +70,15 @@ def readings(seed: int) -> list[dict[str, Any]]:
     csf = rng.uniform(120, 200, N_CASES)
     marrow = csf[:, None] * rng.normal(3.0, 0.4, (N_CASES, 1)) + rng.normal(0, 15, (N_CASES, 4))
     reader_gain = rng.normal(1.0, 0.03, N_READERS)
+    # Strata as the site adds them (issue 14): 2 field strengths, 3 vendors, 4 sites.
+    strata = [
+        {
+            "Field strength": "1.5 T" if case % 3 else "3 T",
+            "Manufacturer": ("GE", "Philips", "Siemens")[case % 3],
+            "site": "ABCD"[case % 4],
+        }
+        for case in range(N_CASES)
+    ]
     rows: list[dict[str, Any]] = []
     for session in range(1, N_SESSIONS + 1):
         for case in range(N_CASES):
@@ -89,6 +101,7 @@ def readings(seed: int) -> list[dict[str, Any]]:
                         "L3": kept[2],
                         "L4": kept[3],
                         "CSF": csf_si,
+                        "strata": strata[case],
                     }
                 )
     return rows
@@ -120,10 +133,16 @@ def max_difference(ours: dict[str, Any], theirs: pd.DataFrame) -> float:
     return worst
 
 
-def timed(fn: Callable[[], Any]) -> float:
+CPU: dict[str, list[float]] = {}
+"""CPU seconds per candidate: on a shared machine (other test suites on the 2 cores) the wall
+time of the end-to-end figure moves with the load; its CPU time barely does."""
+
+
+def timed(fn: Callable[[], Any], name: str = "") -> float:
     gc.collect()
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), time.process_time()
     fn()
+    CPU.setdefault(name, []).append(time.process_time() - cpu)
     return time.perf_counter() - start
 
 
@@ -143,17 +162,18 @@ def main() -> int:
         pingouin_icc(long)
         icc(matrix)
         analyse(rows, THRESHOLDS)
+        stratify(rows)
 
     candidates: dict[str, Callable[[], Any]] = {
         "pingouin": lambda: pingouin_icc(long),
         "icc": lambda: icc(matrix),
-        "analyse": lambda: analyse(rows, THRESHOLDS),
+        "analyse": lambda: (analyse(rows, THRESHOLDS), stratify(rows)),
     }
     times: dict[str, list[float]] = {name: [] for name in candidates}
     order = list(candidates)
     for round_ in range(args.repeats):
         for name in order if round_ % 2 == 0 else order[::-1]:
-            times[name].append(timed(candidates[name]))
+            times[name].append(timed(candidates[name], name))
     median = {name: statistics.median(values) for name, values in times.items()}
     ratio = median["pingouin"] / median["icc"]
 
@@ -173,9 +193,11 @@ def main() -> int:
         f" -> {'OK' if icc_ok else 'MISSED'}"
     )
     print(
-        f"analyse() end to end: median {median['analyse']:.3f} s (target < "
+        f"analyse() + stratify() end to end: median {median['analyse']:.3f} s (target < "
         f"{ANALYSE_TARGET_S:.0f} s) -> {'OK' if analyse_ok else 'MISSED'}; "
-        f"baseline: pingouin ICC alone {median['pingouin'] * 1e3:.1f} ms"
+        f"baseline: pingouin ICC alone {median['pingouin'] * 1e3:.1f} ms; "
+        f"CPU time median {statistics.median(CPU['analyse']):.3f} s; load average "
+        f"{os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs"
     )
     if args.record:
         record(args, rows, matrix, median, ratio, difference, icc_ok, analyse_ok)

@@ -23,8 +23,12 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from studies.stats.categorical import category_counts, gwet_ac1, percent_agreement
-from studies.stats.categorical import fleiss as fleiss_with_ci
+from studies.stats.categorical import (
+    category_counts,
+    fleiss_small_sample_ci,
+    gwet_ac1,
+    percent_agreement,
+)
 from studies.stats.categorical import weighted_kappa as _weighted_kappa
 from studies.stats.estimators import (
     _NAN,
@@ -217,8 +221,9 @@ def _kappa_block(
             "threshold": float(threshold),
             "n": n,
             "fleiss": fleiss_kappa(category) if n else _NAN,
-            # spec §6: the κ paradox needs the raw agreement and AC1 next to κ, and κ its CI.
-            "fleiss_ci95": fleiss_with_ci(counts)["ci95"] if n else [_NAN, _NAN],
+            # spec §6: the κ paradox needs the raw agreement and AC1 next to κ, and κ its CI
+            # (one that holds at 20–30 cases: issue 14 item 6, bench/kappa_ci.py).
+            "fleiss_ci95": fleiss_small_sample_ci(counts) if n else [_NAN, _NAN],
             "percent_agreement": percent_agreement(category),
             "gwet_ac1": gwet_ac1(counts)["value"] if n else _NAN,
             "positive": {r: int(category[:, i].sum()) for i, r in enumerate(readers)},

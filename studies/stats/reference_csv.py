@@ -2,12 +2,16 @@
 
 The file is UTF-8 (a byte-order mark, as spreadsheets write, is accepted) with a header row::
 
-    case,dxa_t_score,qct_bmd,fragility_fracture
+    case,dxa_t_score,qct_bmd,fragility_fracture,site,scanner_protocol
 
 ``case`` is the case label readers see (e.g. ``Case 001``) and is required; the three value
-columns are optional, in any order, but at least one must be present. A column that is absent
-leaves that value as it is; an empty cell in a present column means "unknown" and clears it.
-Fractures are ``yes``/``no``/``true``/``false``/``1``/``0`` (any case) or empty.
+columns are optional, in any order, and **any other column is a case attribute** (text: a site,
+a protocol, an age band), by which the agreement page stratifies the analysis (issue 14); at
+least one value or attribute column must be present. A column that is absent leaves that value
+or attribute as it is; an empty cell in a present column means "unknown" and clears it.
+Fractures are ``yes``/``no``/``true``/``false``/``1``/``0`` (any case) or empty. Attribute names
+are the header's, lower-cased; ``field_strength`` and ``manufacturer`` are not accepted (they
+come from the images' headers), nor more than :data:`MAX_ATTRIBUTES` attribute columns.
 
 Every problem is reported with its line number, and a file with any problem yields nothing:
 the caller stores all rows or none.
@@ -19,11 +23,17 @@ import csv
 import io
 import math
 from dataclasses import dataclass
+from typing import Any
 
 CASE_COLUMN = "case"
 VALUE_COLUMNS = ("dxa_t_score", "qct_bmd", "fragility_fracture")
 T_SCORE_LIMIT = 10.0  # |T| beyond this is a typing error (e.g. -25 for -2.5), not a patient
 MAX_REPORTED_ERRORS = 20
+MAX_ATTRIBUTES = 10
+MAX_ATTRIBUTE_NAME = 40
+MAX_ATTRIBUTE_VALUE = 100
+RESERVED_ATTRIBUTES = frozenset({"field_strength", "field strength", "manufacturer"})
+"""Strata the site takes from the stored DICOM headers: a CSV column may not shadow them."""
 
 _TRUE = {"yes", "true", "1"}
 _FALSE = {"no", "false", "0"}
@@ -38,10 +48,27 @@ class ReferenceRow:
     dxa_t_score: float | None = None
     qct_bmd: float | None = None
     fragility_fracture: bool | None = None
+    attributes: tuple[tuple[str, str | None], ...] = ()
+    """(name, text or None = clear) for each attribute column of the file."""
 
-    def updates(self) -> dict[str, float | bool | None]:
-        """The values to store: only the columns the file has (absent ones stay as they are)."""
-        return {name: getattr(self, name) for name in VALUE_COLUMNS if name in self.columns}
+    def updates(self, attributes: dict[str, str] | None = None) -> dict[str, Any]:
+        """The values to store: only the columns the file has (absent ones stay as they are).
+
+        ``attributes``: the case's stored attributes, into which the file's are merged (an
+        attribute the file does not name stays; an empty cell removes it).
+        """
+        values: dict[str, Any] = {
+            name: getattr(self, name) for name in VALUE_COLUMNS if name in self.columns
+        }
+        if self.attributes:
+            merged = dict(attributes or {})
+            for name, text in self.attributes:
+                if text is None:
+                    merged.pop(name, None)
+                else:
+                    merged[name] = text
+            values["attributes"] = merged
+        return values
 
 
 class ReferenceCsvError(ValueError):
@@ -91,24 +118,35 @@ def parse_reference_csv(text: str, known_cases: set[str]) -> dict[str, Reference
         elif label not in known_cases:
             row_errors.append(f"there is no case {label!r} in this study.")
         values: dict[str, float | bool | None] = {}
+        attributes: list[tuple[str, str | None]] = []
         for name, cell in record.items():
+            if name not in VALUE_COLUMNS:
+                if len(cell) > MAX_ATTRIBUTE_VALUE:
+                    row_errors.append(f"{name} is longer than {MAX_ATTRIBUTE_VALUE} characters.")
+                attributes.append((name, " ".join(cell.split()) or None))
+                continue
             try:
                 values[name] = _parse_value(name, cell)
             except ValueError as exc:
                 row_errors.append(str(exc))
         errors.extend((line, message) for message in row_errors)
         if not row_errors:
-            rows[label] = _row(line, values)
+            rows[label] = _row(line, values, tuple(attributes))
     if errors:
         raise ReferenceCsvError(errors)
     return rows
 
 
-def _row(line: int, values: dict[str, float | bool | None]) -> ReferenceRow:
+def _row(
+    line: int,
+    values: dict[str, float | bool | None],
+    attributes: tuple[tuple[str, str | None], ...] = (),
+) -> ReferenceRow:
     t_score, bmd, fracture = (values.get(name) for name in VALUE_COLUMNS)
     return ReferenceRow(
         line=line,
         columns=frozenset(values),
+        attributes=attributes,
         dxa_t_score=None if t_score is None else float(t_score),
         qct_bmd=None if bmd is None else float(bmd),
         fragility_fracture=None if fracture is None else bool(fracture),
@@ -127,15 +165,30 @@ def _parse_header(header: list[str], line: int) -> list[str]:
         if name in seen:
             errors.append((line, f"the column {name!r} appears twice."))
         elif name not in (CASE_COLUMN, *VALUE_COLUMNS):
-            hint = " (the file must be comma-separated)" if ";" in name or "\t" in name else ""
-            errors.append(
-                (line, f"unknown column {name!r}{hint}; the columns are {_expected_header()}.")
-            )
+            if ";" in name or "\t" in name:
+                errors.append(
+                    (line, f"unknown column {name!r} (the file must be comma-separated).")
+                )
+            elif not name:
+                errors.append((line, "a column has no name."))
+            elif name in RESERVED_ATTRIBUTES:
+                errors.append(
+                    (line, f"the column {name!r} is taken from the images' DICOM headers; "
+                     "leave it out or rename it.")
+                )  # fmt: skip
+            elif len(name) > MAX_ATTRIBUTE_NAME:
+                errors.append((line, f"the column name {name[:20]!r}… is too long."))
         seen.add(name)
+    attributes = seen - {CASE_COLUMN, *VALUE_COLUMNS}
+    if len(attributes) > MAX_ATTRIBUTES:
+        errors.append((line, f"{len(attributes)} attribute columns; at most {MAX_ATTRIBUTES}."))
     if CASE_COLUMN not in seen:
         errors.append((line, f"there is no {CASE_COLUMN!r} column (the case label)."))
-    if not seen & set(VALUE_COLUMNS):
-        errors.append((line, f"no value column; give at least one of {', '.join(VALUE_COLUMNS)}."))
+    if not seen - {CASE_COLUMN}:
+        errors.append(
+            (line, f"no value column; give at least one of {', '.join(VALUE_COLUMNS)} "
+             "or a case attribute.")
+        )  # fmt: skip
     if errors:
         raise ReferenceCsvError(errors)
     return columns

@@ -37,7 +37,7 @@ def test_the_agreement_page_answers_is_this_change_real(client, demo) -> None:
     document = analytics.analysis_document(state=analytics.analysis_state(study=study))
     sdc = document["inter_reader"]["sdc"]["agreement"]
     assert f"smaller than {sdc:.2f} may be measurement error" in body
-    for text in ("Measurement error", "SEM", "SDC", "Gwet AC1", "all agree", "Weighted κ"):
+    for text in ("Measurement error", "SEM", "SDC", "Gwet AC1", "All readers agree", "Weighted κ"):
         assert text in body, text
     assert "de Vet et al." in body
     assert "Precision so far" in body

@@ -95,7 +95,10 @@ def test_a_header_only_file_gives_no_rows() -> None:
         ("", 1, "empty"),
         ("\n\n", 1, "empty"),
         ("dxa_t_score\n-1\n", 1, "no 'case' column"),
-        ("case,dxa_t_score,bmd\nCase 001,1,2\n", 1, "unknown column 'bmd'"),
+        ("case,dxa_t_score,manufacturer\nCase 001,1,GE\n", 1, "taken from the images"),
+        ("case,site;protocol\nCase 001,A\n", 1, "comma-separated"),
+        ("case," + ",".join(f"a{i}" for i in range(11)) + "\n", 1, "at most 10"),
+        ("case,site\nCase 001," + "x" * 101 + "\n", 2, "longer than 100"),
         ("case;dxa_t_score\nCase 001;1\n", 1, "comma-separated"),
         ("case,qct_bmd,qct_bmd\nCase 001,1,2\n", 1, "appears twice"),
         ("case\nCase 001\n", 1, "no value column"),
@@ -133,3 +136,23 @@ def test_long_error_lists_are_cut_short() -> None:
     assert len(error.errors) == 30
     assert len(error.messages()) == 21
     assert error.messages()[-1] == "… and 10 more problems."
+
+
+def test_other_columns_are_case_attributes_merged_into_the_stored_ones() -> None:
+    text = "case,dxa_t_score,Site,protocol\nCase 001,-1.0, A ,fast\nCase 002,,B,\n"
+    rows = parse_reference_csv(text, {"Case 001", "Case 002"})
+    assert rows["Case 001"].attributes == (("site", "A"), ("protocol", "fast"))
+    assert rows["Case 001"].updates() == {
+        "dxa_t_score": -1.0,
+        "attributes": {"site": "A", "protocol": "fast"},
+    }
+    # an empty cell clears that attribute; one the file does not name stays as it was
+    assert rows["Case 002"].updates({"protocol": "slow", "age_band": "60-69"}) == {
+        "dxa_t_score": None,
+        "attributes": {"age_band": "60-69", "site": "B"},
+    }
+
+
+def test_a_file_of_attributes_only_is_accepted_and_leaves_the_values() -> None:
+    rows = parse_reference_csv("case,site\nCase 001,A\n", {"Case 001"})
+    assert rows["Case 001"].updates() == {"attributes": {"site": "A"}}

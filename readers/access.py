@@ -11,7 +11,7 @@ from __future__ import annotations
 from uuid import UUID
 
 from django.core.exceptions import PermissionDenied
-from django.db.models import QuerySet
+from django.db.models import Q, QuerySet
 from django.http import Http404
 
 from readers.models import Reading
@@ -21,10 +21,16 @@ from studies.models import Case, Instance, Role, Series, Study
 
 
 def readings_of_reader(user: AnyUser) -> QuerySet[Reading]:
-    """The user's own readings, in studies they are still assigned to as a reader."""
+    """The user's own readings, in studies they are still assigned to as a reader, and an
+    adjudicator's own measurements (``Consensus.measured_reading``) in studies they still
+    adjudicate."""
     if not user.is_authenticated:
         return Reading.objects.none()
-    return Reading.objects.filter(reader=user, case__study__in=studies_read_by(user))
+    adjudicated = Study.objects.filter(assignments__user=user, assignments__role=Role.ADJUDICATOR)
+    return Reading.objects.filter(reader=user).filter(
+        Q(case__study__in=studies_read_by(user))
+        | Q(case__study__in=adjudicated, adjudication_consensus__isnull=False)
+    )
 
 
 def _reading_by_public_id(public_id: UUID | str) -> Reading | None:
@@ -45,8 +51,9 @@ def reading_for_user(user: AnyUser, public_id: UUID | str) -> tuple[Reading, boo
     if reading is None:
         raise Http404("No such reading")
     if readings_of_reader(user).filter(pk=reading.pk).exists():
+        is_reader = studies_read_by(user).filter(pk=reading.case.study_id).exists()
         current = reader_current_session(reader=user, study=reading.case.study)
-        if reading.session < current:
+        if is_reader and reading.session < current:
             raise PermissionDenied(
                 f"Your session {reading.session} readings stay hidden while you read session "
                 f"{current}, so that the second reading is independent of the first."

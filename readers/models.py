@@ -195,3 +195,72 @@ class StudyAnalysisDetail(models.Model):
 
     def __str__(self) -> str:
         return f"agreement detail of {self.state.study}"
+
+
+class Consensus(models.Model):
+    """The adjudicated VBQ of one case in one session (issue 14, ``readers/adjudication``).
+
+    Why stored, when the worklist is computed: the worklist can always be recomputed from the
+    readings, but a decision cannot, so the decision is kept with its provenance. Either the
+    adjudicator accepted one reader's reading (``accepted_reading``, shown to them as
+    ``accepted_label``, e.g. "Reader B"; ``vbq`` is that reading's score at the moment of the
+    decision), or measured anew: ``measured_reading`` is then a Reading owned by the
+    adjudicator, scored by the normal pipeline, and never counted among the readers' readings
+    in the agreement (``readers.analysis`` leaves out every reading linked here); its current
+    score is the consensus VBQ once it is submitted. Defined here, not in ``readers/adjudication``,
+    because a model module there would make ``readers.models`` and that package import each
+    other (the ``acyclic_siblings`` import contract).
+    """
+
+    class Source(models.TextChoices):
+        ACCEPTED = "accepted", "Accepted a reader's reading"
+        MEASURED = "measured", "Measured anew by the adjudicator"
+
+    case = models.ForeignKey(Case, on_delete=models.CASCADE, related_name="consensuses")
+    session = models.PositiveSmallIntegerField(default=1, validators=[MinValueValidator(1)])
+    source = models.CharField(max_length=10, choices=Source.choices)
+    accepted_reading = models.ForeignKey(
+        Reading, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    accepted_label = models.CharField(max_length=20, blank=True)
+    measured_reading = models.OneToOneField(
+        Reading,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="adjudication_consensus",
+    )
+    vbq = models.FloatField(null=True, blank=True)
+    roi_version = models.PositiveIntegerField(null=True, blank=True)
+    decided_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    decided_at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["case", "session"]
+        verbose_name_plural = "consensuses"
+        constraints = [
+            models.UniqueConstraint(fields=["case", "session"], name="consensus_one_per_case")
+        ]
+
+    def __str__(self) -> str:
+        return f"consensus {self.case} · session {self.session}"
+
+    @property
+    def provenance(self) -> str:
+        """What a manager reads: "accepted Reader B's reading" or "measured anew"."""
+        if self.source == self.Source.ACCEPTED:
+            return f"accepted {self.accepted_label}'s reading"
+        return "measured anew"
+
+    def current_vbq(self) -> float | None:
+        """The consensus VBQ: the accepted score, or the adjudicator's submitted measurement's
+        current score (None while it is drafted or being scored)."""
+        if self.source == self.Source.ACCEPTED:
+            return self.vbq
+        reading = self.measured_reading
+        if reading is None or not reading.is_locked:
+            return None
+        result = reading.current_result()
+        return result.vbq if result is not None else None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import statistics
 from dataclasses import dataclass
 
 from django.contrib.auth.models import AbstractBaseUser
@@ -19,6 +20,11 @@ class WorklistSession:
     rows: list[tuple[Case, Reading | None]]  # in this reader's order; empty while closed
     next_case: Case | None  # the first case not yet submitted
     is_current: bool
+
+    @property
+    def to_read(self) -> int:
+        """Cases of the session not yet submitted (drafts included)."""
+        return self.state.n_cases - self.state.n_submitted
 
 
 def reader_worklist(*, reader: AbstractBaseUser, study: Study) -> list[WorklistSession]:
@@ -101,3 +107,84 @@ def reading_score_waiting(*, reading: Reading) -> bool:
     picked it up (the page says "waiting for the worker", not "computing")."""
     key = score_job_key(reading_pk=reading.pk, roi_version=reading.roi_version)
     return job_is_waiting(key)
+
+
+@dataclass(frozen=True)
+class CasePosition:
+    """Where a reading stands in its reader's session: "case 4 of 10", and what is left."""
+
+    number: int  # 1-based, in the reader's order of the session
+    total: int
+    to_read: int  # cases of the session not yet submitted (this one included if a draft)
+
+
+def reading_position(*, reading: Reading) -> CasePosition:
+    """The reading's place in its reader's case order of its session (callers check access)."""
+    study = reading.case.study
+    order = case_order(reader=reading.reader, study=study, session=reading.session)
+    ids = [case.pk for case in order]
+    submitted = set(
+        Reading.objects.filter(reader=reading.reader, case__study=study, session=reading.session)
+        .filter(status=Reading.Status.SUBMITTED)
+        .values_list("case_id", flat=True)
+    )
+    number = ids.index(reading.case_id) + 1 if reading.case_id in ids else 0
+    return CasePosition(number, len(ids), sum(pk not in submitted for pk in ids))
+
+
+def next_case_to_read(*, reading: Reading) -> Case | None:
+    """The next case of the reading's session that its reader has not submitted, after this one
+    in the reader's order and wrapping round (a case skipped earlier comes back last); None
+    once the session is complete. This reading's own case comes last, if still a draft."""
+    study = reading.case.study
+    order = case_order(reader=reading.reader, study=study, session=reading.session)
+    submitted = set(
+        Reading.objects.filter(
+            reader=reading.reader,
+            case__study=study,
+            session=reading.session,
+            status=Reading.Status.SUBMITTED,
+        ).values_list("case_id", flat=True)
+    )
+    at = next((i for i, case in enumerate(order) if case.pk == reading.case_id), -1)
+    after = order[at + 1 :] + order[: at + 1]
+    return next((case for case in after if case.pk not in submitted), None)
+
+
+def reader_studies_to_read(*, reader: AbstractBaseUser, studies: list[Study]) -> list[dict]:
+    """Per study the reader reads: the current session, how many of its cases are left and the
+    next one (the home page's "N to read · Next case")."""
+    rows = []
+    for study in studies:
+        current = next(b for b in reader_worklist(reader=reader, study=study) if b.is_current)
+        rows.append(
+            {
+                "study": study,
+                "session": current.state.session,
+                "to_read": current.to_read,
+                "n_cases": current.state.n_cases,
+                "next_case": current.next_case,
+            }
+        )
+    return rows
+
+
+def study_reading_time(*, study: Study) -> dict[int, dict[int, dict[str, float]]]:
+    """Reading time per reader and session (issue 13 item 6), for the manager's study page:
+    reader pk → session → ``{"total", "per_case", "cases"}`` in seconds over the readings that
+    have any active time (the viewer's count: visible tab, input within the last minute).
+    ``per_case`` is the median, which one case left open over lunch does not pull up."""
+    times: dict[tuple[int, int], list[float]] = {}
+    rows = Reading.objects.filter(case__study=study, active_seconds__gt=0).values_list(
+        "reader_id", "session", "active_seconds"
+    )
+    for reader_id, session, seconds in rows:
+        times.setdefault((reader_id, session), []).append(seconds)
+    summary: dict[int, dict[int, dict[str, float]]] = {}
+    for (reader_id, session), values in times.items():
+        summary.setdefault(reader_id, {})[session] = {
+            "total": sum(values),
+            "per_case": statistics.median(values),
+            "cases": len(values),
+        }
+    return summary

@@ -8,6 +8,9 @@ return.
 from __future__ import annotations
 
 import logging
+import math
+import time
+from collections.abc import Collection, Mapping
 from datetime import timedelta
 from typing import Any
 
@@ -21,6 +24,7 @@ from django.utils import timezone
 from readers.analysis.services import analysis_request
 from readers.measurement.dicomio import DicomReadError, read_slice
 from readers.measurement.measure import ALGORITHM_VERSION, MeasurementError, measure_vbq
+from readers.measurement.quality import QualityLimits, QualityReport, check_reading
 from readers.measurement.rois import RoiError, parse_roi_set
 from readers.models import Reading, ReadingRevision, VbqResult
 from readers.selectors import score_job_key
@@ -123,8 +127,60 @@ def _revision_keep(reading: Reading) -> None:
     )
 
 
-def reading_submit(*, reading: Reading) -> Reading:
-    """Lock the reading. It must be complete: every level measured or excluded, and a CSF ROI."""
+class QualityWarnings(Exception):
+    """A submit refused until the reader confirms these warnings (nothing was stored)."""
+
+    def __init__(self, report: QualityReport) -> None:
+        super().__init__("; ".join(w.message for w in report.warnings))
+        self.report = report
+
+
+def reading_quality(*, reading: Reading) -> QualityReport:
+    """The quality checks of the reading's current ROI set (``readers.measurement.quality``).
+
+    The measurement is computed here, synchronously, from the stored images rather than taken
+    from the worker's result: at submit the score of the last autosave may still be pending.
+    Reading the four or five referenced slices and measuring them takes milliseconds (logged;
+    ``docs/viewer.md`` has the figures), which a submit can afford.
+    """
+    started = time.perf_counter()
+    study = reading.case.study
+    roi_set = parse_roi_set(reading.rois)
+    try:
+        images = _load_referenced_images(reading, set(roi_set.referenced_uids))
+    except DicomReadError as exc:
+        images = {}
+        logger.warning("quality check of %s: %s", reading.pk, exc)
+    limits = QualityLimits(
+        min_bone_roi_area_mm2=study.min_bone_roi_area_mm2,
+        plausible_vbq_min=study.plausible_vbq_min,
+        plausible_vbq_max=study.plausible_vbq_max,
+    )
+    report = check_reading(roi_set, images, limits, **study.measurement_settings())
+    logger.info(
+        "quality check of reading %s: %s in %.1f ms",
+        reading.pk,
+        ",".join(report.codes) or "no warning",
+        1000 * (time.perf_counter() - started),
+    )
+    return report
+
+
+def reading_submit(
+    *,
+    reading: Reading,
+    confirmed: Collection[str] = (),
+    timing: Mapping[str, Any] | None = None,
+) -> Reading:
+    """Lock the reading. It must be complete: every level measured or excluded, and a CSF ROI.
+
+    Then the quality checks (:func:`reading_quality`) run on every submit, whoever calls: a
+    warning whose code is not in ``confirmed`` raises :class:`QualityWarnings` and nothing is
+    stored (the viewer shows them and asks again). A confirmed submit keeps the codes in
+    ``quality_confirmed`` and in the audit event. The set locked is the set checked: a save
+    that lands in between makes the submit fail and be asked again. ``timing`` (the viewer's
+    reading time) is recorded with the submission (:func:`reading_record_time`).
+    """
     if reading.is_locked:
         raise PermissionDenied("This reading is already submitted.")
     if not reading.rois:
@@ -133,20 +189,89 @@ def reading_submit(*, reading: Reading) -> Reading:
     present = {roi.label for roi in roi_set.rois} | {e.label for e in roi_set.exclusions}
     if missing := [label for label in LABELS if label not in present]:
         raise ValidationError(f"Not yet measured or excluded: {', '.join(missing)}.")
+    checked_version = reading.roi_version
+    report = reading_quality(reading=reading)
+    if set(report.codes) - set(confirmed):
+        raise QualityWarnings(report)
     with transaction.atomic():
-        updated = Reading.objects.filter(pk=reading.pk, status=Reading.Status.DRAFT).update(
-            status=Reading.Status.SUBMITTED, submitted_at=timezone.now()
+        if timing is not None:
+            reading_record_time(reading=reading, timing=timing)
+        updated = (
+            Reading.objects.filter(pk=reading.pk, status=Reading.Status.DRAFT)
+            .filter(roi_version=checked_version)
+            .update(
+                status=Reading.Status.SUBMITTED,
+                submitted_at=timezone.now(),
+                quality_confirmed=list(report.codes),
+            )
         )
         if not updated:
-            raise PermissionDenied("This reading is already submitted.")
+            reading.refresh_from_db()
+            if reading.is_locked:
+                raise PermissionDenied("This reading is already submitted.")
+            raise ValidationError("The ROIs changed while submitting: submit again.")
         reading.refresh_from_db()
         # Inside SQLite's write lock: ask whether a result exists, load none (bench/RESULTS.md).
         if not reading.results.filter(roi_version=reading.roi_version).exists():
             reading_request_score(reading=reading)
         else:
             analysis_request(study=reading.case.study)
-        record(Action.READING_SUBMITTED, obj=reading, detail={"roi_version": reading.roi_version})
+        detail: dict[str, Any] = {"roi_version": reading.roi_version}
+        if report.codes:
+            detail["quality_confirmed"] = list(report.codes)
+        record(Action.READING_SUBMITTED, obj=reading, detail=detail)
     return reading
+
+
+TIME_SLACK_SECONDS = 5.0
+"""What the server allows a reported time above the reading's age (clock granularity)."""
+
+
+def reading_record_time(*, reading: Reading, timing: Mapping[str, Any]) -> Reading:
+    """Store the viewer's active reading time (issue 13 item 6): ``{"active_seconds": s,
+    "level_seconds": {"L1": s, ...}}``.
+
+    The viewer counts time while its tab is visible and the reader gave input within the last
+    minute (``static/src/viewer/timing.js``) and sends its running totals. The server keeps
+    each total monotonic (a stale or replayed report never lowers what is stored: totals only
+    grow) and bounded (no total exceeds the time since the reading was opened, so a broken or
+    forged client cannot claim a day of work on a case opened a minute ago). A malformed
+    report is a ``ValidationError``. Only a writable reading is timed: the callers fetch it
+    with ``reading_for_writer``.
+    """
+    active, levels = _parse_timing(timing)
+    with transaction.atomic():
+        current = Reading.objects.select_for_update().get(pk=reading.pk)
+        bound = (timezone.now() - current.created_at).total_seconds() + TIME_SLACK_SECONDS
+        stored = dict(current.level_seconds or {})
+        merged = {
+            label: round(
+                max(float(stored.get(label) or 0.0), min(levels.get(label, 0.0), bound)), 1
+            )
+            for label in LABELS
+            if label in stored or label in levels
+        }
+        total = round(max(current.active_seconds, min(active, bound)), 1)
+        Reading.objects.filter(pk=reading.pk).update(active_seconds=total, level_seconds=merged)
+    reading.active_seconds, reading.level_seconds = total, merged
+    return reading
+
+
+def _parse_timing(timing: Mapping[str, Any]) -> tuple[float, dict[str, float]]:
+    def seconds(where: str, value: object) -> float:
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise ValidationError(f"{where} must be a number of seconds")
+        if not math.isfinite(value) or value < 0:
+            raise ValidationError(f"{where} must be a finite number of seconds, not negative")
+        return float(value)
+
+    if not isinstance(timing, Mapping) or set(timing) - {"active_seconds", "level_seconds"}:
+        raise ValidationError("timing takes active_seconds and level_seconds only")
+    active = seconds("active_seconds", timing.get("active_seconds", 0))
+    levels = timing.get("level_seconds", {})
+    if not isinstance(levels, Mapping) or set(levels) - set(LABELS):
+        raise ValidationError(f"level_seconds takes the labels {', '.join(LABELS)}")
+    return active, {label: seconds(f"level_seconds.{label}", v) for label, v in levels.items()}
 
 
 def reading_request_score(*, reading: Reading) -> None:

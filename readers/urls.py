@@ -11,4 +11,6 @@ urlpatterns = [
     path("<uuid:public_id>/score.json", views.reading_score, name="score"),
     path("<uuid:public_id>/rois.json", views.reading_rois, name="rois"),
     path("<uuid:public_id>/submit.json", views.reading_submit_json, name="submit_json"),
+    path("<uuid:public_id>/timing.json", views.reading_timing, name="timing"),
+    path("<uuid:public_id>/next/", views.reading_next, name="next"),
 ]

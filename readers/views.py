@@ -33,16 +33,20 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from readers import services
 from readers.access import reading_for_user, reading_for_writer
+from readers.adjudication.selectors import review_context
 from readers.measurement.rois import WEB_ROI_LIMITS, RoiError, check_roi_limits, parse_roi_set
 from readers.models import Reading
 from readers.selectors import (
+    next_case_to_read,
     reader_worklist,
+    reading_position,
     reading_revisions,
     reading_score_waiting,
     study_overview,
+    study_reading_time,
 )
 from studies.access import case_for_reader, study_for_user
-from studies.models import Role
+from studies.models import Role, ScoreVisibility
 from studies.selectors import series_image_size
 from studies.vocabulary import CSF, DEFAULT_CSF_LEVEL, LEVELS, REASON_NAMES, REASONS, SHAPES
 from vbqweb.audit.actions import Action
@@ -55,8 +59,13 @@ def study_detail(request: HttpRequest, pk: int) -> HttpResponse:
     """Managers see every case, reader and reading; readers see their own worklist only."""
     study, role = study_for_user(request.user, pk)
     context: dict[str, object] = {"study": study, "role": role}
+    if role == Role.ADJUDICATOR:  # nothing of the study but its adjudication (issue 14)
+        return redirect("adjudication:worklist", pk=study.pk)
     if role == Role.MANAGER:
-        context |= study_overview(study=study)
+        context |= study_overview(study=study) | review_context(study)
+        # Planned, not opened: every case by every reader in every session (issue 13 item 9).
+        context["n_planned"] = len(context["rows"]) * len(context["readers"]) * study.sessions
+        context["reading_time"] = study_reading_time(study=study)  # issue 13 item 6
         return render(request, "studies/study_manager.html", context)
     context |= {
         "worklist": reader_worklist(reader=request.user, study=study),
@@ -96,6 +105,7 @@ def reading_detail(request: HttpRequest, public_id: UUID) -> HttpResponse:
             return redirect("readers:detail", public_id=reading.public_id)
     series = reading.case.reading_series
     is_own = reading.reader_id == request.user.pk
+    score_shown = score_visible(reading, is_own=is_own)
     if not is_own and request.method == "GET":  # a manager (or site admin) looks at a reading
         record(Action.READING_VIEWED, request=request, obj=reading)
     return render(
@@ -108,15 +118,30 @@ def reading_detail(request: HttpRequest, public_id: UUID) -> HttpResponse:
             "rois_text": rois_text,
             "series": series,
             "instances": series.instances.readable() if series else [],
-            "result": reading.current_result(),
+            "result": reading.current_result() if score_shown else None,
+            "score_hidden": None if score_shown else score_hidden_words(reading),
             "score_waiting": reading_score_waiting(reading=reading),
+            # An adjudicator's own measurement (issue 14) is no case of a reader's worklist.
+            "position": reading_position(reading=reading)
+            if is_own and not hasattr(reading, "adjudication_consensus")
+            else None,
+            "just_submitted": request.session.pop(JUST_SUBMITTED, None) if is_own else None,
             "revisions": reading_revisions(reading=reading) if not is_own else [],
             "viewer": viewer_payload(request, reading, writable) if is_own and series else None,
             "exclusion_reasons": list(REASON_NAMES.items()),
             "csf_levels": _csf_levels(),
+            "csf_level": _csf_level_of(reading),
         },
         status=status,
     )
+
+
+def _csf_level_of(reading: Reading) -> str:
+    """The level of the reading's CSF ROI (the read-only page shows it as text, not a menu)."""
+    rois = reading.rois.get("rois", []) if isinstance(reading.rois, dict) else []
+    csf = next((r for r in rois if isinstance(r, dict) and r.get("label") == CSF), None)
+    level = csf.get("level") if csf else None
+    return level if isinstance(level, str) else DEFAULT_CSF_LEVEL
 
 
 def _csf_levels() -> list[str]:
@@ -148,6 +173,11 @@ def viewer_payload(request: HttpRequest, reading: Reading, writable: bool) -> di
             "rois": reading.rois,
         },
         "csrf_token": get_token(request),
+        # The reading time so far: the viewer's counts continue from it (issue 13 item 6).
+        "timing": {
+            "active_seconds": reading.active_seconds,
+            "level_seconds": reading.level_seconds,
+        },
         "case": {"label": reading.case.label},
         "study": {"sessions": reading.case.study.sessions},
         "dicomweb": {
@@ -161,7 +191,9 @@ def viewer_payload(request: HttpRequest, reading: Reading, writable: bool) -> di
             "save": reverse("readers:rois", kwargs={"public_id": reading.public_id}),
             "submit": reverse("readers:submit_json", kwargs={"public_id": reading.public_id}),
             "score": reverse("readers:score", kwargs={"public_id": reading.public_id}),
+            "timing": reverse("readers:timing", kwargs={"public_id": reading.public_id}),
             "study": reverse("study", kwargs={"pk": reading.case.study_id}),
+            "next": reverse("readers:next", kwargs={"public_id": reading.public_id}),
             "worker": static("dist/decodeImageFrameWorker.js"),
             "wasm": request.build_absolute_uri(settings.STATIC_URL + "dist/wasm/"),
         },
@@ -186,15 +218,62 @@ def reading_rois(request: HttpRequest, public_id: UUID) -> JsonResponse:
     try:
         reading = reading_for_writer(request.user, public_id)
     except PermissionDenied as exc:
-        return JsonResponse({"error": str(exc) or "This reading cannot be changed."}, status=403)
+        return _refused(request, public_id, exc)
     try:
         data = request_json(request, max_bytes=WEB_ROI_LIMITS.max_bytes)
         _check_web_limits(reading, data)
+        timing = _timing_header(request)
         reading = services.reading_save_rois(reading=reading, data=data)
+        if timing is not None:
+            services.reading_record_time(reading=reading, timing=timing)
     except (ValueError, ValidationError) as exc:
         error = " ".join(exc.messages) if isinstance(exc, ValidationError) else str(exc)
         return JsonResponse({"error": error}, status=400)
     return JsonResponse({"status": "saved", "roi_version": reading.roi_version})
+
+
+TIMING_HEADER = "X-VBQ-Timing"
+"""The viewer's reading time rides on each autosave in this header (JSON), so that the ROI
+set's body stays the spec's ``vbq.rois/1`` document."""
+
+
+def _timing_header(request: HttpRequest) -> object | None:
+    raw = request.headers.get(TIMING_HEADER)
+    return None if raw is None else loads_untrusted(raw, max_bytes=2048)
+
+
+@require_POST
+def reading_timing(request: HttpRequest, public_id: UUID) -> JsonResponse:
+    """The viewer's reading time on its own (``{"active_seconds": s, "level_seconds": {...}}``),
+    sent every minute of activity and when the page is hidden or left, so that time spent
+    without an edit is kept too. The server keeps the totals monotonic and bounded
+    (``services.reading_record_time``); 403 once the reading is locked."""
+    try:
+        reading = reading_for_writer(request.user, public_id)
+    except PermissionDenied as exc:
+        return _refused(request, public_id, exc)
+    try:
+        reading = services.reading_record_time(reading=reading, timing=request_json(request))
+    except (ValueError, ValidationError) as exc:
+        error = " ".join(exc.messages) if isinstance(exc, ValidationError) else str(exc)
+        return JsonResponse({"error": error}, status=400)
+    return JsonResponse(
+        {"active_seconds": reading.active_seconds, "level_seconds": reading.level_seconds}
+    )
+
+
+def _refused(request: HttpRequest, public_id: UUID, exc: PermissionDenied) -> JsonResponse:
+    """A 403 that says what happened and what to do: a page left open on a draft that has
+    since been submitted (in another tab, or before Back / Forward) can only be reloaded;
+    ``reload`` tells the viewer to offer the button (issue 13 item 2)."""
+    error = str(exc) or "This reading cannot be changed."
+    try:
+        reading, _ = reading_for_user(request.user, public_id)
+    except PermissionDenied:  # an earlier session's reading, hidden now: its own words
+        return JsonResponse({"error": error, "reload": True}, status=403)
+    if reading.reader_id == request.user.pk and reading.is_locked:
+        error = "Already submitted — reload to see the reading as it is now."
+    return JsonResponse({"error": error, "reload": True}, status=403)
 
 
 def _check_web_limits(reading: Reading, data: object) -> None:
@@ -217,8 +296,11 @@ def _check_web_limits(reading: Reading, data: object) -> None:
 def reading_submit_json(request: HttpRequest, public_id: UUID) -> JsonResponse:
     """The viewer's Submit: lock a complete reading (400 naming what is missing).
 
-    It takes no parameters: a JSON body (the viewer sends ``{}``) is read by the site's loader
-    and must be empty or ``{}``; a form post must have no fields. Anything else is a 400.
+    A JSON body (read by the site's loader) may be empty or ``{}``, or carry ``confirm`` (the
+    quality warnings' codes the reader confirmed) and ``timing`` (the reading time); a form
+    post may carry ``confirm`` fields only. Anything else is a 400. Unconfirmed quality
+    warnings (``readers.measurement.quality``) answer 409 with ``warnings`` (code, message,
+    labels) and store nothing; the viewer asks the reader and submits again confirming them.
     """
     try:
         reading = reading_for_writer(request.user, public_id)
@@ -226,13 +308,28 @@ def reading_submit_json(request: HttpRequest, public_id: UUID) -> JsonResponse:
             parameters = request_json(request, allow_empty=True, empty={})
         else:
             parameters = {**request.POST, **request.FILES}
-        if parameters != {}:
-            raise JsonBodyError("the submit takes no parameters: send {} or nothing")
-        reading = services.reading_submit(reading=reading)
+            if "confirm" in parameters:
+                parameters["confirm"] = request.POST.getlist("confirm")
+        if not isinstance(parameters, dict) or set(parameters) - {"confirm", "timing"}:
+            raise JsonBodyError("the submit takes only confirm and timing: send {} or nothing")
+        confirm = parameters.get("confirm", [])
+        if not isinstance(confirm, list) or not all(isinstance(c, str) for c in confirm):
+            raise JsonBodyError("confirm must be a list of warning codes")
+        reading = services.reading_submit(
+            reading=reading, confirmed=confirm, timing=parameters.get("timing")
+        )
     except PermissionDenied as exc:
-        return JsonResponse({"error": str(exc) or "This reading cannot be changed."}, status=403)
+        return _refused(request, public_id, exc)
     except JsonBodyError as exc:
         return JsonResponse({"error": str(exc)}, status=400)
+    except services.QualityWarnings as exc:
+        return JsonResponse(
+            {
+                "error": "Check these before submitting.",
+                "warnings": [w.to_json() for w in exc.report.warnings],
+            },
+            status=409,
+        )
     except ValidationError as exc:
         return JsonResponse({"error": " ".join(exc.messages)}, status=400)
     return JsonResponse({"status": reading.status, "roi_version": reading.roi_version})
@@ -242,7 +339,11 @@ def reading_submit_json(request: HttpRequest, public_id: UUID) -> JsonResponse:
 def reading_submit(request: HttpRequest, public_id: UUID) -> HttpResponse:
     reading = reading_for_writer(request.user, public_id)
     try:
-        services.reading_submit(reading=reading)
+        services.reading_submit(reading=reading, confirmed=request.POST.getlist("confirm"))
+    except services.QualityWarnings as exc:
+        for warning in exc.report.warnings:
+            messages.warning(request, f"{warning.message} (confirm={warning.code})")
+        messages.error(request, "Not submitted: post again with each confirm=<code> to confirm.")
     except ValidationError as exc:
         messages.error(request, "Not submitted: " + " ".join(exc.messages))
     else:
@@ -263,7 +364,13 @@ def reading_score(request: HttpRequest, public_id: UUID) -> HttpResponse:
     cache never revalidates it.
     """
     reading, _ = reading_for_user(request.user, public_id)
-    body = json.dumps(score_payload(reading), cls=DjangoJSONEncoder, separators=(",", ":"))
+    is_own = reading.reader_id == request.user.pk
+    payload = (
+        score_payload(reading)
+        if score_visible(reading, is_own=is_own)
+        else hidden_score_payload(reading)
+    )
+    body = json.dumps(payload, cls=DjangoJSONEncoder, separators=(",", ":"))
     etag = f'"{hashlib.blake2b(body.encode(), digest_size=12).hexdigest()}"'
     if _etags(request.headers.get("If-None-Match", "")) & {etag, "*"}:
         response = HttpResponseNotModified()
@@ -299,3 +406,73 @@ def score_payload(reading: Reading) -> dict[str, object]:
         "computed_at": result.computed_at.isoformat(),
         "detail": result.detail,
     }
+
+
+JUST_SUBMITTED = "vbq.just_submitted"
+"""The session key of "Case 3 submitted" for the next reading's page (``reading_next``)."""
+
+
+def score_visible(reading: Reading, *, is_own: bool) -> bool:
+    """Whether the reading's VBQ may be shown to whoever looks: its managers always; its own
+    reader as the study's ``score_visibility`` says (a score shown while drafting lets a reader
+    nudge ROIs across a threshold, so the default waits for the submission)."""
+    if not is_own:
+        return True
+    visibility = reading.case.study.score_visibility
+    if visibility == ScoreVisibility.LIVE:
+        return True
+    return visibility == ScoreVisibility.AFTER_SUBMIT and reading.is_locked
+
+
+def score_hidden_words(reading: Reading) -> str:
+    """Why the reader does not see the score (the page and ``score.json`` say the same)."""
+    if reading.case.study.score_visibility == ScoreVisibility.HIDDEN:
+        return "This study does not show scores to readers."
+    return "The score shows once you submit."
+
+
+def hidden_score_payload(reading: Reading) -> dict[str, object]:
+    """``score.json`` for a reader who may not see the score: no figure, no per-level detail,
+    nothing that changes with the ROIs but the version (the viewer's polling ends on it)."""
+    if not reading.rois:
+        return {"status": "empty", "roi_version": reading.roi_version}
+    return {
+        "status": "hidden",
+        "roi_version": reading.roi_version,
+        "message": score_hidden_words(reading),
+    }
+
+
+@require_POST
+def reading_next(request: HttpRequest, public_id: UUID) -> HttpResponse:
+    """Save and next: from a reading, open the next case of its session that its reader has
+    not submitted (in the reader's order, wrapping round), or go back to the study's page with
+    "session complete". Its own reader only: a manager, who sees the reading, gets a 403;
+    anyone else the 404 of an absent reading (``reading_for_user``)."""
+    reading, _ = reading_for_user(request.user, public_id)
+    if reading.reader_id != request.user.pk:
+        raise PermissionDenied("Only the reading's reader goes on to their next case.")
+    if hasattr(reading, "adjudication_consensus"):  # an adjudicator's measurement: back to
+        return redirect("adjudication:worklist", pk=reading.case.study_id)  # the worklist
+    case = next_case_to_read(reading=reading)
+    if case is None:
+        messages.success(
+            request,
+            f"{reading.case.label} submitted. Session {reading.session} is complete: "
+            "every case is submitted.",
+        )
+        return redirect("study", pk=reading.case.study_id)
+    try:
+        following = services.reading_open(reader=request.user, case=case, session=reading.session)
+    except ValidationError as exc:
+        messages.error(request, " ".join(exc.messages))
+        return redirect("study", pk=reading.case.study_id)
+    if reading.is_locked:
+        # Said in the next reading's panel (a banner above the viewer would push it off the
+        # screen), with the score when the study shows it once submitted.
+        result = reading.current_result() if score_visible(reading, is_own=True) else None
+        request.session[JUST_SUBMITTED] = {
+            "label": reading.case.label,
+            "vbq": result.vbq if result is not None else None,
+        }
+    return redirect("readers:detail", public_id=following.public_id)

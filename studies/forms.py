@@ -40,6 +40,15 @@ class StudyForm(forms.ModelForm):
             "washout_days",
             "allow_edit_after_submit",
             "randomise_order",
+            "score_visibility",
+            "min_bone_roi_area_mm2",
+            "plausible_vbq_min",
+            "plausible_vbq_max",
+            "adjudication",
+            "adjudication_threshold",
+            "adjudication_use_sdc",
+            "planned_icc",
+            "target_ci_width",
         ]
         widgets = {
             "name": forms.TextInput(attrs={"autofocus": True}),
@@ -47,6 +56,11 @@ class StudyForm(forms.ModelForm):
             "min_levels": forms.NumberInput(attrs={"min": 1, "max": 4}),
             "sessions": forms.NumberInput(attrs={"min": 1, "max": 10}),
             "washout_days": forms.NumberInput(attrs={"min": 0}),
+            "min_bone_roi_area_mm2": forms.NumberInput(attrs={"min": 0, "step": 1}),
+            "plausible_vbq_min": forms.NumberInput(attrs={"min": 0, "step": 0.1}),
+            "plausible_vbq_max": forms.NumberInput(attrs={"min": 0, "step": 0.1}),
+            "planned_icc": forms.NumberInput(attrs={"min": 0.01, "max": 0.99, "step": 0.01}),
+            "target_ci_width": forms.NumberInput(attrs={"min": 0.01, "max": 0.99, "step": 0.01}),
         }
         labels = {
             "roi_statistic": "ROI statistic",
@@ -54,7 +68,57 @@ class StudyForm(forms.ModelForm):
             "washout_days": "Wash-out (days)",
             "allow_edit_after_submit": "Readers may edit a reading after submitting it",
             "randomise_order": "Randomise each reader's case order (new in every session)",
+            "score_visibility": "Readers see their own VBQ",
+            "min_bone_roi_area_mm2": "Smallest bone ROI (mm²)",
+            "plausible_vbq_min": "Plausible VBQ from",
+            "plausible_vbq_max": "Plausible VBQ up to",
+            "adjudication": "Adjudicate disagreeing cases",
+            "adjudication_threshold": "Disagreement at threshold",
+            "adjudication_use_sdc": "Also when the readers' VBQ range exceeds the SDC",
+            "planned_icc": "Expected inter-reader ICC",
+            "target_ci_width": "Target width of the ICC's 95 % CI",
         }
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # Adjudication (issue 14): only this study's own thresholds (none before it has any).
+        for name in self.QUALITY_LIMITS:
+            self.fields[name].required = False
+        # Score visibility (issue 13): a post without it (a script's) keeps the study's setting.
+        self.fields["score_visibility"].required = False
+        for name in self.PLANNING:  # issue 14 item 4: left out, they keep the study's values
+            self.fields[name].required = False
+        field = self.fields["adjudication_threshold"]
+        pk = self.instance.pk
+        field.queryset = field.queryset.filter(study_id=pk) if pk else field.queryset.none()  # type: ignore[attr-defined]
+
+    QUALITY_LIMITS = ("min_bone_roi_area_mm2", "plausible_vbq_min", "plausible_vbq_max")
+    """Issue 13's quality-check limits: left empty, a limit keeps its value (or default)."""
+    PLANNING = ("planned_icc", "target_ci_width")
+    """Issue 14's planning values (Bonett 2002): left empty, they keep their value (or default)."""
+
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean() or {}
+        for name in (*self.QUALITY_LIMITS, *self.PLANNING):
+            if cleaned.get(name) is None and name not in self.errors:
+                cleaned[name] = getattr(self.instance, name)
+        if not cleaned.get("score_visibility") and "score_visibility" not in self.errors:
+            cleaned["score_visibility"] = self.instance.score_visibility
+        low, high = cleaned.get("plausible_vbq_min"), cleaned.get("plausible_vbq_max")
+        if low is not None and high is not None and low >= high:
+            self.add_error(
+                "plausible_vbq_max", "The plausible range needs its upper end above its lower end."
+            )
+        if (
+            cleaned.get("adjudication")
+            and cleaned.get("adjudication_threshold") is None
+            and not cleaned.get("adjudication_use_sdc")
+        ):
+            self.add_error(
+                "adjudication_threshold",
+                "Adjudication needs a rule: choose a threshold, or the SDC rule, or both.",
+            )
+        return cleaned
 
     def clean_sessions(self) -> int:
         sessions: int = self.cleaned_data["sessions"]

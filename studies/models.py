@@ -37,6 +37,20 @@ def _eligibility_limit(
     )
 
 
+AE_TITLE_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"
+"""Upper-case letters and digits without look-alikes (I/1, O/0): read off a page into a PACS."""
+
+
+def new_ae_title() -> str:
+    """A study's called AE title for the DICOM receiver: ``VBQ`` + 10 random characters.
+
+    Random rather than derived from the study's id, so that a sender cannot reach another study
+    by counting (DICOM networking has no passwords: the AE title and the network are what a
+    PACS operator configures). 13 characters: within the 16 an AE title allows.
+    """
+    return "VBQ" + "".join(secrets.choice(AE_TITLE_ALPHABET) for _ in range(10))
+
+
 class ScoreVisibility(models.TextChoices):
     """When a reader sees the VBQ of their own reading (issue 13)."""
 
@@ -133,6 +147,15 @@ class Study(models.Model):
         default=0.2,
         validators=[MinValueValidator(0.01), MaxValueValidator(0.99)],
         help_text="The width of the ICC's 95 % confidence interval the study aims for.",
+    )
+    # Issue 15: the called AE title a PACS sends this study's cases to (studies.receiver).
+    ae_title = models.CharField(
+        "called AE title",
+        max_length=16,
+        unique=True,
+        default=new_ae_title,
+        editable=False,
+        help_text="The AE title a PACS sends this study's cases to (the DICOM receiver).",
     )
     ingest_tr_min_ms = _eligibility_limit("TR", "lower", 300.0)
     ingest_tr_max_ms = _eligibility_limit("TR", "upper", 1000.0)

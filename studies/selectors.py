@@ -40,6 +40,10 @@ def study_readers(*, study: Study) -> QuerySet[Assignment]:
     return study.assignments.filter(role=Role.READER).select_related("user")
 
 
+def study_adjudicators(*, study: Study) -> QuerySet[Assignment]:
+    return study.assignments.filter(role=Role.ADJUDICATOR).select_related("user")
+
+
 def study_managers(*, study: Study) -> QuerySet[Assignment]:
     return study.assignments.filter(role=Role.MANAGER).select_related("user")
 

@@ -70,6 +70,15 @@ DESIGN_FIELDS = frozenset(
         "washout_days",
         "allow_edit_after_submit",
         "randomise_order",
+        "score_visibility",
+        "min_bone_roi_area_mm2",
+        "plausible_vbq_min",
+        "plausible_vbq_max",
+        "adjudication",
+        "adjudication_threshold",
+        "adjudication_use_sdc",
+        "planned_icc",
+        "target_ci_width",
     }
 )
 """What a study manager may change on a study (not who created it, nor when)."""
@@ -218,8 +227,13 @@ def reference_standard_import(*, study: Study, rows: Mapping[str, ReferenceRow])
     missing = sorted(set(rows) - set(cases))
     if missing:
         raise ValidationError(f"No such case in this study: {', '.join(missing)}.")
+    stored = dict(
+        ReferenceStandard.objects.filter(case__in=cases.values()).values_list("case", "attributes")
+    )
     for label, row in rows.items():
-        ReferenceStandard.objects.update_or_create(case=cases[label], defaults=row.updates())
+        # Attributes (strata, issue 14) merge into the stored ones; see ReferenceRow.updates.
+        defaults = row.updates(stored.get(cases[label].pk) or {})
+        ReferenceStandard.objects.update_or_create(case=cases[label], defaults=defaults)
     if rows:
         analysis_inputs_changed.send(sender=Study, study=study, what="reference_standard")
     return len(rows)

@@ -3,6 +3,7 @@
 from django.urls import path
 
 from studies import views
+from studies.receiver import views as receiver_views
 from studies.uploads import views as upload_views
 
 app_name = "studies"
@@ -21,6 +22,9 @@ urlpatterns = [
     path("uploads/<uuid:public_id>/chunk", upload_views.upload_chunk, name="upload_chunk"),
     path("uploads/<uuid:public_id>/finish", upload_views.upload_finish_view, name="upload_finish"),
     path("uploads/<uuid:public_id>/cancel", upload_views.upload_cancel_view, name="upload_cancel"),
+    # STOW-RS into the study (studies.receiver.views): no trailing slash, as DICOMweb clients
+    # append "/studies" to the base URL /studies/<pk>/dicomweb.
+    path("<int:pk>/dicomweb/studies", receiver_views.stow_instances, name="stow"),
     path("<int:pk>/cases/", upload_views.study_cases, name="cases"),
     path("cases/<int:pk>/series/", upload_views.case_series, name="case_series"),
 ]

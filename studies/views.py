@@ -129,6 +129,7 @@ def study_people(request: HttpRequest, pk: int) -> HttpResponse:
         study=study,
         managers=managers,
         readers=selectors.study_readers(study=study),
+        adjudicators=selectors.study_adjudicators(study=study),
         last_manager_pk=managers[0].pk if len(managers) == 1 else None,
     )
 
@@ -147,6 +148,8 @@ def assignment_remove(request: HttpRequest, pk: int) -> HttpResponse:
         messages.success(
             request, f"{username} no longer reads this study; their readings are kept."
         )
+    elif assignment.role == Role.ADJUDICATOR:
+        messages.success(request, f"{username} no longer adjudicates this study.")
     else:
         messages.success(request, f"{username} no longer manages this study.")
     if role_in_study(request.user, study) is None:
@@ -173,11 +176,17 @@ def study_reference(request: HttpRequest, pk: int) -> HttpResponse:
         )
         return redirect("studies:reference", pk=study.pk)
     rows = [(case, getattr(case, "reference", None)) for case in cases]
+    # Case attributes (strata, issue 14): one column each, in name order.
+    names = sorted({name for _, ref in rows if ref for name in ref.attributes or {}})
     return form_page(
         request,
         "studies/design/reference.html",
         form,
         study=study,
-        rows=rows,
+        rows=[
+            (case, ref, [((ref.attributes or {}).get(n, "") if ref else "") for n in names])
+            for case, ref in rows
+        ],
+        attribute_names=names,
         n_with_reference=sum(ref is not None for _, ref in rows),
     )

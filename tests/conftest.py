@@ -21,6 +21,7 @@ TESTS = Path(__file__).resolve().parent
 PURE_FOLDERS = (
     "readers/measurement/",
     "readers/dicomweb/test_io.py",
+    "readers/dicomweb/test_query_render.py",
     "studies/ingest/",
     "studies/phantom/",
     "studies/stats/",
@@ -77,7 +78,8 @@ class World:
 
     The healthchecks personas, grown to what a reader study needs: ``reader`` and
     ``other_reader`` share study A and must stay blind to each other; ``reader_b`` reads
-    study B only; ``manager_b`` manages B and must see nothing of A.
+    study B only; ``manager_b`` manages B and must see nothing of A; ``adjudicator``
+    adjudicates A (issue 14) and must see nothing of it but its adjudication.
     """
 
     study_a: object
@@ -87,6 +89,7 @@ class World:
     other_reader: object
     manager_b: object
     reader_b: object
+    adjudicator: object
     outsider: object
     admin: object
 
@@ -101,6 +104,7 @@ def world(db: None) -> World:
         "other_reader": (study_a, Role.READER),
         "manager_b": (study_b, Role.MANAGER),
         "reader_b": (study_b, Role.READER),
+        "adjudicator": (study_a, Role.ADJUDICATOR),
     }
     users = {}
     for username, (study, role) in people.items():

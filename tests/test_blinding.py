@@ -66,3 +66,42 @@ def test_anonymous_users_reach_only_the_login_page(client, world, two_readings) 
     assert response.status_code == 302
     assert response.url.startswith(reverse("login"))
     assert client.get(reverse("login")).status_code == 200
+
+
+def test_adjudicator_sees_no_reader_names_and_nothing_else_of_the_study(
+    client, world, two_readings
+) -> None:
+    """Issue 14: an adjudicator is not a reader and is blind to the readers: the readings of a
+    disagreeing case are "Reader A/B", never names or ids, and the study's other pages are
+    closed (agreement, downloads, the readings themselves)."""
+    from studies.models import Threshold
+
+    study = world.study_a
+    study.adjudication = True
+    study.adjudication_threshold = Threshold.objects.create(study=study, name="s", value=3.0)
+    study.adjudication_use_sdc = False
+    study.save()
+    mine, theirs = two_readings
+    type(mine).objects.filter(pk__in=[mine.pk, theirs.pk]).update(status="submitted")
+    client.force_login(world.adjudicator)
+    case = mine.case
+    pages = [
+        client.get(reverse("home")),
+        client.get(reverse("adjudication:worklist", kwargs={"pk": study.pk})),
+        client.get(
+            reverse("adjudication:case", kwargs={"pk": study.pk, "case_pk": case.pk, "session": 1})
+        ),
+    ]
+    for page in pages:
+        assert page.status_code == 200
+        body = page.content.decode()
+        for name in ("other_reader", str(mine.public_id), str(theirs.public_id)):
+            assert name not in body
+    assert "Reader A" in pages[2].content.decode()
+    assert "Reader B" in pages[2].content.decode()
+    assert client.get(reverse("study", kwargs={"pk": study.pk})).status_code == 302
+    for name in ("analytics:agreement", "analytics:measurements_csv", "studies:people"):
+        assert client.get(reverse(name, kwargs={"pk": study.pk})).status_code == 403
+    for reading in (mine, theirs):
+        detail = reverse("readers:detail", kwargs={"public_id": reading.public_id})
+        assert client.get(detail).status_code == 404

@@ -104,6 +104,7 @@ def test_the_expected_services_are_there() -> None:
         "web",
         "worker",
         "worker-ingest",
+        "receiver",
         "beat",
         "redis",
         "postgres",
@@ -133,7 +134,7 @@ def test_services_wait_for_their_dependencies_to_be_healthy() -> None:
             assert dep in services(), f"{name} depends on a missing {dep}"
             expected = "service_completed_successfully" if dep in one_shots() else "service_healthy"
             assert rule.get("condition") == expected, f"{name} -> {dep}"
-    for name in ("web", "worker", "worker-ingest", "beat"):
+    for name in ("web", "worker", "worker-ingest", "receiver", "beat"):
         assert set(services()[name]["depends_on"]) >= {"migrate", "bucket", "redis"}, name
 
 
@@ -214,7 +215,7 @@ def test_every_inline_python_compiles() -> None:
             argv = [str(a) for a in argv]
             if "python" in argv and "-c" in argv:
                 snippets.append((name, argv[argv.index("-c") + 1]))
-    assert {name for name, _ in snippets} >= {"bucket", "web", "beat"}
+    assert {name for name, _ in snippets} >= {"bucket", "web", "receiver", "beat"}
     for name, code in snippets:
         compile(code, f"<{name}>", "exec")
 
@@ -269,7 +270,7 @@ def test_the_readme_multi_machine_commands_name_services_that_exist() -> None:
     commands = readme_commands()
     assert len(commands) >= 5
     named = [name for argv in commands for name in named_services(argv)]
-    assert set(named) >= {"web", "worker", "worker-ingest", "beat", "migrate"}
+    assert set(named) >= {"web", "worker", "worker-ingest", "receiver", "beat", "migrate"}
     missing = sorted(set(named) - set(services()))
     assert not missing, missing
 

@@ -29,7 +29,8 @@ ROLES = [
     "manager",
     "manager_b",
     "outsider",
-    "admin",
+    "adjudicator",  # of study A (issue 14): its adjudication pages and images, nothing else
+    "admin",  # last: ROLES[1:-1] is every signed-in persona but the site admin
 ]
 
 # url name → (method, kwargs builder name, {role: status})
@@ -49,6 +50,7 @@ TABLE: dict[str, tuple[str, str, dict[str, int]]] = {
             "manager": 200,
             "manager_b": 404,
             "outsider": 404,
+            "adjudicator": 302,
             "admin": 200,
         },
     ),
@@ -63,6 +65,7 @@ TABLE: dict[str, tuple[str, str, dict[str, int]]] = {
             "manager": 404,
             "manager_b": 404,
             "outsider": 404,
+            "adjudicator": 404,
             "admin": 404,
         },
     ),
@@ -77,6 +80,7 @@ TABLE: dict[str, tuple[str, str, dict[str, int]]] = {
             "manager": 200,
             "manager_b": 404,
             "outsider": 404,
+            "adjudicator": 404,
             "admin": 200,
         },
     ),
@@ -91,6 +95,7 @@ TABLE: dict[str, tuple[str, str, dict[str, int]]] = {
             "manager": 403,
             "manager_b": 404,
             "outsider": 404,
+            "adjudicator": 404,
             "admin": 403,
         },
     ),
@@ -105,6 +110,7 @@ TABLE: dict[str, tuple[str, str, dict[str, int]]] = {
             "manager": 200,
             "manager_b": 404,
             "outsider": 404,
+            "adjudicator": 404,
             "admin": 200,
         },
     ),
@@ -136,6 +142,7 @@ TABLE: dict[str, tuple[str, str, dict[str, int]]] = {
             "manager": 302,
             "manager_b": 404,
             "outsider": 404,
+            "adjudicator": 404,
             "admin": 302,
         },
     ),
@@ -158,6 +165,7 @@ def _managers_only(ok: int, anonymous: int = LOGIN, readers: int = 403) -> dict[
         "manager": ok,
         "manager_b": 404,
         "outsider": 404,
+        "adjudicator": readers,  # like the study's readers: they know the study, not its objects
         "admin": ok,
     }
 
@@ -195,6 +203,8 @@ TABLE |= {
     "studies:upload_cancel": ("post", "upload", _object_of_study(302)),
     "studies:cases": ("get", "study", _managers_only(200)),
     "studies:case_series": ("get", "case", _object_of_study(200)),
+    # STOW-RS into the study (studies.receiver.views): an empty POST is not multipart/related.
+    "studies:stow": ("post", "study", _managers_only(415)),
 }
 
 # The viewer's JSON endpoints: the reading's own reader may write (an empty body is not an ROI
@@ -208,11 +218,15 @@ _WRITE_JSON = {
     "manager": 403,
     "manager_b": 404,
     "outsider": 404,
+    "adjudicator": 404,
     "admin": 403,
 }
 TABLE |= {
     "readers:rois": ("post", "reading", _WRITE_JSON),
     "readers:submit_json": ("post", "reading", _WRITE_JSON),
+    "readers:timing": ("post", "reading", _WRITE_JSON),
+    # Save and next: the reading's reader goes on (302); its managers see it, may not (403).
+    "readers:next": ("post", "reading", _WRITE_JSON | {"anonymous": LOGIN, "reader": 302}),
 }
 
 # DICOMweb: a study's images are for its readers and managers (and site admins); a UID of any
@@ -226,14 +240,27 @@ _IMAGES = {
     "manager": 200,
     "manager_b": 404,
     "outsider": 404,
+    "adjudicator": 200,  # the adjudicator looks at the readers' ROIs on the images
     "admin": 200,
 }
+# A search with nothing to list is a 204 with no body (PS3.18 8.3.4.4.1): only study A has images.
+_SEARCH = _IMAGES | {"reader_b": 204, "manager_b": 204, "outsider": 204}
 TABLE |= {
-    "dicomweb:studies": (
-        "get",
-        "none",
-        {"anonymous": SIGNED_OUT} | dict.fromkeys(ROLES[1:], 200),
-    ),
+    "dicomweb:studies": ("get", "none", _SEARCH),
+    "dicomweb:all_series": ("get", "none", _SEARCH),
+    "dicomweb:all_instances": ("get", "none", _SEARCH),
+    "dicomweb:study_instances": ("get", "dicom_study", _IMAGES),
+    "dicomweb:study": ("get", "dicom_study", _IMAGES),
+    "dicomweb:study_metadata": ("get", "dicom_study", _IMAGES),
+    "dicomweb:study_rendered": ("get", "dicom_study", _IMAGES),
+    "dicomweb:study_thumbnail": ("get", "dicom_study", _IMAGES),
+    "dicomweb:series_retrieve": ("get", "dicom_series", _IMAGES),
+    "dicomweb:series_rendered": ("get", "dicom_series", _IMAGES),
+    "dicomweb:series_thumbnail": ("get", "dicom_series", _IMAGES),
+    "dicomweb:instance_rendered": ("get", "dicom_instance", _IMAGES),
+    "dicomweb:instance_thumbnail": ("get", "dicom_instance", _IMAGES),
+    "dicomweb:frames_rendered": ("get", "dicom_frames", _IMAGES),
+    "dicomweb:frames_thumbnail": ("get", "dicom_frames", _IMAGES),
     "dicomweb:series": ("get", "dicom_study", _IMAGES),
     "dicomweb:instances": ("get", "dicom_series", _IMAGES),
     "dicomweb:series_metadata": ("get", "dicom_series", _IMAGES),
@@ -272,6 +299,20 @@ TABLE |= {
     "audit:site_csv": ("get", "none", SITE_ADMINS_ONLY),
 }
 
+# Adjudication and the managers' review viewer (readers/adjudication; issues 13 and 14): the
+# worklist for the study's adjudicator and managers; a case, the decision and a new measurement
+# only for a case on the worklist (the table's case is not: 404 for those who may see the
+# worklist; its readers 403, as on the study's other pages); the review viewer of a reading
+# for the study's managers (its adjudicator and readers 403).
+_NOT_ON_WORKLIST = _managers_only(404) | {"adjudicator": 404}
+TABLE |= {
+    "adjudication:worklist": ("get", "study", _managers_only(200) | {"adjudicator": 200}),
+    "adjudication:case": ("get", "study_case_session", _NOT_ON_WORKLIST),
+    "adjudication:accept": ("post", "study_case_session", _NOT_ON_WORKLIST),
+    "adjudication:measure": ("post", "study_case_session", _NOT_ON_WORKLIST),
+    "adjudication:review": ("get", "study_reading", _managers_only(200)),
+}
+
 # Posting ROIs to a reading (the same URL as readers:detail, other method).
 POST_ROIS = {
     "anonymous": LOGIN,
@@ -281,6 +322,7 @@ POST_ROIS = {
     "manager": 403,
     "manager_b": 404,
     "outsider": 404,
+    "adjudicator": 404,
     "admin": 403,
 }
 
@@ -329,6 +371,7 @@ def objects(world):
         "reading": {"public_id": reading.public_id},
         "assignment": {"pk": world.study_a.assignments.get(user=world.reader).pk},
         "study_reading": {"pk": world.study_a.pk, "reading_public_id": reading.public_id},
+        "study_case_session": {"pk": world.study_a.pk, "case_pk": case.pk, "session": 1},
         "reset_link": {"uidb64": "MQ", "token": "c0ffee-not-a-token"},
     }
 
@@ -381,7 +424,7 @@ UNIFORM = {
 }
 
 
-@pytest.mark.parametrize("role", ["reader", "other_reader", "reader_b", "outsider"])
+@pytest.mark.parametrize("role", ["reader", "other_reader", "reader_b", "outsider", "adjudicator"])
 @pytest.mark.parametrize("name", sorted(UNIFORM))
 def test_manager_only_object_answers_readers_as_if_absent(
     client, world, objects, name, role

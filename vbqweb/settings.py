@@ -36,6 +36,7 @@ Variables:
     VBQ_PROXY_COUNT      reverse proxies appending to X-Forwarded-For (default 0: REMOTE_ADDR)
     VBQ_MFA_REQUIRED     "0" to let managers and admins sign in without TOTP (default on)
     VBQ_SESSION_IDLE_MINUTES, VBQ_SESSION_MAX_HOURS  session limits (default 30 min, 12 h)
+    VBQ_DICOMWEB_CACHE_MB  memory per web process for repeated DICOMweb answers (default 128)
     VBQ_PASSWORD_LINK_HOURS  password-reset and invitation links expire (default 72)
     DJANGO_EMAIL_BACKEND (default: the console), DJANGO_EMAIL_HOST, DJANGO_EMAIL_PORT,
     DJANGO_EMAIL_HOST_USER, DJANGO_EMAIL_HOST_PASSWORD, DJANGO_EMAIL_USE_TLS,
@@ -99,6 +100,9 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
+    # A repeated WADO-RS request of a session already granted its series, answered from memory
+    # before the session is loaded (readers/dicomweb/fastpath.py, docs/dicomweb.md).
+    "readers.dicomweb.fastpath.FastPathMiddleware",
     # A database that cannot be reached answers 503 + Retry-After, not a 500 page: outside every
     # middleware that queries it (the session first). vbqweb/faults.py says why.
     "vbqweb.faults.DatabaseUnavailableMiddleware",
@@ -205,6 +209,8 @@ VBQ_SESSION_IDLE_MINUTES = float(os.environ.get("VBQ_SESSION_IDLE_MINUTES", "30"
 VBQ_SESSION_MAX_HOURS = float(os.environ.get("VBQ_SESSION_MAX_HOURS", "12"))
 SESSION_EXPIRE_AT_BROWSER_CLOSE = True
 SESSION_COOKIE_AGE = int(VBQ_SESSION_MAX_HOURS * 3600)  # the stored session never outlives it
+# Memory per web process for the DICOMweb fast path's cached responses (docs/dicomweb.md).
+VBQ_DICOMWEB_CACHE_MB = float(os.environ.get("VBQ_DICOMWEB_CACHE_MB", "128"))
 # Password-reset and invitation links: single use, valid this long.
 PASSWORD_RESET_TIMEOUT = int(float(os.environ.get("VBQ_PASSWORD_LINK_HOURS", "72")) * 3600)
 # Mail (password resets, invitations): printed to the console unless a backend is configured.
@@ -299,6 +305,11 @@ VBQ_UPLOAD_CHUNK_PIECES = 100
 # Overrides of IngestLimits (studies.ingest; files per upload, bytes per file and per upload, zip
 # ratio, pixel bytes ...); the defaults fit MR case sets with a wide margin.
 VBQ_INGEST_LIMITS: dict[str, float] = {}
+# The DICOM receiver (manage.py dicom_receiver, studies.receiver): the address it listens on,
+# and the host name managers are told to configure in their PACS (with the study's AE title).
+VBQ_DICOM_BIND = os.environ.get("VBQ_DICOM_BIND", "127.0.0.1")
+VBQ_DICOM_PORT = int(os.environ.get("VBQ_DICOM_PORT", "11112"))
+VBQ_DICOM_HOST = os.environ.get("VBQ_DICOM_HOST", "")
 
 # --- Celery ------------------------------------------------------------------------------------
 # Background work goes through the outbox (vbqweb.jobs): a row recorded with the change, sent

@@ -21,6 +21,7 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("studies/<int:pk>/", reader_views.study_detail, name="study"),
     path("studies/<int:pk>/", include("readers.analysis.urls")),
+    path("studies/<int:pk>/", include("readers.adjudication.urls")),
     path("readings/", include("readers.urls")),
     path("studies/", include("studies.urls")),
     path("dicomweb/", include("readers.dicomweb.urls")),

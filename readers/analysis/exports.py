@@ -17,7 +17,7 @@ import json
 from collections.abc import Iterator
 from typing import Any
 
-from readers.models import Reading
+from readers.models import Consensus, Reading
 from studies.models import Instance, Study
 from studies.vocabulary import CSF, DEFAULT_CSF_LEVEL, LABELS
 from vbqweb.spreadsheet import to_csv
@@ -29,13 +29,35 @@ MEASUREMENT_COLUMNS = [
     "score_message", "level", "excluded", "reason", "csf_level", "n_pixels", "median", "mean",
     "sd", "area_mm2", "si", "roi_statistic", "level_aggregate", "slices", "rois",
     "field_strength_t", "repetition_time_ms", "echo_time_ms", "manufacturer", "model",
+    "consensus_vbq", "consensus_source",
+    "active_seconds", "level_seconds", "quality_confirmed",
 ]  # fmt: skip
+"""``consensus_*``: the adjudicated VBQ of the case in that session and where it came from
+(issue 14; empty when the case was not adjudicated): the same on every row of the case.
+``active_seconds``: the reader's active time on the case (visible tab, input within the last
+minute; issue 13), on every row of the reading; ``level_seconds``: the part of it spent on the
+row's level; ``quality_confirmed``: the quality warnings the reader confirmed at submit (codes
+of ``readers.measurement.quality``, space-separated)."""
+
+
+def consensus_columns(*, study: Study) -> dict[tuple[int, int], dict[str, Any]]:
+    """(case pk, session) → the consensus columns, for every adjudicated case of the study."""
+    consensuses = (
+        Consensus.objects.filter(case__study=study)
+        .select_related("measured_reading")
+        .prefetch_related("measured_reading__results")
+    )
+    return {
+        (c.case_id, c.session): {"consensus_vbq": c.current_vbq(), "consensus_source": c.provenance}
+        for c in consensuses
+    }
 
 
 def measurement_rows(*, study: Study) -> Iterator[dict[str, Any]]:
     """Every submitted reading of the study, one row per ROI label."""
     readings = (
         Reading.objects.filter(case__study=study, status=Reading.Status.SUBMITTED)
+        .filter(adjudication_consensus__isnull=True)  # an adjudicator's measurement: consensus
         .select_related("case", "reader")
         .prefetch_related("results", "case__series")
         .order_by("case__label", "reader__username", "session")
@@ -45,6 +67,8 @@ def measurement_rows(*, study: Study) -> Iterator[dict[str, Any]]:
             "sop_instance_uid", "instance_number"
         )
     )
+    consensus = consensus_columns(study=study)
+    no_consensus = {"consensus_vbq": None, "consensus_source": ""}
     for reading in readings:
         result = reading.current_result()
         detail = (result.detail if result else None) or {}
@@ -66,7 +90,10 @@ def measurement_rows(*, study: Study) -> Iterator[dict[str, Any]]:
             "echo_time_ms": series.echo_time_ms if series else None,
             "manufacturer": series.manufacturer if series else "",
             "model": series.model_name if series else "",
-        }
+            "active_seconds": reading.active_seconds,
+            "quality_confirmed": " ".join(reading.quality_confirmed or []),
+        } | consensus.get((reading.case_id, reading.session), no_consensus)
+        level_seconds = reading.level_seconds or {}
         for label in LABELS:
             drawn = [r for r in rois if r.get("label") == label and not r.get("excluded")]
             excluded = next(
@@ -89,6 +116,7 @@ def measurement_rows(*, study: Study) -> Iterator[dict[str, Any]]:
                 "si": stats.get("si"),
                 "slices": " ".join(str(numbers.get(r.get("sop_instance_uid"), "?")) for r in drawn),
                 "rois": json.dumps(drawn, separators=(",", ":")) if drawn else "",
+                "level_seconds": level_seconds.get(label, 0.0),
             }
 
 
@@ -175,6 +203,7 @@ def statistics_rows(
             yield from _measurement_error_rows(
                 "intra-reader", sessions, reader, item, item.get("n")
             )
+    yield from strata_rows(analysis.get("strata") or {})
     for name, stats in ((diagnostics or {}).get("binary") or {}).items():
         auc = stats.get("auc") or {}
         yield _row(
@@ -230,11 +259,52 @@ EXPLANATIONS = {
     "of the threshold.",
     "gwet_ac1": "Gwet's AC1 (2008), chance-corrected agreement that stays meaningful when one "
     "category is rare.",
-    "fleiss_ci95": "95 % CI of Fleiss' kappa (Gwet's variance, t distribution).",
+    "fleiss_ci95": "95 % CI of Fleiss' kappa: jackknife over cases with one evenly split "
+    "pseudo-case (Fleiss & Davies 1982), t distribution; keeps 95 % coverage from 20 cases on.",
+    "strata": "The agreement per group of cases (session 1): field strength and manufacturer "
+    "from the images' headers, and each case attribute imported with the reference standard. "
+    "icc: how consistently different readers give a case the same VBQ within the group "
+    "(ICC2 absolute agreement, ICC3 consistency; 95 % CI); bland_altman: two readers' VBQ of "
+    "the same case differ by no more than loa in 95 % of cases (every reader pair pooled, "
+    "first - second); distribution: median, quartiles and range of the cases' mean VBQ. "
+    "A group with fewer than min_cases cases read by every reader has a note instead of icc "
+    "and bland_altman.",
     "weighted_kappa": "Cohen's weighted kappa (linear, quadratic) per reader pair over the "
     "ordered categories 0..T (number of thresholds reached).",
 }
 """One line per spec §6 key for the JSON download, so the file explains its new figures."""
+
+
+def strata_rows(strata: dict[str, Any]) -> Iterator[dict[str, Any]]:
+    """Per stratum (issue 14): ICC2/ICC3, bias and limits, the VBQ distribution, each with n;
+    a stratum with too few complete cases says so in place of its ICC and limits."""
+    session = strata.get("session")
+    for dimension in strata.get("dimensions") or []:
+        for stratum in dimension.get("strata") or []:
+            section = f"stratum: {dimension['name']} = {stratum['value']}"
+            n = stratum.get("n")
+            if stratum.get("too_few"):
+                yield _row(section, session, "all", f"ICC2 (VBQ): {stratum['note']}", None, None, n)
+            else:
+                for form, icc in (stratum.get("icc") or {}).items():
+                    yield _stat(section, session, "all", f"{form} (VBQ)", icc, n)
+                ba = stratum.get("bland_altman") or {}
+                loa = ba.get("loa") or [None, None]
+                for name, value in (
+                    ("bias (VBQ; reader pairs pooled)", ba.get("bias")),
+                    ("lower LoA (VBQ)", loa[0]),
+                    ("upper LoA (VBQ)", loa[1]),
+                ):
+                    yield _row(section, session, "all", name, value, None, n)
+            dist = stratum.get("distribution") or {}
+            for key, name in (
+                ("median", "median VBQ (case means)"),
+                ("q1", "VBQ lower quartile"),
+                ("q3", "VBQ upper quartile"),
+                ("min", "VBQ minimum"),
+                ("max", "VBQ maximum"),
+            ):
+                yield _row(section, session, "all", name, dist.get(key), None, dist.get("n"))
 
 
 def _measurement_error_rows(

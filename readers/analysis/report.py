@@ -46,10 +46,12 @@ from readers.analysis.report_figures import (
     _roc_figures,
 )
 from readers.analysis.report_format import fmt
+from readers.analysis.report_strata import strata_context
 from readers.analysis.report_tables import (
     CATEGORICAL_METHODS,
     MEASUREMENT_ERROR_METHODS,
     PLANNING_METHODS,
+    TARGET_ICC_WIDTH,
     _diagnostic_tables,
     _exclusion_rows,
     _icc_rows,
@@ -86,10 +88,12 @@ def report_context(
     """Everything the template needs, numbers already formatted and plots already drawn.
 
     ``study``: ``{"name", "roi_statistic", "level_aggregate", "min_levels", "sessions",
-    "thresholds": {name: value}}``. ``records``: the rows given to ``analyse`` (``case``,
-    ``reader``, ``session``, ``vbq``, optional ``L1``…``L4``, ``CSF``). ``diagnostics``: the
-    result of :func:`studies.stats.diagnostics.evaluate`, optionally with a ``"score"`` key saying
-    which VBQ per case was evaluated (e.g. "mean of the readers, session 1").
+    "thresholds": {name: value}}`` and optionally ``"target_ci_width"`` (the study's target
+    width of the ICC2 interval for "precision so far"; 0.2 when absent). ``records``: the rows
+    given to ``analyse`` (``case``, ``reader``, ``session``, ``vbq``, optional ``L1``…``L4``,
+    ``CSF``, ``strata``). ``diagnostics``: the result of
+    :func:`studies.stats.diagnostics.evaluate`, optionally with a ``"score"`` key saying which
+    VBQ per case was evaluated (e.g. "mean of the readers, session 1").
     """
     thresholds = {str(k): float(v) for k, v in (study.get("thresholds") or {}).items()}
     values = _index(records)
@@ -187,7 +191,8 @@ def report_context(
         "has_levels": has_levels,
         "intra_rows": _intra_rows(intra, digits),
         "intra_sdc": _intra_sdc(intra),
-        "precision": _precision(blocks[0]) if blocks else None,
+        "precision": _precision(blocks[0], _target(study)) if blocks else None,
+        "strata": strata_context(analysis.get("strata"), records),
         "methods": {
             "measurement_error": MEASUREMENT_ERROR_METHODS,
             "categorical": CATEGORICAL_METHODS,
@@ -197,6 +202,11 @@ def report_context(
         "figure_sections": figure_sections,
         "max_pair_figures": MAX_PAIR_FIGURES,
     }
+
+
+def _target(study: Mapping[str, Any]) -> float:
+    """The study's target width of the ICC2 interval (0.2, Bonett's example, when not set)."""
+    return float(study.get("target_ci_width") or TARGET_ICC_WIDTH)
 
 
 def _intra_sdc(intra: Mapping[str, Any]) -> dict[str, Any] | None:

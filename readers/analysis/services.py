@@ -23,10 +23,17 @@ from django.db.models import DateTimeField, F, Q, Value
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
-from readers.models import Reading, StudyAnalysis, StudyAnalysisDetail, VbqResult
-from studies.models import ReferenceStandard, Study
+from readers.models import Consensus, Reading, StudyAnalysis, StudyAnalysisDetail, VbqResult
+from studies.models import ReferenceStandard, Series, Study
 from studies.stats.agreement import AgreementInputError, analyse
 from studies.stats.diagnostics import evaluate
+from studies.stats.strata import (
+    FIELD_STRENGTH,
+    MANUFACTURER,
+    field_strength_label,
+    manufacturer_label,
+    stratify,
+)
 from studies.vocabulary import CSF, LEVELS
 from vbqweb.jobs import job_heartbeat, job_request
 from vbqweb.tasks import ANALYSE_STUDY
@@ -58,6 +65,8 @@ def _current_results(*, study: Study, detail: bool) -> list[dict[str, Any]]:
         reading__case__study=study,
         reading__status=Reading.Status.SUBMITTED,
         roi_version=F("reading__roi_version"),
+        # An adjudicator's new measurement is the consensus, not one more reader (issue 14).
+        reading__adjudication_consensus__isnull=True,
     ).order_by("reading_id", "computed_at")
     latest: dict[int, dict[str, Any]] = {}
     for result in results.values(*fields, *(["detail"] if detail else [])):
@@ -82,13 +91,48 @@ def _fingerprint(*, study: Study, current: list[dict[str, Any]]) -> str:
         .order_by("case_id")
         .values_list("case_id", "dxa_t_score", "qct_bmd", "fragility_fracture")
     )
+    consensus = [
+        (c.case_id, c.session, c.current_vbq())
+        for c in Consensus.objects.filter(case__study=study)
+        .select_related("measured_reading")
+        .prefetch_related("measured_reading__results")
+        .order_by("case_id", "session")
+    ]
     inputs = [used, sorted(study_thresholds(study=study).items()), references]
+    inputs.append(sorted(case_strata(study=study).items()))  # strata (issue 14) are inputs too
+    if consensus:  # only then: the fingerprints of studies without adjudication stay as they were
+        inputs.append(consensus)
     return hashlib.sha256(json.dumps(inputs, default=str).encode()).hexdigest()
 
 
+def case_strata(*, study: Study) -> dict[str, dict[str, str]]:
+    """Case label → its strata (issue 14): the field strength and the manufacturer of the case's
+    reading series, as stored from its headers at ingest, and the attributes imported with the
+    reference standard. Two queries for the whole study."""
+    strata: dict[str, dict[str, str]] = {}
+    series = Series.objects.filter(case__study=study, selected=True).order_by("pk")
+    for label, tesla, manufacturer in series.values_list(
+        "case__label", "field_strength_t", "manufacturer"
+    ):
+        strata[label] = {
+            FIELD_STRENGTH: field_strength_label(tesla),
+            MANUFACTURER: manufacturer_label(manufacturer),
+        }
+    references = ReferenceStandard.objects.filter(case__study=study).order_by("case_id")
+    for label, attributes in references.values_list("case__label", "attributes"):
+        for name, value in (attributes or {}).items():
+            if value not in (None, ""):
+                strata.setdefault(label, {})[str(name)] = str(value)
+    return strata
+
+
 def study_records(*, study: Study) -> tuple[list[dict[str, Any]], str]:
-    """One row per submitted reading with a current result, and the fingerprint of the inputs."""
+    """One row per submitted reading with a current result, and the fingerprint of the inputs.
+
+    Each row carries its case's ``strata`` (:func:`case_strata`), which ``analyse`` ignores and
+    :func:`studies.stats.strata.stratify` reads."""
     current = _current_results(study=study, detail=True)
+    strata = case_strata(study=study)
     rows: list[dict[str, Any]] = []
     for result in current:
         detail = result["detail"] or {}
@@ -102,6 +146,7 @@ def study_records(*, study: Study) -> tuple[list[dict[str, Any]], str]:
         for label in LEVELS:
             row[label] = levels.get(label, {}).get("si")
         row[CSF] = (detail.get("csf") or {}).get("si")
+        row["strata"] = strata.get(row["case"], {})
         rows.append(row)
     return rows, _fingerprint(study=study, current=current)
 
@@ -125,6 +170,9 @@ def study_summary(*, study: Study) -> dict[str, Any]:
         "sessions": study.sessions,
         "washout_days": study.washout_days,
         "thresholds": study_thresholds(study=study),
+        # "precision so far" (issue 14 item 4): the planned ICC and the target CI width.
+        "planned_icc": study.planned_icc,
+        "target_ci_width": study.target_ci_width,
     }
 
 
@@ -139,6 +187,16 @@ def study_diagnostics(*, study: Study, records: list[dict[str, Any]]) -> dict[st
     for row in records:
         if row["session"] == 1 and row["vbq"] is not None:
             by_case.setdefault(row["case"], []).append(row["vbq"])
+    # An adjudicated case is scored by its session-1 consensus instead (issue 14).
+    consensus = {
+        c.case.label: vbq
+        for c in Consensus.objects.filter(case__study=study, session=1)
+        .select_related("case", "measured_reading")
+        .prefetch_related("measured_reading__results")
+        if (vbq := c.current_vbq()) is not None
+    }
+    for label, vbq in consensus.items():
+        by_case[label] = [vbq]
     cases = sorted(references)
     scores = [sum(v) / len(v) if (v := by_case.get(c)) else None for c in cases]
 
@@ -162,7 +220,9 @@ def study_diagnostics(*, study: Study, records: list[dict[str, Any]]) -> dict[st
     result = evaluate(
         scores, continuous=continuous, binary=binary, thresholds=study_thresholds(study=study)
     )
-    result["score"] = "mean VBQ of the readers' session-1 readings per case"
+    result["score"] = "mean VBQ of the readers' session-1 readings per case" + (
+        f" (the adjudicated consensus for {len(consensus)} cases)" if consensus else ""
+    )
     return result
 
 
@@ -205,6 +265,8 @@ def analysis_document(*, state: StudyAnalysis) -> dict[str, Any]:
     if stored is not None:
         return dict(stored)
     document: dict[str, Any] = analyse(state.records, state.analysis.get("thresholds") or {})
+    # A site feature beside the spec's document (manage.py agreement does not stratify).
+    document["strata"] = stratify(state.records)
     StudyAnalysisDetail.objects.update_or_create(
         state=state, defaults={"fingerprint": state.fingerprint, "document": document}
     )

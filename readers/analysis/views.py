@@ -22,10 +22,11 @@ from django.views.decorators.http import require_GET, require_POST
 from readers.access import reading_for_manager
 from readers.analysis import exports
 from readers.analysis import services as analytics
+from readers.analysis.report_tables import ICC_MODELS, REFERENCE_NAMES
 from readers.analysis.sr_export import reading_sr_bytes, study_sr_members
 from readers.models import StudyAnalysis
 from studies.access import study_for_manager
-from studies.models import Study
+from studies.models import Role, Study
 from vbqweb.audit.actions import Action
 from vbqweb.audit.services import record
 
@@ -55,7 +56,16 @@ def agreement(request: HttpRequest, pk: int) -> HttpResponse:
         "stale": stale,
         "pending": state.claimed_at is not None,
         "report": _report_context(study, state, document) if document else None,
+        # Words, not field names (issue 13 item 9): the ICC models as the PDF names them.
+        "icc_models": ICC_MODELS,
+        "reference_names": REFERENCE_NAMES,
     }
+    if not document:  # what to do next, instead of an empty page
+        context["next_steps"] = {
+            "readers": study.assignments.filter(role=Role.READER).count(),
+            "cases": study.cases.count(),
+            "readings": len(state.records or []),
+        }
     return render(request, "analytics/agreement.html", context)
 
 

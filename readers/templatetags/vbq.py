@@ -35,3 +35,17 @@ def ci(value: Any, digits: int = 2) -> str:
 def get(mapping: Any, key: str) -> Any:
     """``mapping|get:"ICC2"``: dictionary lookup with a key that is not an identifier."""
     return mapping.get(key) if isinstance(mapping, dict) else None
+
+
+@register.filter
+def duration(seconds: Any) -> str:
+    """``75|duration`` → ``1 min 15 s``; ``3900`` → ``1 h 5 min``; not a number → ``—``."""
+    try:
+        total = round(float(seconds))
+    except (TypeError, ValueError):
+        return "—"
+    hours, rest = divmod(total, 3600)
+    minutes, secs = divmod(rest, 60)
+    if hours:
+        return f"{hours} h {minutes} min"
+    return f"{minutes} min {secs} s" if minutes else f"{secs} s"

@@ -1,5 +1,9 @@
 // Shows the reading's score as the worker computes it: polls score.json while it is pending,
-// then renders the VBQ and the per-level table without a page reload.
+// then renders the VBQ and the per-level table without a page reload. A page restored from the
+// back-forward cache is reloaded: it would show the reading as it was when left.
+window.addEventListener("pageshow", (e) => {
+  if (e.persisted) window.location.reload();
+});
 const card = document.getElementById("score");
 const body = document.getElementById("score-body");
 
@@ -15,7 +19,7 @@ function fmt(value, digits = 1) {
 }
 
 function levelsTable(detail) {
-  const head = el("tr", {}, ...["ROI", "SI", "n", "median", "mean", "sd", "area mm²"].map((h) => el("th", {}, h)));
+  const head = el("tr", {}, ...["Level", "Signal intensity", "Pixels", "Median", "Mean", "SD", "Area (mm²)"].map((h) => el("th", {}, h)));
   // The levels in the order the server's measurement lists them (studies.vocabulary.LEVELS).
   const rows = Object.keys(detail.levels).map((label) => {
     const level = detail.levels[label];
@@ -42,10 +46,14 @@ function render(payload) {
     // Recorded but not yet picked up by a worker (the broker or every worker is down): say so.
     const words = payload.waiting_for_worker ? "Waiting for the worker…" : "Computing…";
     body.replaceChildren(el("p", { className: "pending" }, words));
+  } else if (payload.status === "hidden") {
+    body.replaceChildren(el("p", { className: "muted" }, payload.message));
   } else if (payload.status === "empty") {
     body.replaceChildren(el("p", { className: "muted" }, "No ROIs yet."));
   } else if (payload.status === "ok") {
     body.replaceChildren(el("p", { className: "big" }, payload.vbq.toFixed(3)), ...levelsTable(payload.detail));
+  } else if (payload.status === "not_computed" && card.dataset.draft) {
+    body.replaceChildren(el("p", { className: "muted" }, `Complete all levels for a score: ${payload.message}`));
   } else if (payload.status === "not_computed") {
     body.replaceChildren(el("p", { className: "error" }, `Not computed: ${payload.message}`), ...levelsTable(payload.detail));
   } else {

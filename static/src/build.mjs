@@ -1,5 +1,6 @@
 // Builds the viewer into static/dist/ (git-ignored; `npm run build`, run by scripts/setup):
 //   viewer.js                  the viewer, one minified ES module (Cornerstone3D included)
+//   review.js                  the read-only review viewer (static/src/review), its own bundle
 //   decodeImageFrameWorker.js  the DICOM image loader's decode worker, its own entry, named so
 //                              that the loader's `new URL("./decodeImageFrameWorker.js",
 //                              import.meta.url)` finds it beside viewer.js
@@ -30,6 +31,7 @@ const result = await esbuild.build({
   absWorkingDir: root,
   entryPoints: {
     viewer: "static/src/viewer/main.js",
+    review: "static/src/review/main.js", // the read-only review viewer (docs/adjudication.md)
     decodeImageFrameWorker: path.join(cs, "dicom-image-loader/dist/esm/decodeImageFrameWorker.js"),
   },
   outdir: out,

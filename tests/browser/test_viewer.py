@@ -243,6 +243,11 @@ def test_reader_draws_excludes_submits_and_sees_the_server_vbq(
 
     page.click("#submit-button")
     page.click("#submit-confirm")
+    # Save and next: the session's only case is done, so the worklist says so; Back shows the
+    # reading as it is now, submitted, with the server's score.
+    page.wait_for_url(f"**/studies/{world.study_a.pk}/")
+    page.go_back()
+    wait_until(page, "document.body.dataset.viewerReady === '1'")
     page.wait_for_selector("#reading-status.submitted")
     page.wait_for_selector("#server-vbq")
     reading.refresh_from_db()
@@ -309,7 +314,7 @@ def test_keyboard_only_run(celery_worker, page, live_server, world, tmp_path):
     assert page.evaluate("document.activeElement.id") == "submit-confirm"
     page.keyboard.press("Enter")
     try:
-        page.wait_for_selector("#reading-status.submitted")
+        page.wait_for_url(f"**/studies/{world.study_a.pk}/")  # save and next: session complete
     except Exception as error:
         status = page.evaluate(
             "[document.querySelector('#viewer-status').textContent, "
@@ -317,6 +322,9 @@ def test_keyboard_only_run(celery_worker, page, live_server, world, tmp_path):
             "document.querySelector('#submit-dialog').open, document.activeElement.outerHTML]"
         )
         raise AssertionError(f"not submitted: {status}; console: {page.errors}") from error
+    page.go_back()
+    wait_until(page, "document.body.dataset.viewerReady === '1'")
+    page.wait_for_selector("#reading-status.submitted")
     page.wait_for_selector("#server-vbq", timeout=60_000)
     score = page.evaluate("vbqViewer.score()")
     assert score["detail"] == expected_score(reading)

@@ -14,6 +14,7 @@ from contextlib import contextmanager
 
 import kombu.pools
 
+from vbqweb import jobs
 from vbqweb.celery import app as celery_app
 
 
@@ -23,6 +24,9 @@ def broker_at(url: str) -> Iterator[None]:
     previous = celery_app.conf.broker_url
 
     def reset() -> None:
+        # A port freed by one test is often handed out again to the next: a pause left by
+        # an earlier outage on the same URL would skip this test's first send.
+        jobs._paused_until.clear()
         kombu.pools.reset()
         celery_app._pool = None
         celery_app.amqp._producer_pool = None

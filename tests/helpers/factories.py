@@ -13,7 +13,7 @@ from django.core.files.base import ContentFile
 from django.db import transaction
 
 from readers.models import Reading
-from studies.models import Assignment, Case, CaseSet, Instance, Role, Series, Study
+from studies.models import Assignment, Case, CaseSet, Instance, Role, ScoreVisibility, Series, Study
 
 PASSWORD = "correct horse battery staple"
 
@@ -32,6 +32,10 @@ class StudyFactory(factory.django.DjangoModelFactory):
         model = Study
 
     name = factory.Sequence(lambda n: f"Study {n}")
+    # The tests written before the setting (issue 13) read a draft's score as the reader; the
+    # model's default (after submit) is what a new study gets, and the visibility tests set
+    # each value themselves.
+    score_visibility = ScoreVisibility.LIVE
 
 
 class AssignmentFactory(factory.django.DjangoModelFactory):

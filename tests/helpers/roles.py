@@ -14,9 +14,11 @@ MANAGERS_ONLY = {
     "manager": 200,
     "manager_b": 404,
     "outsider": 404,
+    "adjudicator": 403,
     "admin": 200,
 }
-"""A study's manager pages: its readers get 403 (they know the study), everyone else 404."""
+"""A study's manager pages: its readers and its adjudicator get 403 (they know the study),
+everyone else 404."""
 
 SITE_ADMINS_ONLY = {
     "anonymous": LOGIN,
@@ -26,6 +28,7 @@ SITE_ADMINS_ONLY = {
     "manager": 403,
     "manager_b": 403,
     "outsider": 403,
+    "adjudicator": 403,
     "admin": 200,
 }
 """A page of the whole site for its admins (the audit log): nothing about a study is revealed by

@@ -22,7 +22,7 @@ from studies.uploads.transfer import upload_create
 from tests.helpers import factories
 
 READING_URLS = ["readers:detail", "readers:submit", "readers:score", "readers:rois"]
-READING_URLS += ["readers:submit_json"]
+READING_URLS += ["readers:submit_json", "readers:timing", "readers:next"]
 UPLOAD_URLS = ["studies:upload_report", "studies:upload_status", "studies:upload_chunk"]
 UPLOAD_URLS += ["studies:upload_finish", "studies:upload_cancel"]
 UUID_IN_PATH = re.compile(r"/([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})/")
@@ -91,8 +91,10 @@ def test_the_pages_and_the_viewer_payload_carry_only_public_ids(client, world, c
     assert f"/readings/{mine.pk}/" not in html
     client.force_login(world.manager)
     page = client.get(reverse("study", kwargs={"pk": world.study_a.pk})).content.decode()
-    assert f"/readings/{mine.public_id}/" in page
+    # The manager's case table opens the review viewer (issue 13 item 7), by the public id too.
+    assert f"/review/{mine.public_id}/" in page
     assert f"/readings/{mine.pk}/" not in page
+    assert f"/review/{mine.pk}/" not in page
 
 
 def test_a_sequential_pk_in_a_url_finds_nothing(client, world, cases):

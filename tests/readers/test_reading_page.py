@@ -14,6 +14,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from readers import services
+from readers.measurement.quality import CODES
 from readers.models import Reading
 from studies.models import Case, Instance
 from studies.phantom.writer import write_phantom
@@ -96,7 +97,7 @@ def test_session_2_shows_nothing_of_session_1(client, world, phantom) -> None:
         data = copy.deepcopy(truth["rois"])
         data["rois"][0]["center"] = [123.4567, 88.125]
         services.reading_save_rois(reading=first, data=data)
-        services.reading_submit(reading=first)
+        services.reading_submit(reading=first, confirmed=CODES)  # L1 moved: confirm its warnings
     Reading.objects.filter(reader=world.reader).update(
         submitted_at=timezone.now() - timedelta(days=study.washout_days + 1)
     )
@@ -271,7 +272,7 @@ def test_a_locked_reading_is_403_and_unchanged(client, world, phantom) -> None:
     client.force_login(world.reader)
     response = _post(client, reading, json.dumps(data))
     assert response.status_code == 403
-    assert "cannot be changed" in response.json()["error"]
+    assert response.json()["error"].startswith("Already submitted — reload")
     submit = client.post(reverse("readers:submit_json", kwargs={"public_id": reading.public_id}))
     assert submit.status_code == 403
     assert _state(reading) == before

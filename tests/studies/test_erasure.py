@@ -132,7 +132,12 @@ def test_purge_removes_everything_of_the_study_and_is_logged(
     assert purged.detail["by"].startswith("manage.py purge_study")
     assert AuditEvent.objects.filter(study_id=pk).count() > events_before
     removed = AuditEvent.objects.filter(action=Action.ROLE_REMOVED, study_id=pk)
-    assert {e.detail["username"] for e in removed} == {"manager", "reader", "other_reader"}
+    assert {e.detail["username"] for e in removed} == {
+        "manager",
+        "reader",
+        "other_reader",
+        "adjudicator",
+    }
     verify = io.StringIO()
     call_command("audit_verify", stdout=verify)
     assert "intact" in verify.getvalue()

@@ -540,7 +540,8 @@ BAD = [
     ("case,dxa_t_score\nCase 001,-1\nCase 001,-2\n", "Line 3: case &#x27;Case 001&#x27; is"),
     ("case,dxa_t_score\nCase 001,-1\nCase 002,low\n", "Line 3: dxa_t_score &#x27;low&#x27; is"),
     ("dxa_t_score,qct_bmd\n-1,100\n", "Line 1: there is no &#x27;case&#x27; column"),
-    ("case,dxa_t_score,bmd\nCase 001,-1,2\n", "Line 1: unknown column &#x27;bmd&#x27;"),
+    # (another column is a case attribute, issue 14; these two come from the DICOM headers)
+    ("case,manufacturer\nCase 001,GE\n", "Line 1: the column &#x27;manufacturer&#x27;"),
     ("case,fragility_fracture\nCase 001,yes\nCase 002,maybe\n", "Line 3: fragility_fracture"),
     ("", "The submitted file is empty"),
 ]
@@ -575,3 +576,23 @@ def test_another_studys_case_labels_are_unknown(client, world, cases):
     response = upload(client, world, "case,dxa_t_score\nCase 777,-1\n")
     assert response.status_code == 400
     assert ReferenceStandard.objects.count() == 0
+
+
+def test_the_quality_check_limits_are_study_settings(client, creator):
+    """Issue 13: the smallest bone ROI and the plausible VBQ range, on the design form; left
+    out, they keep their defaults; a range upside down is refused."""
+    client.force_login(creator)
+    data = design_data(min_bone_roi_area_mm2="80", plausible_vbq_min="1.5", plausible_vbq_max="5")
+    assert client.post(reverse("studies:create"), data).status_code == 302
+    study = Study.objects.get(name="Lumbar VBQ 2026")
+    limits = (study.min_bone_roi_area_mm2, study.plausible_vbq_min, study.plausible_vbq_max)
+    assert limits == (80.0, 1.5, 5.0)
+    page = client.get(reverse("studies:edit", kwargs={"pk": study.pk})).content.decode()
+    assert 'name="min_bone_roi_area_mm2"' in page
+    data = design_data(name="Other", plausible_vbq_min="4", plausible_vbq_max="3")
+    response = client.post(reverse("studies:create"), data)
+    assert "upper end above" in response.content.decode()
+    assert not Study.objects.filter(name="Other").exists()
+    client.post(reverse("studies:create"), design_data(name="Defaults"))
+    defaults = Study.objects.get(name="Defaults")
+    assert (defaults.min_bone_roi_area_mm2, defaults.plausible_vbq_max) == (50.0, 6.0)

@@ -26,6 +26,7 @@ class Action(models.TextChoices):
     # Readings.
     ROIS_SAVED = "reading.rois_saved", "ROIs saved"
     READING_SUBMITTED = "reading.submitted", "Reading submitted"
+    CONSENSUS_RECORDED = "consensus.recorded", "Consensus recorded (adjudication)"
     # Roles (any change of an Assignment row, wherever it comes from).
     ROLE_ADDED = "role.added", "Role added"
     ROLE_CHANGED = "role.changed", "Role changed"

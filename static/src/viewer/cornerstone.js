@@ -6,6 +6,7 @@
 import {
   Enums as CoreEnums,
   RenderingEngine,
+  cache,
   eventTarget,
   getWebWorkerManager,
   init as coreInit,
@@ -109,4 +110,17 @@ export function onAnnotationEvents({ completed, modified, removed }) {
 /** Redraw the annotations of the viewport. */
 export function renderAnnotations() {
   csTools.utilities.triggerAnnotationRenderForViewportIds([VIEWPORT_ID]);
+}
+
+/** Fetch and decode the whole series in the background once the first image is shown, nearest
+ *  slices first (Cornerstone's stack prefetch, with no limit): scrolling then never waits for
+ *  the network. The frames are cached privately by the browser too (docs/viewer.md). */
+export function prefetchSeries(element) {
+  csTools.utilities.stackPrefetch.setConfiguration({ maxImagesToPrefetch: Infinity, preserveExistingPool: true });
+  csTools.utilities.stackPrefetch.enable(element);
+}
+
+/** How many of `imageIds` are decoded in Cornerstone's cache (tests: the prefetch's progress). */
+export function cachedImageCount(imageIds) {
+  return imageIds.filter((id) => cache.isLoaded(id)).length;
 }

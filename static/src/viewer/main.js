@@ -16,17 +16,31 @@
 //   controls.js     the page's buttons, selects and dialogs
 import { createActions } from "./actions.js";
 import { createAnnotationBridge } from "./annotations.js";
-import { addInstanceMetadata, createViewport, initCornerstone, onAnnotationEvents, onViewportEvents, setUpTools } from "./cornerstone.js";
+import {
+  addInstanceMetadata,
+  cachedImageCount,
+  createViewport,
+  initCornerstone,
+  onAnnotationEvents,
+  onViewportEvents,
+  prefetchSeries,
+  setUpTools,
+} from "./cornerstone.js";
 import { wireControls } from "./controls.js";
 import { loadSeries, midsagittalIndex } from "./dicomweb.js";
 import { createKeyHandler } from "./keyboard.js";
-import { createPanel, labelColors, markSubmitted, renderScore, setSaveState, setStatus } from "./panel.js";
+import { createPanel, labelColors, markSubmitted, offerReload, renderScore, setSaveState, setStatus, showReadOnly } from "./panel.js";
 import { createPersistence } from "./persistence.js";
 import { createPreview } from "./preview.js";
 import { Protocol } from "./protocol.js";
 import { createView } from "./view.js";
 
 const $ = (id) => document.getElementById(id);
+// A page restored from the back-forward cache would show the reading as it was when left (a
+// draft, after it was submitted): ask the server again (the page is no-store, so a reload is).
+window.addEventListener("pageshow", (e) => {
+  if (e.persisted) window.location.reload();
+});
 const config = JSON.parse($("viewer-config").textContent);
 const reading = config.reading;
 const protocol = Protocol.fromJson(reading.rois, config.dicomweb.series_instance_uid, config.vocabulary);
@@ -84,7 +98,25 @@ async function start() {
     fetch: window.fetch.bind(window),
     setTimeout: window.setTimeout.bind(window),
     clearTimeout: window.clearTimeout.bind(window),
-    ui: { setSaveState, setStatus, renderScore, renderPanel, becomeReadOnly: actions.becomeReadOnly, markSubmitted },
+    ui: {
+      setSaveState,
+      setStatus: (text, isError) => {
+        setStatus(text, isError);
+        if (isError && /reload/i.test(text)) offerReload(); // the server's "already submitted — reload"
+      },
+      renderScore: (payload) => renderScore(payload, { missing: protocol.missing() }),
+      renderPanel,
+      becomeReadOnly: () => {
+        const refused = !state.locked; // not our own submit: the server refused a save
+        actions.becomeReadOnly();
+        showReadOnly(protocol.csfLevel);
+        if (refused) offerReload();
+      },
+      markSubmitted: () => {
+        markSubmitted();
+        goToNextCase();
+      },
+    },
   });
   viewer = { view, bridge, persistence };
 
@@ -103,9 +135,14 @@ async function start() {
   });
   onViewportEvents(element, { rendered: view.onRendered, changed: view.updateOverlay });
 
-  const start = midsagittalIndex(items);
+  // A reading with ROIs opens on the slice of its first one (a submitted reading shows what was
+  // measured, a draft resumes where it was); an empty one on the midsagittal slice.
+  const first = protocol.labels.map((label) => protocol.rois.get(label)[0]).find(Boolean);
+  const roiIndex = first ? items.findIndex((i) => i.sop === first.sop_instance_uid) : -1;
+  const start = roiIndex >= 0 ? roiIndex : midsagittalIndex(items);
   await viewport.setStack(items.map((i) => i.imageId), start);
   viewport.render();
+  prefetchSeries(element);
   bridge.drawSavedRois();
   const onKey = createKeyHandler({ state, protocol, actions, view });
   wireControls({ state, protocol, element, actions, view, persistence, onKey, changed });
@@ -113,7 +150,18 @@ async function start() {
   preview.refreshAllPreviews();
   if (reading.rois) persistence.pollScore(reading.roi_version);
   else renderScore({ status: "empty" });
+  if (!state.writable) showReadOnly(protocol.csfLevel);
   setStatus(state.writable ? "Ready" : "Read-only: this reading is submitted");
+}
+
+/** Save and next: once submitted, the next case of the session not yet submitted opens (or the
+ *  worklist, once the session is complete): readers/views.py `reading_next`. */
+function goToNextCase() {
+  const form = $("next-form");
+  if (!form) return;
+  setStatus("Submitted · opening the next case…");
+  $("after-submit").hidden = false;
+  form.requestSubmit();
 }
 
 // --- for tests and benchmarks (no effect on the page) ------------------------------------------
@@ -136,6 +184,9 @@ window.vbqViewer = {
   /** Cornerstone's own statistics of a level's annotation (count and median), if computed. */
   cornerstoneStats: (label) => viewer.bridge.cornerstoneStats(label),
   flush: () => viewer.persistence.saveNow(),
+  /** How many of the series' images are decoded in the cache (the prefetch's progress). */
+  cached: () => cachedImageCount(state.items.map((i) => i.imageId)),
+  imageCount: () => state.items.length,
 };
 
 start().catch((error) => {

@@ -85,10 +85,16 @@ export function createPanel({ state, protocol, colors, viewport }) {
   return { renderPanel };
 }
 
-export function renderScore(payload) {
+/** The server's score. `missing`: the labels still to measure or exclude; while any is, a score
+ *  the server could not compute is no fault of the reader's yet ("complete all levels"), not
+ *  a red error. `hidden`: the study shows no score to the reader now (after submit, or never). */
+export function renderScore(payload, { missing = [] } = {}) {
   const body = $("score-body");
   const p = (cls, text) => Object.assign(document.createElement("p"), { className: cls, textContent: text });
-  if (payload.status === "pending") {
+  if (payload.status === "hidden") body.replaceChildren(p("muted", payload.message || "The score is not shown."));
+  else if (missing.length && payload.status !== "ok" && payload.status !== "pending" && payload.status !== "empty") {
+    body.replaceChildren(p("muted", `Complete all levels for a score (to do: ${missing.join(", ")}).`));
+  } else if (payload.status === "pending") {
     // `waiting_for_worker`: recorded, but no worker has picked the scoring up yet.
     const words = payload.waiting_for_worker ? "Server score: waiting for the worker…" : "Server score: computing…";
     body.replaceChildren(p("pending", words));
@@ -102,6 +108,26 @@ export function renderScore(payload) {
   } else if (payload.status === "not_computed") body.replaceChildren(p("error", `Not computed: ${payload.message}`));
   else body.replaceChildren(p("error", `Error: ${payload.message}`));
   body.dataset.status = payload.status;
+}
+
+/** Hide every editing control of a read-only reading (tools, exclude / remove / submit, the
+ *  CSF-level menu, which becomes text), as the page does for one that opens read-only. */
+export function showReadOnly(csfLevel) {
+  for (const el of document.querySelectorAll(".tool-group, .panel-actions, #csf-level-edit")) el.hidden = true;
+  const text = $("csf-level-text");
+  if (text) {
+    text.hidden = false;
+    text.querySelector("strong").textContent = csfLevel;
+  }
+}
+
+/** A page left open on what the server no longer lets change (submitted in another tab, or a
+ *  page from history): one button reloads it as it is now. */
+export function offerReload() {
+  if ($("reload-button")) return;
+  const button = Object.assign(document.createElement("button"), { type: "button", id: "reload-button", className: "primary", textContent: "Reload" });
+  button.addEventListener("click", () => window.location.reload());
+  $("save-state").append(" ", button);
 }
 
 /** The reading's status badge, once submitted. */

@@ -15,8 +15,24 @@
 //   work is kept" with a link that opens the login in another tab, and the draft is sent again
 //   every few seconds and whenever the page comes back to the front, so it is saved as soon as
 //   the reader has signed in.
+// - the draft is kept in localStorage at every change, not only once posted: a reload within
+//   the autosave delay (SAVE_DELAY_MS) finds it there; when the page is hidden or left
+//   (visibilitychange, pagehide) the save is sent at once with `keepalive`, which the browser
+//   completes even after the page is gone.
+//
+// It also sends the reading time (timing.js; issue 13 item 6) when the page gives a
+// `urls.timing`: with each autosave (the X-VBQ-Timing header), in the submit's body, every
+// minute (`timing.json`) and when the page is hidden or left; and it asks the reader about the
+// server's quality warnings (a 409 to the submit; quality.js) and submits again confirming them.
+
+import { askToConfirm, qualityCodes, warningsOf } from "./quality.js";
+import { createTiming } from "./timing.js";
 
 export const SAVE_DELAY_MS = 700;
+export const TIMING_EVERY_MS = 60000;
+export const TIMING_HEADER = "X-VBQ-Timing";
+/** What the reader does that counts as being at work (timing.js). */
+export const INPUT_EVENTS = ["pointerdown", "pointermove", "keydown", "wheel"];
 export const RETRY_FIRST_MS = 1000;
 export const RETRY_MAX_MS = 30000;
 export const SIGNED_OUT_RETRY_MS = 5000;
@@ -38,6 +54,33 @@ export function pollDelay(n) {
   return n < POLL_DELAYS_MS.length ? POLL_DELAYS_MS[n] : POLL_MAX_MS;
 }
 
+/** The reading time so far, from the page's #viewer-config (`timing`), when there is a page. */
+function pageTiming() {
+  try {
+    return JSON.parse(globalThis.document?.getElementById("viewer-config")?.textContent ?? "null")?.timing ?? null;
+  } catch {
+    return null;
+  }
+}
+
+function pageVisible() {
+  return globalThis.document?.visibilityState !== "hidden";
+}
+
+/** How many earlier sets a draft remembers it grew from. */
+const MAX_LINEAGE = 20;
+
+/** A short hash of a set's JSON (FNV-1a, 32 bits): enough to recognise one of a draft's own
+ *  earlier sets, and keeps localStorage small. */
+export function hashOf(text) {
+  let h = 0x811c9dc5;
+  for (let i = 0; i < text.length; i++) {
+    h ^= text.charCodeAt(i);
+    h = Math.imul(h, 0x01000193) >>> 0;
+  }
+  return h.toString(36);
+}
+
 function defaultStorage() {
   try {
     return globalThis.localStorage ?? null;
@@ -55,8 +98,11 @@ function defaultStorage() {
  * @param storage   localStorage (or a test's {getItem, setItem, removeItem}); null: none
  * @param events    where "focus" and "visibilitychange" are heard (the window, or a test's)
  * @param page      the page's path, for the login link's `next`
+ * @param now       the clock for the reading time (ms); timingBase: the totals so far (the
+ *                  page's); isVisible: whether the page is visible
  * @param ui        {setSaveState(kind, text, link?), setStatus(text, isError), renderScore(payload),
- *                   renderPanel(), becomeReadOnly(), markSubmitted()}
+ *                   renderPanel(), becomeReadOnly(), markSubmitted(), confirmQuality(warnings)?
+ *                   (a Promise of true to submit anyway; default: the page's #quality-dialog)}
  */
 export function createPersistence({
   state,
@@ -70,19 +116,106 @@ export function createPersistence({
   storage = defaultStorage(),
   events = globalThis.addEventListener ? globalThis : null,
   page = globalThis.location?.pathname ?? "",
+  now = () => globalThis.performance?.now() ?? Date.now(),
+  timingBase = pageTiming(),
+  isVisible = pageVisible,
 }) {
   const { setSaveState, setStatus, renderScore, renderPanel } = ui;
+  const confirmQuality = ui.confirmQuality ?? askToConfirm;
   const draftKey = `vbq.draft:${urls.save}`;
   let failures = 0; // saves in a row that got a 5xx, no answer or a 401
   let signedOut = null; // the login link while the session is gone
 
+  // -- the reading time -----------------------------------------------------------------------
+
+  const timing =
+    urls.timing && state.writable
+      ? createTiming({ now, label: () => protocol.current, base: timingBase, visible: isVisible() })
+      : null;
+  let timingSent = JSON.stringify(timing?.snapshot() ?? null);
+
+  /** Send the totals to `timing.json` when they changed since last sent (no retry: the next
+   *  autosave, submit or minute carries them again). */
+  function sendTiming({ keepalive = false } = {}) {
+    if (!timing || !state.writable) return;
+    const body = JSON.stringify(timing.snapshot());
+    if (body === timingSent) return;
+    timingSent = body;
+    fetch(urls.timing, { ...postInit(body), keepalive }).catch(() => {});
+  }
+
+  if (timing && events) {
+    let refresh = null; // one pending look at the level, however fast the pointer moves
+    const onInput = () => {
+      timing.input();
+      // After the input's own handlers: the level it selected counts from now on.
+      refresh ??= setTimeout(() => {
+        refresh = null;
+        timing.tick();
+      }, 0);
+    };
+    for (const name of INPUT_EVENTS) events.addEventListener(name, onInput, { capture: true, passive: true });
+    const every = () => {
+      sendTiming();
+      setTimeout(every, TIMING_EVERY_MS);
+    };
+    setTimeout(every, TIMING_EVERY_MS);
+  }
+
+  /** The page is hidden or left: the time so far and a waiting edit go now, with `keepalive`
+   *  (the browser completes such a request after the page is gone). */
+  function flush() {
+    sendTiming({ keepalive: true });
+    if (state.writable && !state.saving && JSON.stringify(protocol.toJson()) !== state.savedJson) {
+      saveNow({ keepalive: true });
+    }
+  }
+  events?.addEventListener("visibilitychange", () => {
+    timing?.setVisible(isVisible());
+    if (!isVisible()) flush();
+  });
+  events?.addEventListener("pagehide", flush);
+  // Once the page is being left, a save's answer no longer clears the kept draft: the next
+  // page may have been served before that save was stored, and then needs the draft.
+  let leaving = false;
+  const leave = () => {
+    leaving = true;
+  };
+  events?.addEventListener("beforeunload", leave);
+  events?.addEventListener("pagehide", leave);
+
   // -- the draft in localStorage --------------------------------------------------------------
 
-  function keepDraft(body) {
+  /** Keep `body` as the draft. `older` lists (hashed) the sets it grew from, this page's and the
+   *  earlier pages' of this lineage, so that a page served one of them (below) knows it. */
+  function keepDraft(body, base = state.lastVersion) {
     try {
-      storage?.setItem(draftKey, JSON.stringify({ body, base: state.lastVersion }));
+      const stored = storedDraft();
+      const older = stored && stored.body !== body ? [...(stored.older ?? []), hashOf(stored.body)] : (stored?.older ?? []);
+      if (state.savedJson && state.savedJson !== body) older.push(hashOf(state.savedJson));
+      const draft = { body, base, older: [...new Set(older)].slice(-MAX_LINEAGE) };
+      storage?.setItem(draftKey, JSON.stringify(draft));
     } catch {
       /* full or disabled: the page still holds it */
+    }
+  }
+
+  /** After a save, a draft kept since (an edit made while it was in flight) was made on top of
+   *  what the server now has: it moves to the new version, or a reload would drop it as stale. */
+  function rebaseDraft(posted) {
+    try {
+      const stored = JSON.parse(storage?.getItem(draftKey) ?? "null");
+      if (stored && stored.body !== posted) keepDraft(stored.body);
+    } catch {
+      /* nothing kept */
+    }
+  }
+
+  function storedDraft() {
+    try {
+      return JSON.parse(storage?.getItem(draftKey) ?? "null");
+    } catch {
+      return null;
     }
   }
 
@@ -95,8 +228,14 @@ export function createPersistence({
     }
   }
 
-  /** A draft kept by an earlier page of this reading, made from the version the server still
-   *  has, replaces the loaded set and is saved; any other kept draft is stale and dropped. */
+  /** A draft kept by an earlier page of this reading replaces the loaded set and is saved when
+   *  it was made from this version or a later one, or when the loaded set is one it grew from;
+   *  otherwise it is stale (saved over since, e.g. in another tab) and dropped.
+   *  Why not the version alone: on a reload right after an edit, the leaving page's save is
+   *  still on its way. The server may answer the new page first (a later draft base than the
+   *  page's version), or that late save may land after a newer page's save, so that the page
+   *  after opens on an older set of the same lineage with a higher version. Either way the
+   *  draft is the reader's newest work. */
   function restoreDraft() {
     let stored = null;
     try {
@@ -105,7 +244,8 @@ export function createPersistence({
       /* unreadable: dropped below */
     }
     if (!stored) return false;
-    if (!state.writable || stored.base !== state.lastVersion || stored.body === state.savedJson) {
+    const current = stored.base >= state.lastVersion || (stored.older ?? []).includes(hashOf(state.savedJson));
+    if (!state.writable || !current || stored.body === state.savedJson) {
       forgetDraft();
       return false;
     }
@@ -124,6 +264,9 @@ export function createPersistence({
   function scheduleSave() {
     if (!state.writable) return;
     clearTimeout(state.saveTimer);
+    // Kept at once: a reload within the delay must not lose the change (issue 13 item 5).
+    const body = JSON.stringify(protocol.toJson());
+    if (body !== state.savedJson) keepDraft(body);
     if (!signedOut) setSaveState("pending", "Unsaved changes…");
     state.saveTimer = setTimeout(() => saveNow(), SAVE_DELAY_MS);
   }
@@ -142,7 +285,7 @@ export function createPersistence({
     return { href, text: "Sign in" };
   }
 
-  async function saveNow() {
+  async function saveNow({ keepalive = false } = {}) {
     clearTimeout(state.saveTimer);
     if (!state.writable) return true;
     if (state.saving) {
@@ -158,7 +301,8 @@ export function createPersistence({
     }
     if (!signedOut) setSaveState("saving", "Saving…");
     keepDraft(body);
-    state.saving = postJson(urls.save, body);
+    const headers = timing ? { [TIMING_HEADER]: (timingSent = JSON.stringify(timing.snapshot())) } : {};
+    state.saving = postJson(urls.save, body, { headers, keepalive });
     try {
       const { ok, status, payload } = await state.saving;
       if (status === 401) {
@@ -181,9 +325,11 @@ export function createPersistence({
         return false;
       }
       failures = 0;
-      forgetDraft(body);
       state.savedJson = body;
       state.lastVersion = payload.roi_version;
+      if (leaving) keepDraft(storedDraft()?.body ?? body); // the next page may be older than this save
+      else forgetDraft(body);
+      rebaseDraft(body);
       pollScore(payload.roi_version, { wait: true });
       // Changes made while this save was in flight have their own save scheduled.
       if (JSON.stringify(protocol.toJson()) !== body) setSaveState("pending", "Unsaved changes…");
@@ -204,13 +350,19 @@ export function createPersistence({
   events?.addEventListener("focus", resume);
   events?.addEventListener("visibilitychange", resume);
 
-  async function postJson(url, body) {
-    const response = await fetch(url, {
+  function postInit(body, headers = {}) {
+    return {
       method: "POST",
       credentials: "same-origin",
-      headers: { "Content-Type": "application/json", "X-CSRFToken": csrfToken, Accept: "application/json" },
+      headers: { "Content-Type": "application/json", "X-CSRFToken": csrfToken, Accept: "application/json", ...headers },
       body,
-    });
+    };
+  }
+
+  async function postJson(url, body, { headers = {}, keepalive = false } = {}) {
+    const init = postInit(body, headers);
+    if (keepalive) init.keepalive = true;
+    const response = await fetch(url, init);
     let payload = {};
     try {
       payload = await response.json();
@@ -232,11 +384,26 @@ export function createPersistence({
       return;
     }
     let answer;
-    try {
-      answer = await postJson(urls.submit, "{}");
-    } catch (error) {
-      setStatus(`Not submitted: ${error.message || error}. Try again.`, true);
-      return;
+    let confirm = [];
+    // At most three rounds: a set changed in between may bring new warnings, asked again.
+    for (let round = 0; ; round++) {
+      const body = {};
+      if (confirm.length) body.confirm = confirm;
+      if (timing) body.timing = timing.snapshot();
+      try {
+        answer = await postJson(urls.submit, JSON.stringify(body));
+      } catch (error) {
+        setStatus(`Not submitted: ${error.message || error}. Try again.`, true);
+        return;
+      }
+      const warnings = warningsOf(answer.status, answer.payload);
+      if (!warnings || round >= 2) break;
+      setStatus("Check the warnings before submitting.");
+      if (!(await confirmQuality(warnings))) {
+        setStatus("Not submitted: back to the reading.");
+        return;
+      }
+      confirm = qualityCodes(warnings);
     }
     const { ok, payload, status } = answer;
     if (status === 401) {

@@ -1,6 +1,8 @@
-// The view of the stack: slices, window/level presets, zoom, the overlay text and the point at
-// the centre of the view. Separate because it drives the viewport's display only: it reads no
-// ROI and changes nothing of the reading.
+// The view of the stack: slices, window/level presets, zoom, the overlay text (series, slice,
+// W/L, orientation markers) and the point where a placed ROI goes (the pointer, or the centre of
+// the view). Separate because it drives the viewport's display only: it reads no ROI and
+// changes nothing of the reading.
+import { orientationMarkers } from "./orientation.js";
 import * as ser from "./roi/serialize.js";
 
 const $ = (id) => document.getElementById(id);
@@ -11,6 +13,17 @@ const $ = (id) => document.getElementById(id);
  * @param renderPanel  called when the slice shown changes (the panel marks ROIs on other slices)
  */
 export function createView({ state, viewport, element, renderPanel }) {
+  // The pointer over the image, in canvas pixels (null when it is elsewhere): "P" places the
+  // current level's ROI there, so the reader points and presses one key.
+  let pointer = null;
+  element.addEventListener("pointermove", (e) => {
+    const rect = element.getBoundingClientRect();
+    pointer = [e.clientX - rect.left, e.clientY - rect.top];
+  });
+  element.addEventListener("pointerleave", () => {
+    pointer = null;
+  });
+
   function onRendered() {
     if (state.firstImageAt === null && viewport.getCornerstoneImage?.()) {
       state.firstImageAt = performance.now();
@@ -80,6 +93,13 @@ export function createView({ state, viewport, element, renderPanel }) {
     const index = viewport.getCurrentImageIdIndex();
     const item = state.items[index];
     $("slice-indicator").textContent = `Slice ${index + 1} / ${state.items.length}${item?.instanceNumber ? ` · Im ${item.instanceNumber}` : ""}`;
+    if (item) {
+      const tag = (t) => item.json[t]?.Value?.[0];
+      const number = tag("00200011");
+      $("series-indicator").textContent = [number !== undefined ? `Se ${number}` : "", tag("0008103E") ?? ""].filter(Boolean).join(" · ");
+      const markers = orientationMarkers([...item.geometry.rowDirection, ...item.geometry.columnDirection]);
+      for (const edge of ["top", "bottom", "left", "right"]) $(`orient-${edge}`).textContent = markers[edge];
+    }
     const voi = viewport.getProperties().voiRange;
     if (voi) {
       const width = voi.upper - voi.lower;
@@ -88,11 +108,13 @@ export function createView({ state, viewport, element, renderPanel }) {
     renderPanel();
   }
 
-  /** The image point at the centre of the view, in spec coordinates. */
+  /** Where a placed ROI goes, in spec coordinates on the slice shown: the image point under
+   *  the pointer when it is over the image, else the one at the centre of the view. */
   function viewCentre() {
     const item = state.items[viewport.getCurrentImageIdIndex()];
     const { width, height } = element.getBoundingClientRect();
-    const world = viewport.canvasToWorld([width / 2, height / 2]);
+    const at = pointer && pointer[0] >= 0 && pointer[1] >= 0 && pointer[0] <= width && pointer[1] <= height ? pointer : [width / 2, height / 2];
+    const world = viewport.canvasToWorld(at);
     return { item, point: ser.worldToImage(item.geometry, world) };
   }
 

@@ -221,6 +221,8 @@ def test_a_study_edit_names_what_changed(client, world) -> None:
     }
     if study.randomise_order:
         data["randomise_order"] = "on"
+    if study.adjudication_use_sdc:  # a checked box, as the browser posts it
+        data["adjudication_use_sdc"] = "on"
     client.force_login(world.manager)
     response = client.post(reverse("studies:edit", kwargs={"pk": study.pk}), data)
     assert response.status_code == 302

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
+from datetime import datetime
 
 from django.contrib.auth.models import AbstractBaseUser
 from django.core.files.base import ContentFile
@@ -199,6 +200,12 @@ class Reception:
         now = timezone.now()
         count = len(self.refused)
         upload = self._create()
+        with transaction.atomic():  # the failed status and its report rows are seen together
+            self._fail_with_items(upload, now, count)
+        record(Action.UPLOAD_FAILED, actor=self.created_by, obj=upload, detail=self._reasons())
+        upload.refresh_from_db()
+
+    def _fail_with_items(self, upload: Upload, now: datetime, count: int) -> None:
         Upload.objects.filter(pk=upload.pk).update(
             status=UploadStatus.FAILED,
             files_total_expected=count,
@@ -223,8 +230,6 @@ class Reception:
             )
             for k, reason in enumerate(self.refused)
         )
-        record(Action.UPLOAD_FAILED, actor=self.created_by, obj=upload, detail=self._reasons())
-        upload.refresh_from_db()
 
 
 def open_reception(called: str, calling: str, peer: str) -> Reception | None:

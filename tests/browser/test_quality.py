@@ -5,6 +5,7 @@ within the autosave delay (item 5)."""
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import io
 import json
@@ -13,6 +14,7 @@ import time
 from pathlib import Path
 
 import pytest
+from playwright.sync_api import TimeoutError as PlaywrightTimeoutError
 
 from readers import services
 from readers.models import Reading
@@ -172,7 +174,16 @@ def test_each_quality_warning_is_shown_before_submit(
     assert reading.quality_confirmed == expected
     # Chromium logs every 4xx answer to a fetch; the 409s asked for the reader's confirmation.
     assert [e for e in page.errors if "409 (Conflict)" not in e] == []
-    page.goto("about:blank")  # leave the next page the submit opened before the context closes
+    _leave(page)
+
+
+def _leave(page) -> None:
+    """Leave the page the submit opened before the context closes (its "Leave site?" prompt
+    otherwise hangs the close). Everything is asserted by then: a navigation that times out
+    under a loaded CI machine does not fail the test (seen twice in CI, after every check had
+    passed)."""
+    with contextlib.suppress(PlaywrightTimeoutError):
+        page.goto("about:blank", timeout=10_000)
 
 
 def _screenshot(page, target: Path) -> None:
@@ -217,7 +228,7 @@ def test_reading_time_of_a_scripted_session(
     assert reading.level_seconds["L1"] == pytest.approx(spans["L1"], rel=0.1, abs=1.0)
     assert sum(reading.level_seconds.values()) == pytest.approx(reading.active_seconds, abs=0.3)
     assert page.errors == []
-    page.goto("about:blank")
+    _leave(page)
 
 
 KEPT_DRAFT = (

@@ -20,7 +20,6 @@ from django.views.decorators.http import require_GET
 
 from readers.access import (
     image_case_for_user,
-    image_instance_for_user,
     image_series_for_user,
     instances_for_user,
 )
@@ -32,7 +31,7 @@ from readers.dicomweb.views import (
     _etag,
     _instance_key,
     cached,
-    offer_grant,
+    instance_retrieved,
     plain,
 )
 from studies.models import Instance
@@ -132,9 +131,7 @@ def series_rendered(request: HttpRequest, study_uid: str, series_uid: str) -> Ht
 def instance_rendered(
     request: HttpRequest, study_uid: str, series_uid: str, sop_uid: str
 ) -> HttpResponse:
-    found = image_instance_for_user(request.user, study_uid, series_uid, sop_uid)
-    record_image_retrieval(request=request, study_uid=study_uid)
-    offer_grant(request, found, study_uid, series_uid)
+    found = instance_retrieved(request, study_uid, series_uid, sop_uid)
     media = render.rendered_media_type(
         [(m.media_type, m.params) for m in io.parse_accept(request.headers.get("Accept"))]
     )
@@ -146,9 +143,7 @@ def instance_rendered(
 def frames_rendered(
     request: HttpRequest, study_uid: str, series_uid: str, sop_uid: str, frame_list: str
 ) -> HttpResponse:
-    found = image_instance_for_user(request.user, study_uid, series_uid, sop_uid)
-    record_image_retrieval(request=request, study_uid=study_uid)
-    offer_grant(request, found, study_uid, series_uid)
+    found = instance_retrieved(request, study_uid, series_uid, sop_uid)
     try:
         numbers = io.parse_frame_list(frame_list)
     except io.FrameError as error:
@@ -186,9 +181,7 @@ def series_thumbnail(request: HttpRequest, study_uid: str, series_uid: str) -> H
 def instance_thumbnail(
     request: HttpRequest, study_uid: str, series_uid: str, sop_uid: str
 ) -> HttpResponse:
-    found = image_instance_for_user(request.user, study_uid, series_uid, sop_uid)
-    record_image_retrieval(request=request, study_uid=study_uid)
-    offer_grant(request, found, study_uid, series_uid)
+    found = instance_retrieved(request, study_uid, series_uid, sop_uid)
     return _images(
         request, [(found, [1])], thumbnail=True, cache_control=IMMUTABLE, single_only=True
     )
@@ -198,9 +191,7 @@ def instance_thumbnail(
 def frames_thumbnail(
     request: HttpRequest, study_uid: str, series_uid: str, sop_uid: str, frame_list: str
 ) -> HttpResponse:
-    found = image_instance_for_user(request.user, study_uid, series_uid, sop_uid)
-    record_image_retrieval(request=request, study_uid=study_uid)
-    offer_grant(request, found, study_uid, series_uid)
+    found = instance_retrieved(request, study_uid, series_uid, sop_uid)
     try:
         numbers = io.parse_frame_list(frame_list)
     except io.FrameError as error:

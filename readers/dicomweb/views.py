@@ -71,6 +71,18 @@ def _instance_key(instance: Instance) -> str:
     return instance.sha256 or f"{instance.pk}:{instance.size}:{instance.file.name}"
 
 
+def instance_retrieved(
+    request: HttpRequest, study_uid: str, series_uid: str, sop_uid: str
+) -> Instance:
+    """The instance a retrieval URL names, if the user may see it (404 otherwise), with the
+    retrieval audited and the series offered to the fast path: what every instance-level
+    retrieval (file, frames, rendered, thumbnail) does first."""
+    found = image_instance_for_user(request.user, study_uid, series_uid, sop_uid)
+    record_image_retrieval(request=request, study_uid=study_uid)
+    offer_grant(request, found, study_uid, series_uid)
+    return found
+
+
 def offer_grant(request: HttpRequest, instance: Instance, study_uid: str, series_uid: str) -> None:
     """After the access check: let the fast path answer this session's next requests for the
     series (``readers.dicomweb.fastpath``), with the SOP UIDs it may read."""
@@ -232,9 +244,7 @@ def instance_metadata(
     request: HttpRequest, study_uid: str, series_uid: str, sop_uid: str
 ) -> HttpResponse:
     """WADO-RS: one instance's DICOM JSON header."""
-    found = image_instance_for_user(request.user, study_uid, series_uid, sop_uid)
-    record_image_retrieval(request=request, study_uid=study_uid)
-    offer_grant(request, found, study_uid, series_uid)
+    found = instance_retrieved(request, study_uid, series_uid, sop_uid)
     if not wants_json(request):
         return plain("metadata is sent as application/dicom+json", 406)
     instances = _with_series(Instance.objects.filter(pk=found.pk))
@@ -326,9 +336,7 @@ def series(request: HttpRequest, study_uid: str, series_uid: str) -> HttpRespons
 @require_GET
 def instance(request: HttpRequest, study_uid: str, series_uid: str, sop_uid: str) -> HttpResponse:
     """WADO-RS: the instance (``application/dicom``, or one multipart part)."""
-    found = image_instance_for_user(request.user, study_uid, series_uid, sop_uid)
-    record_image_retrieval(request=request, study_uid=study_uid)
-    offer_grant(request, found, study_uid, series_uid)
+    found = instance_retrieved(request, study_uid, series_uid, sop_uid)
     accept = request.headers.get("Accept", "")
     # The answer depends only on the stored file and the Accept header: a revalidation is
     # decided before the file is opened.
@@ -344,9 +352,7 @@ def frames(
     request: HttpRequest, study_uid: str, series_uid: str, sop_uid: str, frame_list: str
 ) -> HttpResponse:
     """WADO-RS: pixel data frames, stored or decoded (see ``readers.dicomweb.io.frames``)."""
-    found = image_instance_for_user(request.user, study_uid, series_uid, sop_uid)
-    record_image_retrieval(request=request, study_uid=study_uid)
-    offer_grant(request, found, study_uid, series_uid)
+    found = instance_retrieved(request, study_uid, series_uid, sop_uid)
     try:
         numbers = io.parse_frame_list(frame_list)
     except io.FrameError as error:

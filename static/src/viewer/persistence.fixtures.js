@@ -131,5 +131,5 @@ export function setUp({ routes = {}, rois = null, writable = true, version = 0, 
 }
 
 export const complete = (p) => {
-  for (const label of ["L1", "L2", "L3", "L4", "CSF"]) p.setRoi(label, `a-${label}`, ellipse);
+  for (const label of [...VOCABULARY.levels, VOCABULARY.csf]) p.setRoi(label, `a-${label}`, ellipse);
 };

@@ -10,6 +10,7 @@ from django.core.validators import MinValueValidator
 
 from studies.models import Assignment, Case, Role, Study
 from studies.selectors import study_sessions_problem
+from studies.services import DESIGN_FIELDS
 from studies.stats.reference_csv import ReferenceCsvError, ReferenceRow, parse_reference_csv
 
 LITERATURE_THRESHOLDS = [
@@ -30,26 +31,7 @@ class StudyForm(forms.ModelForm):
 
     class Meta:
         model = Study
-        fields = [
-            "name",
-            "description",
-            "roi_statistic",
-            "level_aggregate",
-            "min_levels",
-            "sessions",
-            "washout_days",
-            "allow_edit_after_submit",
-            "randomise_order",
-            "score_visibility",
-            "min_bone_roi_area_mm2",
-            "plausible_vbq_min",
-            "plausible_vbq_max",
-            "adjudication",
-            "adjudication_threshold",
-            "adjudication_use_sdc",
-            "planned_icc",
-            "target_ci_width",
-        ]
+        fields = list(DESIGN_FIELDS)
         widgets = {
             "name": forms.TextInput(attrs={"autofocus": True}),
             "description": forms.Textarea(attrs={"rows": 3}),

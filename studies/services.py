@@ -61,27 +61,28 @@ def assignment_remove(*, study: Study, user: AbstractBaseUser) -> None:
 MEASUREMENT_FIELDS = frozenset({"roi_statistic", "level_aggregate", "min_levels"})
 """The settings a VBQ score depends on: changing one rescores the study's readings."""
 
-DESIGN_FIELDS = frozenset(
-    {
-        "name",
-        "description",
-        *MEASUREMENT_FIELDS,
-        "sessions",
-        "washout_days",
-        "allow_edit_after_submit",
-        "randomise_order",
-        "score_visibility",
-        "min_bone_roi_area_mm2",
-        "plausible_vbq_min",
-        "plausible_vbq_max",
-        "adjudication",
-        "adjudication_threshold",
-        "adjudication_use_sdc",
-        "planned_icc",
-        "target_ci_width",
-    }
+DESIGN_FIELDS = (
+    "name",
+    "description",
+    "roi_statistic",
+    "level_aggregate",
+    "min_levels",
+    "sessions",
+    "washout_days",
+    "allow_edit_after_submit",
+    "randomise_order",
+    "score_visibility",
+    "min_bone_roi_area_mm2",
+    "plausible_vbq_min",
+    "plausible_vbq_max",
+    "adjudication",
+    "adjudication_threshold",
+    "adjudication_use_sdc",
+    "planned_icc",
+    "target_ci_width",
 )
-"""What a study manager may change on a study (not who created it, nor when)."""
+"""What a study manager may change on a study (not who created it, nor when), in the order
+the design page shows it (``studies.forms.StudyForm`` takes its fields from here)."""
 
 
 @transaction.atomic
@@ -113,7 +114,7 @@ def study_update(
     new values onto its instance). Changing a measurement setting sends
     ``measurement_settings_changed`` so that existing readings are rescored.
     """
-    unknown = set(settings) - DESIGN_FIELDS
+    unknown = set(settings) - set(DESIGN_FIELDS)
     if unknown:
         raise ValueError(f"not a design field: {', '.join(sorted(unknown))}")
     current = Study.objects.select_for_update().get(pk=study.pk)

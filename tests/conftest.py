@@ -27,13 +27,22 @@ PURE_FOLDERS = (
     "studies/stats/",
 )
 """Tests of the pure packages (they mirror them): no database, so ``scripts/check`` runs them
-once, not again on PostgreSQL (``-m "not pure"``)."""
+once, not again on PostgreSQL (``-m "not pure and not browser"``)."""
+
+
+BROWSER_FOLDER = "browser/"
+"""Tests that drive the site through Chromium. ``scripts/check`` runs them on SQLite only: they
+exercise pages and scripts, and what differs between databases lies under the views, where the
+other tests run on both."""
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
-        if item.path.relative_to(TESTS).as_posix().startswith(PURE_FOLDERS):
+        path = item.path.relative_to(TESTS).as_posix()
+        if path.startswith(PURE_FOLDERS):
             item.add_marker(pytest.mark.pure)
+        if path.startswith(BROWSER_FOLDER):
+            item.add_marker(pytest.mark.browser)
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -112,12 +112,23 @@ def job_request(work: Work, *, key: str, delay: float = 0, **kwargs: Any) -> Non
     change); a job running now runs again once it finishes; a finished job is opened again.
     ``delay`` debounces: the job is sent that many seconds after the last request (at most
     :data:`DEBOUNCE_CAP` delays after the first), by the dispatcher.
+
+    A job due now is claimed for sending here, in the caller's transaction (state "sent", a new
+    token), and published after the commit without another write: on SQLite every write
+    transaction queues for the one writer's lock, and this is on the path of every save. If the
+    process dies between the commit and the publish, the dispatcher sends the job again after its
+    deadline, as it does for any send the broker lost.
     """
     now = timezone.now()
     not_before = now + timedelta(seconds=delay)
     with transaction.atomic():
         job = _locked(key)
         if job is None:
+            fields = {"not_before": not_before, "due_at": not_before}
+            claimed = not_before <= now and not _sending_paused()
+            if claimed:
+                fields |= _claim_fields(deadline=work.deadline, sends=0, now=now)
+                fields |= {"token": 1, "attempts": 1}
             try:
                 with transaction.atomic():
                     job = Job.objects.create(
@@ -127,18 +138,18 @@ def job_request(work: Work, *, key: str, delay: float = 0, **kwargs: Any) -> Non
                         kwargs=kwargs,
                         deadline=work.deadline,
                         max_runs=work.max_runs,
-                        not_before=not_before,
-                        due_at=not_before,
                         requested_at=now,
                         waiting_since=now,
+                        **fields,
                     )
             except IntegrityError:  # recorded meanwhile by a concurrent request
                 job = _locked(key)
                 assert job is not None
             else:
-                _send_after_commit(job, now)
+                if claimed:
+                    _publish_after_commit(job)
                 return
-        fields: dict[str, Any] = {
+        fields = {
             "work": work.name,
             "queue": work.queue,
             "deadline": work.deadline,
@@ -148,29 +159,64 @@ def job_request(work: Work, *, key: str, delay: float = 0, **kwargs: Any) -> Non
             "requested_at": now,
             "not_before": not_before,
         }
-        if job.state in (State.DONE, State.FAILED):
+        state, sends = job.state, job.sends
+        if state in (State.DONE, State.FAILED):
             fields |= {"state": State.WAITING, "waiting_since": now, "due_at": not_before}
             fields |= {"runs": 0, "sends": 0, "error": ""}
-        elif job.state == State.WAITING:
+            state, sends = State.WAITING, 0
+        elif state == State.WAITING:
             cap = job.waiting_since + timedelta(seconds=delay * DEBOUNCE_CAP)
             fields["not_before"] = fields["due_at"] = max(min(not_before, cap), now)
+        claimed = state == State.WAITING and fields["due_at"] <= now and not _sending_paused()
+        if claimed:
+            fields |= _claim_fields(deadline=work.deadline, sends=sends, now=now)
+            fields |= {"token": job.token + 1, "attempts": F("attempts") + 1}
         Job.objects.filter(pk=job.pk).update(**fields)
-        job.refresh_from_db()
-        _send_after_commit(job, now)
+        if claimed:
+            job.refresh_from_db()
+            _publish_after_commit(job)
 
 
 def _locked(key: str) -> Job | None:
     return Job.objects.select_for_update().filter(key=key).first()
 
 
-def _send_after_commit(job: Job, now: datetime) -> None:
-    if job.state == State.WAITING and job.not_before <= now:
-        transaction.on_commit(lambda: _send_best_effort([job.pk]))
+def _claim_fields(*, deadline: int, sends: int, now: datetime) -> dict[str, Any]:
+    """A job's fields once it is claimed for a send (``token`` and ``attempts`` by the caller).
+
+    A job sent and not picked up is looked at again after its deadline, doubled for each send
+    not picked up (up to eight times), so that a long queue is not flooded with copies. The
+    send is counted before it is made, and taken back if the broker refuses it.
+    """
+    wait = deadline * 2 ** min(sends, 3)
+    return {
+        "state": State.SENT,
+        "sends": sends + 1,
+        "error": "",
+        "sent_at": now,
+        "due_at": now + timedelta(seconds=wait),
+    }
+
+
+def _publish_after_commit(job: Job) -> None:
+    """Publish a job that :func:`job_request` claimed, once the caller's transaction commits."""
+    transaction.on_commit(lambda: _publish_best_effort(job))
+
+
+def _sending_paused() -> bool:
+    """True for a while after this process failed to reach the broker (the dispatcher sends)."""
+    return time.monotonic() < _paused_until.get(str(app.conf.broker_url), 0.0)
+
+
+def _publish_best_effort(job: Job) -> None:
+    """Publish a claimed job; never raises for the broker (the failure is recorded on the job)."""
+    with contextlib.suppress(*BROKER_ERRORS), _Publisher() as publisher:
+        publisher.publish(job, job.token)
 
 
 def _send_best_effort(pks: list[int]) -> None:
     """Send now unless the broker failed here a moment ago; never raises for the broker."""
-    if time.monotonic() < _paused_until.get(str(app.conf.broker_url), 0.0):
+    if _sending_paused():
         return
     with contextlib.suppress(*BROKER_ERRORS):  # recorded on the job; the dispatcher sends it
         jobs_send(pks)
@@ -191,58 +237,54 @@ def jobs_send(pks: Iterable[int], *, now: datetime | None = None) -> list[Job]:
 
 def _send(jobs: list[Job], now: datetime) -> list[Job]:
     sent: list[Job] = []
-    with ExitStack() as stack:
-        connection: Connection | None = None
+    with _Publisher() as publisher:
         for job in jobs:
             token = _claim_send(job, now)
             if token is None:
                 continue  # another sender or a worker got there first
-            try:
-                if connection is None:
-                    connection = stack.enter_context(_connection(SEND_TIMEOUT))
-                app.send_task(
-                    job.work,
-                    kwargs=job.kwargs,
-                    queue=job.queue,
-                    headers={HEADER: [job.pk, token]},
-                    connection=connection,
-                    retry=False,
-                )
-            except BROKER_ERRORS as error:
-                _paused_until[str(app.conf.broker_url)] = time.monotonic() + BROKER_PAUSE
-                logger.warning("job %s: could not send %s: %s", job.key, job.work, error)
-                Job.objects.filter(pk=job.pk, token=token, state=State.SENT).update(
-                    state=State.WAITING,
-                    sends=F("sends") - 1,  # counted by the claim; this one never left
-                    due_at=timezone.now() + RETRY_SEND_AFTER,
-                    error=f"The task queue could not be reached ({type(error).__name__}).",
-                )
-                raise
+            publisher.publish(job, token)
             sent.append(job)
     return sent
 
 
-def _claim_send(job: Job, now: datetime) -> int | None:
-    """Take the right to send ``job`` (a conditional UPDATE on its token); the new token.
+class _Publisher(ExitStack):
+    """Publishes jobs' messages over one broker connection, opened on first use."""
 
-    A job sent and not picked up is looked at again after its deadline, doubled for each send
-    not picked up (up to eight times), so that a long queue is not flooded with copies. The
-    send is counted here, before it is made, and taken back if the broker refuses it: one
-    write per send instead of two (each a transaction of its own, on the hot path of every
-    save: the single writer's lock on SQLite).
-    """
+    _connection: Connection | None = None
+
+    def publish(self, job: Job, token: int) -> None:
+        """Publish the message of ``job``'s send ``token``. A refused send is taken back: the
+        job waits again and the dispatcher tries later; the broker's error is raised."""
+        try:
+            if self._connection is None:
+                self._connection = self.enter_context(_connection(SEND_TIMEOUT))
+            app.send_task(
+                job.work,
+                kwargs=job.kwargs,
+                queue=job.queue,
+                headers={HEADER: [job.pk, token]},
+                connection=self._connection,
+                retry=False,
+            )
+        except BROKER_ERRORS as error:
+            _paused_until[str(app.conf.broker_url)] = time.monotonic() + BROKER_PAUSE
+            logger.warning("job %s: could not send %s: %s", job.key, job.work, error)
+            Job.objects.filter(pk=job.pk, token=token, state=State.SENT).update(
+                state=State.WAITING,
+                sends=F("sends") - 1,  # counted by the claim; this one never left
+                due_at=timezone.now() + RETRY_SEND_AFTER,
+                error=f"The task queue could not be reached ({type(error).__name__}).",
+            )
+            raise
+
+
+def _claim_send(job: Job, now: datetime) -> int | None:
+    """Take the right to send ``job`` (a conditional UPDATE on its token); the new token."""
     token = job.token + 1
-    wait = job.deadline * 2 ** min(job.sends, 3)
     claimed = Job.objects.filter(pk=job.pk, token=job.token, state=job.state, due_at__lte=now)
-    if not claimed.update(
-        state=State.SENT,
-        token=token,
-        attempts=F("attempts") + 1,
-        sends=F("sends") + 1,
-        error="",
-        sent_at=now,
-        due_at=now + timedelta(seconds=wait),
-    ):
+    fields = _claim_fields(deadline=job.deadline, sends=job.sends, now=now)
+    fields["sends"] = F("sends") + 1
+    if not claimed.update(token=token, attempts=F("attempts") + 1, **fields):
         return None
     return token
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import timedelta
 
 import pytest
@@ -42,4 +43,32 @@ def test_the_dispatcher_sends_due_and_lost_jobs_to_the_broker(redis_server) -> N
         "fresh": (State.SENT, 1, 0),
     }
     assert client.llen(WORK.queue) == 2
+    client.delete(WORK.queue)
+
+
+def test_a_request_due_now_is_claimed_in_its_transaction_and_published_without_a_write(
+    redis_server,
+) -> None:
+    """The save's own transaction claims the job (state "sent", token 1); after the commit the
+    message leaves with that token and the job's row is not written again: one write
+    transaction fewer on the path of every save (SQLite has one writer)."""
+    from django.db import connection, transaction
+    from django.test.utils import CaptureQueriesContext
+
+    client = redis_server.client()
+    client.delete(WORK.queue)
+    writes = ("UPDATE", "INSERT")
+    # The atomic block closes first: its commit and the publish happen inside the capture.
+    capture = CaptureQueriesContext(connection)
+    with broker_at(redis_server.url), capture as queries, transaction.atomic():
+        job_request(WORK, key="now", n=1)
+        inside = len(queries)
+        job = Job.objects.get(key="now")
+        assert (job.state, job.token, job.sends, job.attempts) == (State.SENT, 1, 1, 1)
+    after_commit = [q["sql"] for q in queries.captured_queries[inside + 1 :]]
+    assert after_commit  # the commit itself at least
+    assert not [sql for sql in after_commit if sql.lstrip().upper().startswith(writes)]
+    assert client.llen(WORK.queue) == 1
+    message = json.loads(client.lpop(WORK.queue))
+    assert message["headers"]["vbq_job"] == [job.pk, 1]
     client.delete(WORK.queue)

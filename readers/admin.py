@@ -13,6 +13,7 @@ from typing import Any
 from django.contrib import admin
 
 from readers.models import Reading, ReadingRevision, VbqResult
+from studies.admin import StudyNamedChoices
 from vbqweb.audit.actions import Action
 from vbqweb.audit.services import record
 
@@ -54,12 +55,19 @@ class ReadingRevisionInline(ReadOnly, admin.TabularInline):
 
 
 @admin.register(Reading)
-class ReadingAdmin(ReadOnly, admin.ModelAdmin):
-    list_display = ["case", "reader", "session", "status", "roi_version", "updated_at"]
+class ReadingAdmin(ReadOnly, StudyNamedChoices, admin.ModelAdmin):
+    list_display = ["case", "study", "reader", "session", "status", "roi_version", "updated_at"]
     list_filter = ["status", "session", "case__study"]
-    search_fields = ["case__label", "reader__username"]
+    list_select_related = ["case__study", "reader"]
+    search_fields = ["case__label", "case__study__name", "reader__username"]
+    readonly_fields = ["study"]
     inlines = [ReadingRevisionInline, VbqResultInline]
     actions = None
+
+    @admin.display(description="study", ordering="case__study__name")
+    def study(self, reading: Reading) -> str:
+        """Case labels repeat from study to study: the list and the page name the study."""
+        return reading.case.study.name
 
     def change_view(
         self, request: Any, object_id: str, form_url: str = "", extra_context: Any = None
@@ -75,5 +83,6 @@ class ReadingAdmin(ReadOnly, admin.ModelAdmin):
 @admin.register(VbqResult)
 class VbqResultAdmin(ReadOnly, admin.ModelAdmin):
     list_display = ["reading", "roi_version", "algorithm_version", "status", "vbq", "computed_at"]
+    list_select_related = ["reading__case__study", "reading__reader"]
     list_filter = ["status", "algorithm_version"]
     actions = None

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+import re
 from typing import Any
 
 from django import forms
@@ -9,7 +11,7 @@ from django.contrib.auth import get_user_model
 from django.core.validators import MinValueValidator
 
 from studies.models import Assignment, Case, Role, Study
-from studies.selectors import study_sessions_problem
+from studies.selectors import assignment_candidates, study_sessions_problem
 from studies.services import DESIGN_FIELDS
 from studies.stats.reference_csv import ReferenceCsvError, ReferenceRow, parse_reference_csv
 
@@ -126,9 +128,92 @@ class ThresholdForm(forms.Form):
     )
 
 
+THRESHOLDS_MAX = 20
+"""At most this many thresholds per study (the formset's ``max_num``, the list's too)."""
+
+THRESHOLD_VALUE_MAX = 20.0
+"""A value in a typed list above this is refused: VBQ lies between about 1 and 6, so ``95`` is
+a decimal comma read as a separator (``2,95``), not a threshold."""
+
+_THRESHOLD_SEPARATORS = re.compile(r"[,;\n]")
+_SLUG = re.compile(r"^[-a-zA-Z0-9_]+$")
+_THRESHOLD_ENTRY = re.compile(r"^(?:(?P<name>[-\w]+)\s*[=:\s]\s*)?(?P<value>\S+)$")
+
+
+def threshold_name_for(value: float) -> str:
+    """The name a threshold typed without one gets: ``2.95`` → ``vbq-2-95`` (names are slugs)."""
+    return f"vbq-{value:g}".replace(".", "-")
+
+
+def parse_threshold_list(text: str) -> dict[str, float]:
+    """Several thresholds typed at once (issue 13): ``2.95, 3.0, 3.05`` or
+    ``screening 2.95; fracture=3.05``, one per comma, semicolon or line.
+
+    Validated as a whole: every bad entry is named in one ``ValidationError`` (so nothing is
+    saved while any is bad); a value or a name given twice is refused.
+    """
+    errors: list[str] = []
+    parsed: dict[str, float] = {}
+    by_value: dict[float, str] = {}
+    for raw in _THRESHOLD_SEPARATORS.split(text):
+        entry = raw.strip()
+        if not entry:
+            continue
+        match = _THRESHOLD_ENTRY.match(entry)
+        if match is None:
+            errors.append(
+                f"“{entry}” is not a threshold: write a value (2.95) or a name and a value "
+                "(screening 2.95)."
+            )
+            continue
+        try:
+            value = float(match["value"])
+        except ValueError:
+            errors.append(f"“{match['value']}” is not a number.")
+            continue
+        if not math.isfinite(value) or not 0 < value <= THRESHOLD_VALUE_MAX:
+            errors.append(
+                f"“{match['value']}” is not a VBQ threshold (above 0, at most "
+                f"{THRESHOLD_VALUE_MAX:g}; decimals take a point: 2.95)."
+            )
+            continue
+        name = match["name"] or threshold_name_for(value)
+        if len(name) > 50 or not _SLUG.match(name):
+            errors.append(f"“{name}” is not a name: letters, digits, hyphens and underscores.")
+        elif value in by_value:
+            errors.append(f"The value {value:g} is given twice.")
+        elif name in parsed:
+            errors.append(f"The name “{name}” is given twice.")
+        else:
+            parsed[name] = value
+            by_value[value] = name
+    if errors:
+        raise forms.ValidationError(errors)
+    return parsed
+
+
 class BaseThresholdFormSet(forms.BaseFormSet):
+    """The threshold rows, plus a text field that adds several at once (``parse_threshold_list``).
+
+    The text field belongs to the formset (``<prefix>-several``), so both pages that use it
+    (create and edit) save the typed thresholds with the rows, through the same service, or,
+    when anything in either is wrong, save nothing.
+    """
+
+    several_field = "several"
+
+    @property
+    def several_name(self) -> str:
+        return self.add_prefix(self.several_field)  # type: ignore[arg-type]
+
+    @property
+    def several_text(self) -> str:
+        """What was typed, to show again with the errors."""
+        return str(self.data.get(self.several_name, "")) if self.is_bound else ""
+
     def clean(self) -> None:
         super().clean()
+        self._several: dict[str, float] = {}
         if any(self.errors):
             return
         seen: set[str] = set()
@@ -139,14 +224,33 @@ class BaseThresholdFormSet(forms.BaseFormSet):
             if name in seen:
                 raise forms.ValidationError(f"Two thresholds are named {name!r}.")
             seen.add(name)
+        several = parse_threshold_list(self.several_text)
+        rows = self._rows()
+        values = {value: name for name, value in rows.items()}
+        clashes = [
+            f"“{name}” is already a threshold above."
+            if name in rows
+            else f"{value:g} is already a threshold above ({values[value]})."
+            for name, value in several.items()
+            if name in rows or value in values
+        ]
+        if clashes:
+            raise forms.ValidationError(clashes)
+        if len(rows) + len(several) > THRESHOLDS_MAX:
+            raise forms.ValidationError(f"A study has at most {THRESHOLDS_MAX} thresholds.")
+        self._several = several
 
-    def thresholds(self) -> dict[str, float]:
-        """Name → value of the rows that are filled in and not marked for deletion."""
+    def _rows(self) -> dict[str, float]:
         return {
             form.cleaned_data["name"]: form.cleaned_data["value"]
             for form in self.forms
             if form.cleaned_data and not self._should_delete_form(form)
         }
+
+    def thresholds(self) -> dict[str, float]:
+        """Name → value of the rows that are filled in and not marked for deletion, and of the
+        thresholds typed in the text field."""
+        return self._rows() | self._several
 
 
 ThresholdFormSet = forms.formset_factory(
@@ -154,23 +258,54 @@ ThresholdFormSet = forms.formset_factory(
     formset=BaseThresholdFormSet,
     extra=1,
     can_delete=True,
-    max_num=20,
+    max_num=THRESHOLDS_MAX,
     validate_max=True,
 )
 
 
-class AssignmentForm(forms.Form):
-    """Add a person to a study by username, with one role."""
+class _CandidateField(forms.ModelMultipleChoiceField):
+    def label_from_instance(self, obj: Any) -> str:
+        full = obj.get_full_name() if hasattr(obj, "get_full_name") else ""
+        return f"{obj.get_username()} ({full})" if full else obj.get_username()
 
-    username = forms.CharField(max_length=150)
+
+class AssignmentForm(forms.Form):
+    """Add people to a study with one role: picked from the users the manager already knows
+    (``selectors.assignment_candidates``), and/or one typed by username."""
+
+    users = _CandidateField(
+        queryset=get_user_model().objects.none(),
+        required=False,
+        widget=forms.CheckboxSelectMultiple,
+        label="Pick people",
+    )
+    username = forms.CharField(max_length=150, required=False, label="Or add by username")
     role = forms.ChoiceField(choices=Role.choices, initial=Role.READER)
 
-    def __init__(self, *args: Any, study: Study, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, study: Study, manager: Any = None, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.study = study
+        field = self.fields["users"]
+        if manager is not None:
+            field.queryset = assignment_candidates(study=study, user=manager)  # type: ignore[attr-defined]
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean() or {}
+        people = list(data.get("users") or [])
+        if data.get("user") is not None and data["user"] not in people:
+            people.append(data["user"])
+        if not people and not self.errors:
+            self.add_error(
+                "username",
+                "This field is required: type a username, or pick people from the list.",
+            )
+        data["people"] = people
+        return data
 
     def clean_username(self) -> Any:
         username = self.cleaned_data["username"].strip()
+        if not username:
+            return username
         user = get_user_model().objects.filter(username=username, is_active=True).first()
         if user is None:
             raise forms.ValidationError(f"There is no active user named {username!r}.")

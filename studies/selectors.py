@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import AbstractBaseUser
 from django.db.models import Count, Max, Prefetch, Q, QuerySet
 
+from studies.access import AnyUser, is_site_admin, studies_managed_by
 from studies.models import (
     Assignment,
     Case,
@@ -119,3 +124,108 @@ def series_image_size(*, series: Series) -> tuple[int, int] | None:
     if size["rows"] is None or size["columns"] is None:
         return None
     return int(size["rows"]), int(size["columns"])
+
+
+# --- The manager's workflow (issue 13 item 10) ---------------------------------------------
+
+
+def assignment_candidates(*, study: Study, user: AnyUser) -> QuerySet[AbstractBaseUser]:
+    """The active users a manager may pick to add to ``study``: those not in it yet whom they
+    already know from another study they manage (a site admin: every active user).
+
+    Why not every account: the list would show a manager the site's whole user base, readers
+    of studies they have nothing to do with included. People they manage elsewhere they already
+    see on that study's people page, so listing them reveals nothing new. Anyone else is added
+    by username or invited (``docs/managers.md``).
+    """
+    users = get_user_model().objects.filter(is_active=True).exclude(study_assignments__study=study)
+    if not is_site_admin(user):
+        managed = studies_managed_by(user)
+        users = users.filter(study_assignments__study__in=managed)
+    return users.distinct().order_by("username")
+
+
+@dataclass(frozen=True)
+class ChecklistStep:
+    """One step of a new study's checklist; ``url`` is a URL name taking the study's pk."""
+
+    key: str
+    title: str
+    done: bool
+    detail: str
+    url: str
+    action: str
+
+
+@dataclass(frozen=True)
+class StudyChecklist:
+    steps: tuple[ChecklistStep, ...]
+    started: bool  # a reader has opened a reading: the study is under way
+
+    @property
+    def ready(self) -> bool:
+        return all(step.done for step in self.steps)
+
+    @property
+    def shown(self) -> bool:
+        """The checklist stays on the study page until it is done and a reader has begun."""
+        return not (self.ready and self.started)
+
+
+def _plural(n: int, word: str) -> str:
+    return f"{n} {word}{'' if n == 1 else 's'}"
+
+
+def study_checklist(*, study: Study) -> StudyChecklist:
+    """Where a study stands between its creation and its first reading, computed, not stored:
+    settings → readers → cases → open for reading.
+
+    A study has no "open" switch: session 1 is open to its readers from the start
+    (``readers.sessions``), so the study is open for reading as soon as it has a reader and a
+    case with a series to read on. Five small counting queries, for the manager's study page.
+    """
+    n_thresholds = study.thresholds.count()
+    n_readers = study.assignments.filter(role=Role.READER).count()
+    cases = study.cases.aggregate(
+        total=Count("pk", distinct=True),
+        readable=Count("pk", filter=Q(series__selected=True), distinct=True),
+    )
+    n_cases, n_readable = cases["total"], cases["readable"]
+    busy = study.uploads.filter(status__in=[UploadStatus.QUEUED, UploadStatus.PROCESSING]).count()
+    started = study.cases.filter(readings__isnull=False).exists()
+
+    settings_detail = f"{_plural(study.sessions, 'session')}, " + (
+        f"{_plural(n_thresholds, 'threshold')}"
+        if n_thresholds
+        else "no thresholds (no categorical agreement)"
+    )
+    readers_detail = _plural(n_readers, "reader")
+    if n_readers == 1:
+        readers_detail += "; agreement between readers needs two"
+    cases_detail = f"{_plural(n_cases, 'case')} uploaded"
+    if n_cases > n_readable:
+        cases_detail += f", {n_cases - n_readable} without a series to read"
+    if busy:
+        cases_detail += f"; {_plural(busy, 'upload')} being processed"
+    is_open = n_readers > 0 and n_readable > 0
+    if is_open:
+        open_detail = "Readers see it on their home page" + (
+            " and have begun." if started else "; none has begun yet."
+        )
+    else:
+        open_detail = "Opens by itself once it has a reader and a case to read."
+    steps = (
+        ChecklistStep(
+            "settings", "Settings", True, settings_detail, "studies:edit", "Settings & thresholds"
+        ),
+        ChecklistStep(
+            "readers", "Readers", n_readers > 0, readers_detail, "studies:people", "Add readers"
+        ),
+        ChecklistStep(
+            "cases", "Cases", n_readable > 0, cases_detail, "studies:uploads", "Upload cases"
+        ),
+        ChecklistStep(
+            "open", "Open for reading", is_open, open_detail, "studies:cases", "Cases & series"
+        ),
+    )
+    return StudyChecklist(steps=steps, started=started)

@@ -6,7 +6,7 @@ directly for writes.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 
 from django.contrib.auth.models import AbstractBaseUser
 from django.core.exceptions import ValidationError
@@ -195,6 +195,19 @@ def assignment_add(*, study: Study, user: AbstractBaseUser, role: str) -> Assign
             "study; remove them first to change their role."
         )
     return Assignment.objects.create(study=study, user=user, role=role)
+
+
+@transaction.atomic
+def assignments_add(
+    *, study: Study, users: Iterable[AbstractBaseUser], role: str
+) -> list[Assignment]:
+    """Give several users who have no role in the study yet the same role, all or none
+    (issue 13: a manager picks the readers of a study at once).
+
+    One :func:`assignment_add` per user, in one transaction: if any of them already has a role,
+    nobody is added and the error names them.
+    """
+    return [assignment_add(study=study, user=user, role=role) for user in users]
 
 
 @transaction.atomic

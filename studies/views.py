@@ -105,21 +105,21 @@ def _study_form_page(
 
 @require_http_methods(["GET", "POST"])
 def study_people(request: HttpRequest, pk: int) -> HttpResponse:
-    """The study's managers and readers; POST adds one person with one role."""
+    """The study's managers and readers; POST adds the people picked and/or typed, with one
+    role (all of them or, when one cannot be added, none)."""
     study = study_for_manager(request.user, pk)
-    form = AssignmentForm(posted(request), study=study)
+    form = AssignmentForm(posted(request), study=study, manager=request.user)
     if form.is_valid():
-        user, role = form.cleaned_data["user"], form.cleaned_data["role"]
+        people, role = form.cleaned_data["people"], form.cleaned_data["role"]
         try:
-            assignment = services.assignment_add(study=study, user=user, role=role)
+            added = services.assignments_add(study=study, users=people, role=role)
         except ValidationError as exc:
             form.add_error(None, exc)
         else:
-            messages.success(
-                request,
-                f"{user.get_username()} is now {assignment.get_role_display().lower()} "
-                "of this study.",
-            )
+            names = ", ".join(a.user.get_username() for a in added)
+            verb = "is" if len(added) == 1 else "are"
+            role_name = added[0].get_role_display().lower() + ("s" if len(added) > 1 else "")
+            messages.success(request, f"{names} {verb} now {role_name} of this study.")
             return redirect("studies:people", pk=study.pk)
     managers = list(selectors.study_managers(study=study))
     return form_page(

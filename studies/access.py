@@ -18,7 +18,7 @@ from django.core.exceptions import PermissionDenied
 from django.db.models import Model, QuerySet
 from django.http import Http404
 
-from studies.models import Assignment, Case, Role, Study, Upload
+from studies.models import Assignment, Case, CaseSet, Role, Study, Upload
 
 AnyUser = AbstractBaseUser | AnonymousUser
 M = TypeVar("M", bound=Model)
@@ -118,3 +118,10 @@ def upload_for_manager(user: AnyUser, public_id: UUID | str) -> Upload:
 def assignment_for_manager(user: AnyUser, pk: int) -> Assignment:
     """A role of a user in a study, for the study's managers (adding and removing people)."""
     return _of_a_managed_study(Assignment.objects.select_related("user"), user, pk, "assignment")
+
+
+def case_set_for_manager(user: AnyUser, pk: int) -> CaseSet:
+    """A case set, for a manager of its study (attaching it to another study they manage);
+    404 for everyone else, exactly as for an id that does not exist: a manager of only the
+    other study must not learn that the set, or its study, exists."""
+    return _of_a_managed_study(CaseSet.objects.all(), user, pk, "case set")

@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from studies import views
+from studies import casesets_views, views
 from studies.receiver import views as receiver_views
 from studies.uploads import views as upload_views
 
@@ -27,4 +27,6 @@ urlpatterns = [
     path("<int:pk>/dicomweb/studies", receiver_views.stow_instances, name="stow"),
     path("<int:pk>/cases/", upload_views.study_cases, name="cases"),
     path("cases/<int:pk>/series/", upload_views.case_series, name="case_series"),
+    # Reuse a case set of another study the manager also manages (studies.casesets_views)
+    path("<int:pk>/cases/attach/", casesets_views.case_set_attach_view, name="case_set_attach"),
 ]

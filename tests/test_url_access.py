@@ -176,6 +176,9 @@ TABLE |= {
     "analytics:status": ("get", "study", _managers_only(200, SIGNED_OUT)),
     "analytics:measurements_csv": ("get", "study", _managers_only(200)),
     "analytics:measurements_json": ("get", "study", _managers_only(200, SIGNED_OUT)),
+    "analytics:readings_wide_csv": ("get", "study", _managers_only(200)),
+    "analytics:vbq_by_reader_csv": ("get", "study", _managers_only(200)),
+    "analytics:readings_xlsx": ("get", "study", _managers_only(200)),
     "analytics:statistics_csv": ("get", "study", _managers_only(200)),
     "analytics:statistics_json": ("get", "study", _managers_only(200, SIGNED_OUT)),
     "analytics:study_srs": ("get", "study", _managers_only(200)),
@@ -203,6 +206,8 @@ TABLE |= {
     "studies:upload_cancel": ("post", "upload", _object_of_study(302)),
     "studies:cases": ("get", "study", _managers_only(200)),
     "studies:case_series": ("get", "case", _object_of_study(200)),
+    # Reuse a case set of another study (studies.casesets_views): the page lists the sets.
+    "studies:case_set_attach": ("get", "study", _managers_only(200)),
     # STOW-RS into the study (studies.receiver.views): an empty POST is not multipart/related.
     "studies:stow": ("post", "study", _managers_only(415)),
 }

@@ -16,21 +16,37 @@ ingest's outbox job (:func:`vbqweb.jobs.job_heartbeat`): a run that was presumed
 replaced learns it there (:class:`~vbqweb.jobs.JobLost`) and writes nothing more; what it
 stored in between is discarded by the new run, or found already stored (a SOP Instance UID is
 stored once).
+
+**One examination in two studies.** The de-identification derives UIDs with the site's secret,
+so the same source file becomes the same SOP Instance UID in every study. An examination that
+another study already holds is therefore stored here under UIDs *of this study*
+(:func:`study_uid`: a keyed derivation of the site's UID and the study), as a new case: the
+upload's report says "stored", exactly as for an examination no study holds, so that it tells
+a manager nothing about studies they cannot see (issue 13). The same derivation is what a case
+set attached from another study gets (:mod:`studies.casesets`), so the UIDs stay unique on the
+site (DICOMweb finds one instance per UID) and a second upload of the same files into this
+study is a duplicate, as it should be. docs/ingest.md, "One examination in two studies".
 """
 
 from __future__ import annotations
 
 import hashlib
+import io
 import logging
 import re
 import time
+from dataclasses import replace
 
+import pydicom
 from django.core.files.base import ContentFile
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 from pydicom.dataset import Dataset
 
 from studies.ingest.deid_engine import DeidResult
+from studies.ingest.deid_identity import new_uid
+from studies.ingest.deid_writer import deidentified_bytes
+from studies.ingest.untrusted import quiet_pydicom
 from studies.models import (
     Case,
     CaseSet,
@@ -42,6 +58,7 @@ from studies.models import (
     UploadItem,
     UploadStatus,
 )
+from studies.uploads.config import deid_config
 from studies.uploads.pipeline import SourceOutcome
 from studies.uploads.series import (
     _slim_header,
@@ -75,7 +92,64 @@ def _text(value: object, limit: int) -> str:
     return "" if value is None else str(value).strip()[:limit]
 
 
-def _next_case_label(study: Study) -> str:
+def study_uid(uid: str, study: Study) -> str:
+    """The UID that the site's de-identified ``uid`` takes in ``study`` when another study
+    holds the same examination: an HMAC of both under the site secret, like every de-identified
+    UID (``2.25.``, 44 characters), so it reveals neither the site's UID nor the source's."""
+    return new_uid(f"study {study.pk}\x1f{uid}", deid_config().secret)
+
+
+def _keeps_its_uid(keyword: str, value: str) -> bool:
+    """Class and transfer-syntax UIDs name kinds of objects, not this patient's: they stay."""
+    return keyword.endswith("ClassUID") or keyword == "TransferSyntaxUID" or not value
+
+
+def dataset_into_study(ds: Dataset, study: Study) -> None:
+    """Give every de-identified UID of ``ds`` (``2.25.``, nested sequences included) its
+    :func:`study_uid` in ``study``, in place; the file meta follows the SOP Instance UID.
+
+    Only ``2.25.`` values change: the de-identification replaced every other instance UID with
+    one, and the standard's own UIDs (``1.2.840.10008.``) name classes and syntaxes.
+    """
+    cache: dict[str, str] = {}
+
+    def mapped(value: str) -> str:
+        value = str(value).strip().rstrip("\x00")
+        if not value.startswith("2.25."):
+            return value
+        if value not in cache:
+            cache[value] = study_uid(value, study)
+        return cache[value]
+
+    def walk(dataset: Dataset) -> None:
+        for element in dataset:
+            if element.VR == "SQ":
+                for item in element.value or []:
+                    walk(item)
+            elif element.VR == "UI" and not _keeps_its_uid(element.keyword, element.value):
+                if element.VM > 1:
+                    element.value = [mapped(v) for v in element.value]
+                else:
+                    element.value = mapped(element.value)
+
+    walk(ds)
+    meta = getattr(ds, "file_meta", None)
+    if meta is not None and "SOPInstanceUID" in ds:
+        meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
+
+
+def stored_bytes_into_study(raw: bytes, study: Study) -> tuple[Dataset, bytes]:
+    """A stored (de-identified) instance's bytes under ``study``'s UIDs: the dataset and its
+    bytes as the ingest writes them (reusing a case set: :mod:`studies.casesets`)."""
+    with quiet_pydicom():
+        ds = pydicom.dcmread(io.BytesIO(raw))
+        dataset_into_study(ds, study)
+        return ds, deidentified_bytes(ds)
+
+
+def next_case_label(study: Study) -> str:
+    """``Case 001``, ``Case 002`` ...: the next label of the study (its numbering, whatever
+    way the case comes in); call it holding the study row's lock."""
     numbers = [
         int(match.group(1))
         for label in Case.objects.filter(study=study).values_list("label", flat=True)
@@ -92,6 +166,7 @@ class _Store:
         self.file_indices = file_indices
         self.study = upload.study
         self.cases: dict[tuple[str, str], Case] = {}
+        self.site_uids: dict[str, bool] = {}  # site study UID → does it keep the site's UIDs?
         self.series: dict[str, Series] = {}
         self.headers: dict[int, list[tuple[Dataset, bool]]] = {}
         self.touched_cases: set[int] = set()
@@ -143,25 +218,23 @@ class _Store:
         deid, data = outcome.deid, outcome.data
         if deid is None or data is None:
             return ItemStatus.REJECTED, outcome.reason, "", None
+        if deid.study_uid and not self._keeps_site_uids(deid):
+            deid, data = self._into_this_study(deid)
         existing = (
             Instance.objects.filter(sop_instance_uid=deid.sop_uid)
             .values_list("series__case__study_id", "series__case_id")
             .first()
         )
         if existing is not None:
-            if existing[0] == self.study.pk:
-                case = Case.objects.filter(pk=existing[1]).first()
-                return (
-                    ItemStatus.DUPLICATE,
-                    "already stored (the same de-identified SOP Instance UID)",
-                    deid.sop_uid,
-                    case,
-                )
+            # Another study's instance can only be here if it was stored meanwhile: the same
+            # answer as a duplicate of this study, which names nothing of the other study.
+            mine = existing[0] == self.study.pk
+            case = Case.objects.filter(pk=existing[1]).first() if mine else None
             return (
                 ItemStatus.DUPLICATE,
-                "already stored in another study on this site (the same SOP Instance UID)",
+                "already stored (the same de-identified SOP Instance UID)",
                 deid.sop_uid,
-                None,
+                case,
             )
         if not deid.study_uid or not deid.series_uid:
             return ItemStatus.REJECTED, "no Study or Series Instance UID", "", None
@@ -201,6 +274,41 @@ class _Store:
             return ItemStatus.QUARANTINED, deid.quarantine_reason, deid.sop_uid, case
         return ItemStatus.ACCEPTED, None, deid.sop_uid, case
 
+    def _keeps_site_uids(self, deid: DeidResult) -> bool:
+        """Whether the examination keeps the site's UIDs here: yes unless another study holds
+        it (its case, series or instance) and this study does not under the site's UIDs.
+        Decided once per examination and upload, so its instances stay together."""
+        site_uid = deid.study_uid
+        if site_uid in self.site_uids:
+            return self.site_uids[site_uid]
+        here = Case.objects.filter(study=self.study)
+        if here.filter(study_instance_uid=study_uid(site_uid, self.study)).exists():
+            keeps = False
+        elif here.filter(study_instance_uid=site_uid).exists():
+            keeps = True
+        else:
+            keeps = not (
+                Case.objects.filter(study_instance_uid=site_uid).exists()
+                or Series.objects.filter(series_instance_uid=deid.series_uid).exists()
+                or Instance.objects.filter(sop_instance_uid=deid.sop_uid).exists()
+            )
+        self.site_uids[site_uid] = keeps
+        return keeps
+
+    def _into_this_study(self, deid: DeidResult) -> tuple[DeidResult, bytes]:
+        """The instance under this study's UIDs (:func:`dataset_into_study`), re-serialised."""
+        ds = deid.dataset
+        with quiet_pydicom():
+            dataset_into_study(ds, self.study)
+            data = deidentified_bytes(ds)
+        moved = replace(
+            deid,
+            study_uid=str(ds.StudyInstanceUID),
+            series_uid=str(ds.get("SeriesInstanceUID", "")),
+            sop_uid=str(ds.SOPInstanceUID),
+        )
+        return moved, data
+
     def _case(self, deid: DeidResult) -> tuple[Case | None, str | None]:
         key = (deid.patient_key, deid.study_uid)
         if key in self.cases:
@@ -230,7 +338,7 @@ class _Store:
                     case = Case.objects.create(
                         study=self.study,
                         case_set=self.upload.case_set,
-                        label=_next_case_label(self.study),
+                        label=next_case_label(self.study),
                         study_instance_uid=deid.study_uid,
                         patient_pseudonym=deid.patient_key,
                     )

@@ -37,6 +37,7 @@ class Action(models.TextChoices):
     RANGES_EDITED = "study.ranges_edited", "Eligibility ranges edited"
     REFERENCE_IMPORTED = "study.reference_imported", "Reference standard imported"
     SERIES_CHOSEN = "case.series_chosen", "Reading series chosen"
+    CASES_ATTACHED = "caseset.attached", "Case set attached from another study"
     STUDY_PURGED = "study.purged", "Study purged"
     # Ingest.
     UPLOAD_STARTED = "upload.started", "Upload started"

@@ -1,0 +1,190 @@
+"""Reusing cases (issue 13): a manager of two studies attaches a case set of one to the other;
+a manager of only one of them can neither see nor attach the other's sets."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pydicom
+import pytest
+from django.urls import reverse
+
+from readers.models import Reading
+from studies.casesets import case_set_attach
+from studies.models import Case, CaseSet, Instance, ItemStatus, Role, Series
+from studies.uploads.ingest import case_set_ingest_paths
+from studies.uploads.store import study_uid
+from tests.helpers import factories
+from tests.helpers.ingestdata import phantom_case_bytes, write_files
+from vbqweb.audit.models import AuditEvent
+
+pytestmark = pytest.mark.django_db
+
+
+def _folders(root: Path, seed: int, n: int) -> list[Path]:
+    folders = []
+    for index in range(1, n + 1):
+        folder = root / f"case-{index:03d}"
+        data = phantom_case_bytes(seed, index)
+        write_files(folder, {f"IM{k:04d}.dcm": d for k, d in enumerate(data)})
+        folders.append(folder)
+    return folders
+
+
+@pytest.fixture
+def two_studies(world, tmp_path):
+    """Study A with a case set of two phantom cases (one read), and a manager of A and B."""
+    folders = _folders(tmp_path, 41, 2)
+    upload = case_set_ingest_paths(study=world.study_a, paths=folders, name="Site 1")
+    both = factories.UserFactory(username="both")
+    for study in (world.study_a, world.study_b):
+        factories.AssignmentFactory(study=study, user=both, role=Role.MANAGER)
+    first = Case.objects.filter(study=world.study_a).order_by("label").first()
+    factories.ReadingFactory(case=first, reader=world.reader)
+    return world, upload.case_set, both, folders
+
+
+def _attach(client, user, study, case_set):
+    client.force_login(user)
+    url = reverse("studies:case_set_attach", kwargs={"pk": study.pk})
+    return client.post(url, {"case_set": case_set.pk})
+
+
+def test_a_manager_of_both_studies_attaches_a_case_set_as_copies_with_the_studys_own_uids(
+    two_studies, client
+):
+    world, source, both, _ = two_studies
+    factories.CaseFactory(study=world.study_b, label="Case 001")  # B numbers on from its own
+    response = _attach(client, both, world.study_b, source)
+    assert response.status_code == 302
+    [attached] = CaseSet.objects.filter(study=world.study_b)
+    assert attached.name == "Site 1"
+    copies = list(attached.cases.order_by("label"))
+    originals = list(source.cases.order_by("label"))
+    assert [c.label for c in copies] == ["Case 002", "Case 003"]
+    for copy, original in zip(copies, originals, strict=True):
+        assert copy.study_instance_uid == study_uid(original.study_instance_uid, world.study_b)
+        assert copy.patient_pseudonym == original.patient_pseudonym
+        [series], [series_a] = copy.series.all(), original.series.all()
+        assert series.selected
+        assert series.eligible
+        assert series.series_instance_uid == study_uid(series_a.series_instance_uid, world.study_b)
+        assert series.n_instances == series_a.n_instances
+        assert series.field_strength_t == series_a.field_strength_t
+        a_files = {i.sop_instance_uid: i for i in series_a.instances.all()}
+        for instance in series.instances.all():
+            mine = a_files.pop(
+                next(u for u in a_files if study_uid(u, world.study_b) == instance.sop_instance_uid)
+            )
+            assert instance.file.name != mine.file.name  # a copy, not the same file
+            with instance.file.open("rb") as handle:
+                stored = pydicom.dcmread(handle)
+            with mine.file.open("rb") as handle:
+                before = pydicom.dcmread(handle)
+            assert stored.SOPInstanceUID == instance.sop_instance_uid
+            assert stored.file_meta.MediaStorageSOPInstanceUID == instance.sop_instance_uid
+            assert stored.StudyInstanceUID == copy.study_instance_uid
+            assert stored.FrameOfReferenceUID == study_uid(
+                before.FrameOfReferenceUID, world.study_b
+            )
+            assert stored.SOPClassUID == before.SOPClassUID
+            assert stored.PatientID == before.PatientID
+            assert stored.pixel_array.tobytes() == before.pixel_array.tobytes()
+        assert not a_files
+    # Readings never carry over; A is untouched.
+    assert not Reading.objects.filter(case__study=world.study_b).exists()
+    assert Reading.objects.filter(case__study=world.study_a).count() == 1
+    assert source.cases.count() == 2
+    [event] = AuditEvent.objects.filter(action="caseset.attached")
+    assert event.study_id == world.study_b.pk
+    assert event.actor_id == both.pk
+    assert event.detail["from_case_set"] == source.pk
+    assert event.detail["cases"] == 2
+    assert (
+        event.detail["instances"]
+        == Instance.objects.filter(series__case__study=world.study_b).count()
+    )
+
+
+def test_attaching_again_adds_nothing_and_an_upload_of_the_same_files_is_a_duplicate(
+    two_studies, client, tmp_path
+):
+    world, source, both, folders = two_studies
+    _attach(client, both, world.study_b, source)
+    counts = Case.objects.count(), Series.objects.count(), Instance.objects.count()
+    again = case_set_attach(source=source, study=world.study_b, by=both)
+    assert again.case_set is None
+    assert again.skipped == 2
+    assert (Case.objects.count(), Series.objects.count(), Instance.objects.count()) == counts
+    upload = case_set_ingest_paths(study=world.study_b, paths=folders, name="same files")
+    assert (Case.objects.count(), Series.objects.count(), Instance.objects.count()) == counts
+    assert set(upload.items.values_list("status", flat=True)) == {ItemStatus.DUPLICATE}
+
+
+def test_a_manager_of_only_one_study_neither_sees_nor_attaches_the_other_studys_sets(
+    two_studies, client
+):
+    world, source, both, _ = two_studies
+    client.force_login(world.manager_b)
+    page = client.get(reverse("studies:case_set_attach", kwargs={"pk": world.study_b.pk}))
+    assert page.status_code == 200
+    assert b"Site 1" not in page.content
+    assert b"Study A" not in page.content
+    # Study A's set, posted by B's manager: the same 404 as a set that does not exist.
+    refused = _attach(client, world.manager_b, world.study_b, source)
+    missing = client.post(
+        reverse("studies:case_set_attach", kwargs={"pk": world.study_b.pk}),
+        {"case_set": 999999},
+    )
+    assert refused.status_code == missing.status_code == 404
+    assert refused.content == missing.content
+    # A's manager cannot attach into B (404), nor B's readers (403: they know the study).
+    assert _attach(client, world.manager, world.study_b, source).status_code == 404
+    assert _attach(client, world.reader_b, world.study_b, source).status_code == 403
+    assert not Case.objects.filter(study=world.study_b).exists()
+    # The manager of both sees A's set on B's page, not B's own sets.
+    client.force_login(both)
+    page = client.get(reverse("studies:case_set_attach", kwargs={"pk": world.study_b.pk}))
+    assert b"Site 1" in page.content
+    assert b"Study A" in page.content
+
+
+def test_attach_cost_is_measured(two_studies, capsys):
+    """Not a limit: the figure docs/ingest.md quotes (time and bytes per instance copied)."""
+    world, source, both, _ = two_studies
+    start = time.perf_counter()
+    done = case_set_attach(source=source, study=world.study_b, by=both)
+    seconds = time.perf_counter() - start
+    assert done.instances > 0
+    with capsys.disabled():
+        print(
+            f"\nattach: {done.cases} cases, {done.instances} instances, "
+            f"{done.bytes_written / 1e6:.2f} MB in {seconds:.2f} s "
+            f"({1000 * seconds / done.instances:.1f} ms per instance)"
+        )
+
+
+def _files(storage, folder: str) -> set[str]:
+    if not storage.exists(folder):
+        return set()
+    folders, files = storage.listdir(folder)
+    found = {f"{folder}/{name}" for name in files}
+    for name in folders:
+        found |= _files(storage, f"{folder}/{name}")
+    return found
+
+
+def test_a_case_that_cannot_be_copied_leaves_no_rows_and_no_files_behind(two_studies):
+    world, source, both, _ = two_studies
+    first = source.cases.order_by("label").first()
+    broken = Instance.objects.filter(series__case=first).order_by("instance_number").last()
+    with broken.file.open("wb") as handle:
+        handle.write(b"not DICOM any more")
+    storage = broken.file.storage
+    before = _files(storage, "instances")
+    with pytest.raises(Exception):  # noqa: B017, PT011 - pydicom's error, whichever it is
+        case_set_attach(source=source, study=world.study_b, by=both)
+    assert not Case.objects.filter(study=world.study_b).exists()
+    assert not CaseSet.objects.filter(study=world.study_b).exists()
+    assert _files(storage, "instances") == before

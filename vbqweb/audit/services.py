@@ -168,8 +168,8 @@ def record_image_retrieval(*, request: HttpRequest, study_uid: str) -> None:
     once per sign-in session (callers have checked access).
 
     The viewer fetches every frame of a series, often in parallel: a process-local memory
-    answers the repeats without touching the database, and the first ones check the log under
-    the chain's lock, so parallel first requests still make one event.
+    answers the repeats without touching the database, and the first ones check the log (again
+    under the chain's lock before writing), so parallel first requests still make one event.
     """
     tag = _session_tag(request)
     key = (request.user.pk, tag, study_uid)
@@ -190,17 +190,20 @@ def record_image_retrieval(*, request: HttpRequest, study_uid: str) -> None:
         study=case.study_id,
         detail={"session": tag},
     )
-    with transaction.atomic():
-        _lock_chain()
-        already = AuditEvent.objects.filter(
-            action=Action.IMAGES_RETRIEVED,
-            actor_id=fields["actor_id"],
-            object_type=fields["object_type"],
-            object_id=fields["object_id"],
-            detail__session=tag,
-        ).exists()
-        if not already:
-            _append(fields)
+    recorded = AuditEvent.objects.filter(
+        action=Action.IMAGES_RETRIEVED,
+        actor_id=fields["actor_id"],
+        object_type=fields["object_type"],
+        object_id=fields["object_id"],
+        detail__session=tag,
+    )
+    # Asked first outside the chain's lock (on SQLite a write transaction: every other writer
+    # would wait behind this read); asked again under it, so parallel first requests make one.
+    if not recorded.exists():
+        with transaction.atomic():
+            _lock_chain()
+            if not recorded.exists():
+                _append(fields)
     with _seen_lock:
         _seen[key] = None
         while len(_seen) > _SEEN_MAX:

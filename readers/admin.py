@@ -12,7 +12,7 @@ from typing import Any
 
 from django.contrib import admin
 
-from readers.models import Reading, ReadingRevision, VbqResult
+from readers.models import Consensus, Reading, ReadingRevision, VbqResult
 from studies.admin import StudyNamedChoices
 from vbqweb.audit.actions import Action
 from vbqweb.audit.services import record
@@ -85,4 +85,15 @@ class VbqResultAdmin(ReadOnly, admin.ModelAdmin):
     list_display = ["reading", "roi_version", "algorithm_version", "status", "vbq", "computed_at"]
     list_select_related = ["reading__case__study", "reading__reader"]
     list_filter = ["status", "algorithm_version"]
+    actions = None
+
+
+@admin.register(Consensus)
+class ConsensusAdmin(ReadOnly, admin.ModelAdmin):
+    """An adjudicated VBQ and its provenance, to look at: a decision is the adjudicator's
+    (``readers/adjudication``), audited there, and never edited afterwards in the admin."""
+
+    list_display = ["case", "session", "source", "accepted_label", "vbq", "decided_by"]
+    list_select_related = ["case__study", "decided_by"]
+    list_filter = ["source"]
     actions = None

@@ -101,3 +101,27 @@ def test_admin_deletions_are_recorded_one_by_one_and_in_bulk(admin_client, world
     deleted = AuditEvent.objects.filter(action=Action.ADMIN_DELETED).order_by("sequence")
     assert sorted(e.object_id for e in deleted) == sorted(str(s.pk) for s in sets)
     assert {(e.actor_username, e.study_id) for e in deleted} == {("admin", world.study_a.pk)}
+
+
+def test_a_consensus_is_listed_with_its_provenance_and_never_edited(admin_client, reading) -> None:
+    from django.utils import timezone
+
+    from readers.models import Consensus
+
+    consensus = Consensus.objects.create(
+        case=reading.case,
+        session=1,
+        source=Consensus.Source.ACCEPTED,
+        accepted_reading=reading,
+        accepted_label="Reader B",
+        vbq=2.875,
+        decided_at=timezone.now(),
+    )
+    listing = admin_client.get(reverse("admin:readers_consensus_changelist"))
+    assert listing.status_code == 200
+    assert "Reader B" in listing.content.decode()
+    assert admin_client.get(reverse("admin:readers_consensus_add")).status_code == 403
+    change = reverse("admin:readers_consensus_change", args=[consensus.pk])
+    assert admin_client.post(change, {"vbq": "9.9"}).status_code == 403
+    consensus.refresh_from_db()
+    assert consensus.vbq == 2.875

@@ -1,16 +1,16 @@
 """``manage.py seed_demo``: demo users and a demo study of phantom cases (idempotent).
 
-Creates a site admin, a study manager and three readers with the passwords printed below, and
-a study whose thresholds are the literature's values as editable settings. Its phantom cases
-are brought in through the site's de-identifying ingest (the code path of a manager's upload:
-new UIDs, shifted dates, series eligibility) and come with a reference standard (DXA T-score,
-QCT BMD, fragility fracture) derived from each case's true VBQ, and with two sessions of
-readings by each reader: the phantom's suggested ROIs moved and resized by a reader-specific
-habit plus random hand jitter, so that the scores, and hence the agreement, vary the way real
-readers' do. Session 1 is dated 45 days ago (past the wash-out); reader3 has two cases of
-session 2 left to read. Scores are computed with the same service the Celery worker runs;
-running the command again changes nothing but the passwords, which are reset to the printed
-ones.
+Creates a site admin, a study manager, three readers and an adjudicator with the passwords
+printed below, and a study (adjudication on) whose thresholds are the literature's values as
+editable settings. Its phantom cases are brought in through the site's de-identifying ingest
+(the code path of a manager's upload: new UIDs, shifted dates, series eligibility) and come
+with a reference standard (DXA T-score, QCT BMD, fragility fracture) derived from each case's
+true VBQ, and with two sessions of readings by each reader: the phantom's suggested ROIs moved
+and resized by a reader-specific habit plus random hand jitter, so that the scores, and hence
+the agreement, vary the way real readers' do. Session 1 is dated 45 days ago (past the
+wash-out); reader3 has two cases of session 2 left to read. Scores are computed with the same
+service the Celery worker runs; running the command again changes nothing but the passwords,
+which are reset to the printed ones.
 """
 
 from __future__ import annotations
@@ -49,6 +49,7 @@ DEMO_USERS = [
     ("reader1", "vbq-demo-reader1", Role.READER),
     ("reader2", "vbq-demo-reader2", Role.READER),
     ("reader3", "vbq-demo-reader3", Role.READER),
+    ("adjudicator", "vbq-demo-adjudicator", Role.ADJUDICATOR),
 ]
 DEMO_THRESHOLDS = {"normal-upper": 2.8, "screening": 2.95, "osteoporosis": 3.0, "fracture": 3.05}
 # A reader's habit: a systematic shift of every ROI (pixels) and a scale of its radii.
@@ -74,7 +75,7 @@ class Command(BaseCommand):
         self.stdout.write("\n  Demo logins (username / password):")
         for username, password, role in DEMO_USERS:
             what = "site admin" if role is None else Role(role).label.lower()
-            self.stdout.write(f"    {username:<9} {password:<18} {what}")
+            self.stdout.write(f"    {username:<11} {password:<20} {what}")
         if settings.VBQ_MFA_REQUIRED:
             self.stdout.write(
                 "\n  Two-factor sign-in is required for admin and manager (VBQ_MFA_REQUIRED):"
@@ -91,6 +92,12 @@ class Command(BaseCommand):
             return
         if study is None:
             study = study_services.study_create(name=DEMO_STUDY, thresholds=DEMO_THRESHOLDS)
+        # Adjudication on, so that the demo shows it: readers who fall on both sides of the
+        # osteoporosis cut-off, or further apart than the smallest detectable change.
+        study.adjudication = True
+        study.adjudication_threshold = study.thresholds.get(name="osteoporosis")
+        study.adjudication_use_sdc = True
+        study.save(update_fields=["adjudication", "adjudication_threshold", "adjudication_use_sdc"])
         for user, role in users.values():
             if role is not None:
                 study_services.assignment_set(study=study, user=user, role=role)

@@ -27,6 +27,9 @@ def test_seed_demo_twice_builds_one_study_and_prints_working_logins() -> None:
     assert set(study.thresholds.values_list("name", flat=True)) >= {"screening", "fracture"}
     assert study.assignments.filter(role=Role.READER).count() == 3
     assert study.assignments.filter(role=Role.MANAGER).count() == 1
+    assert study.assignments.filter(role=Role.ADJUDICATOR).count() == 1
+    assert study.adjudication
+    assert study.adjudication_threshold.name == "osteoporosis"
     readings = Reading.objects.filter(case__study=study)
     # 3 readers x 2 sessions x 2 cases, less the two cases reader3 has left in session 2
     assert readings.count() == 3 * 2 * 2 - 2
@@ -53,5 +56,5 @@ def test_seed_demo_twice_builds_one_study_and_prints_working_logins() -> None:
     assert reading.rois["series_instance_uid"] == reading.case.reading_series.series_instance_uid
     text = out.getvalue()
     for username, password, _ in DEMO_USERS:
-        assert f"{username:<9} {password}" in text
+        assert f"{username:<11} {password}" in text
         assert authenticate(username=username, password=password) is not None

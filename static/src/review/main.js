@@ -6,7 +6,8 @@
 // SVG layer over the viewport, redrawn at every render, so no Cornerstone tool can edit them.
 // Everything starts from the page's JSON (#review-config): labels ("Reader A" for an
 // adjudicator, names for a manager), colours, scores and ROI sets, nothing else.
-import { addInstanceMetadata, createViewport, initCornerstone, onViewportEvents, setUpTools } from "../viewer/cornerstone.js";
+import { addInstanceMetadata, createViewport, initCornerstone, onViewportEvents } from "../viewer/cornerstone.js";
+import { setUpTools } from "../viewer/tools.js";
 import { loadSeries } from "../viewer/dicomweb.js";
 import { imageToWorld } from "../viewer/roi/serialize.js";
 import { drawnRois, openingIndex, outline } from "./shapes.js";

@@ -3,7 +3,7 @@
 // level's ROI, exclude a level, open the submit dialog, and turn the viewer read-only. Separate
 // so that the keyboard and the buttons call one set of actions, and neither knows how an
 // action reaches the protocol, the annotations and the panel.
-import { renderAnnotations, setRoiTool } from "./cornerstone.js";
+import { renderAnnotations, setRoiTool } from "./tools.js";
 import { setStatus } from "./panel.js";
 import * as ser from "./roi/serialize.js";
 

@@ -5,7 +5,7 @@
 // rest of the viewer speaks spec ROIs only.
 import { annotation as annotationApi } from "@cornerstonejs/tools";
 
-import { ROI_TOOL_NAMES, renderAnnotations } from "./cornerstone.js";
+import { ROI_TOOL_NAMES, renderAnnotations } from "./tools.js";
 import * as ser from "./roi/serialize.js";
 
 /**

@@ -5,7 +5,8 @@
 // exclusion reasons) defined once in studies/vocabulary.py.
 //
 // This module only wires the others together, passing each what it needs:
-//   cornerstone.js  Cornerstone set-up: loader, rendering engine, viewport, tool group
+//   cornerstone.js  Cornerstone set-up for the first image: loader, rendering engine, viewport
+//   tools.js        Cornerstone tools: tool group, mouse bindings, annotation events, prefetch
 //   annotations.js  Cornerstone annotations <-> the protocol's spec ROIs
 //   preview.js      preview statistics from the server's decoded pixels
 //   persistence.js  autosave, submit, score polling (fetch and timers injected)
@@ -14,18 +15,13 @@
 //   actions.js      what the reader does to the reading
 //   keyboard.js     the key map
 //   controls.js     the page's buttons, selects and dialogs
-import { createActions } from "./actions.js";
-import { createAnnotationBridge } from "./annotations.js";
-import {
-  addInstanceMetadata,
-  cachedImageCount,
-  createViewport,
-  initCornerstone,
-  onAnnotationEvents,
-  onViewportEvents,
-  prefetchSeries,
-  setUpTools,
-} from "./cornerstone.js";
+//
+// Loading (issue 15 item 4), in the order the first image needs things: this entry is small (the
+// page's own modules); it asks for the series' metadata at once, while cornerstone.js (the core
+// and the image loader, most of the code) is fetched and evaluated by dynamic import; then the
+// first image. tools.js, annotations.js and actions.js (Cornerstone's tools, about a quarter of
+// the code) are imported once the image is shown, then everything is wired and the page is
+// ready (`body[data-viewer-ready]`). The reader sees the image while the tools arrive.
 import { wireControls } from "./controls.js";
 import { loadSeries, midsagittalIndex } from "./dicomweb.js";
 import { createKeyHandler } from "./keyboard.js";
@@ -42,6 +38,10 @@ window.addEventListener("pageshow", (e) => {
   if (e.persisted) window.location.reload();
 });
 const config = JSON.parse($("viewer-config").textContent);
+// First the series' metadata (a server round trip), then Cornerstone (its code): both at once.
+const seriesPromise = loadSeries(config.dicomweb);
+seriesPromise.catch(() => {}); // handled in start(); not an "unhandled rejection" before it awaits
+const cornerstoneLoading = import("./cornerstone.js");
 const reading = config.reading;
 const protocol = Protocol.fromJson(reading.rois, config.dicomweb.series_instance_uid, config.vocabulary);
 const state = {
@@ -65,12 +65,18 @@ const state = {
   presetIndex: 0,
 };
 let viewer = null; // {view, bridge, persistence}, once start() has made them
+let cs = null; // cornerstone.js, once imported
+let firstPaintAt = null; // performance.now() when the first image was painted
+// The tools are fetched once the image is shown, or after this long if it never is (a frame
+// that fails to decode renders no image; the page must still start and say so).
+const TOOLS_AFTER_MS = 3000;
 
 async function start() {
   const element = $("viewport");
   element.addEventListener("contextmenu", (e) => e.preventDefault());
   setStatus("Loading the series…");
-  const seriesPromise = loadSeries(config.dicomweb);
+  cs = await cornerstoneLoading;
+  const { addInstanceMetadata, createViewport, firstImageShown, initCornerstone, onViewportEvents } = cs;
   await initCornerstone(config.urls);
 
   const items = await seriesPromise;
@@ -82,7 +88,24 @@ async function start() {
   }
   addInstanceMetadata(items);
 
+  // The first image: a reading with ROIs opens on the slice of its first one (a submitted
+  // reading shows what was measured, a draft resumes where it was); an empty one on the
+  // midsagittal slice.
   const viewport = createViewport(element);
+  const first = protocol.labels.map((label) => protocol.rois.get(label)[0]).find(Boolean);
+  const roiIndex = first ? items.findIndex((i) => i.sop === first.sop_instance_uid) : -1;
+  const start = roiIndex >= 0 ? roiIndex : midsagittalIndex(items);
+  const shown = firstImageShown(element, viewport).then((at) => (firstPaintAt = at));
+  await viewport.setStack(items.map((i) => i.imageId), start);
+  viewport.render();
+  await Promise.race([shown, new Promise((resolve) => window.setTimeout(resolve, TOOLS_AFTER_MS))]);
+
+  // Then the rest: the tools, the annotations and the reader's actions.
+  const [{ onAnnotationEvents, prefetchSeries, setUpTools }, { createAnnotationBridge }, { createActions }] = await Promise.all([
+    import("./tools.js"),
+    import("./annotations.js"),
+    import("./actions.js"),
+  ]);
   const toolGroup = setUpTools();
   const colors = labelColors(config.vocabulary);
   const { renderPanel } = createPanel({ state, protocol, colors, viewport });
@@ -134,14 +157,6 @@ async function start() {
     removed: (annotation) => bridge.onRemoved(annotation),
   });
   onViewportEvents(element, { rendered: view.onRendered, changed: view.updateOverlay });
-
-  // A reading with ROIs opens on the slice of its first one (a submitted reading shows what was
-  // measured, a draft resumes where it was); an empty one on the midsagittal slice.
-  const first = protocol.labels.map((label) => protocol.rois.get(label)[0]).find(Boolean);
-  const roiIndex = first ? items.findIndex((i) => i.sop === first.sop_instance_uid) : -1;
-  const start = roiIndex >= 0 ? roiIndex : midsagittalIndex(items);
-  await viewport.setStack(items.map((i) => i.imageId), start);
-  viewport.render();
   prefetchSeries(element);
   bridge.drawSavedRois();
   const onKey = createKeyHandler({ state, protocol, actions, view });
@@ -152,6 +167,9 @@ async function start() {
   else renderScore({ status: "empty" });
   if (!state.writable) showReadOnly(protocol.csfLevel);
   setStatus(state.writable ? "Ready" : "Read-only: this reading is submitted");
+  // The view's first render marks the page ready (its presets and overlay made): everything
+  // above is wired by then.
+  viewport.render();
 }
 
 /** Save and next: once submitted, the next case of the session not yet submitted opens (or the
@@ -167,7 +185,12 @@ function goToNextCase() {
 // --- for tests and benchmarks (no effect on the page) ------------------------------------------
 
 window.vbqViewer = {
+  /** performance.now() when the first image was painted (bench/viewer.py: time to first image). */
   get firstImageAt() {
+    return firstPaintAt;
+  },
+  /** performance.now() when the page was ready: the tools wired, the view's first render. */
+  get readyAt() {
     return state.firstImageAt;
   },
   roiJson: () => protocol.toJson(),
@@ -185,7 +208,7 @@ window.vbqViewer = {
   cornerstoneStats: (label) => viewer.bridge.cornerstoneStats(label),
   flush: () => viewer.persistence.saveNow(),
   /** How many of the series' images are decoded in the cache (the prefetch's progress). */
-  cached: () => cachedImageCount(state.items.map((i) => i.imageId)),
+  cached: () => cs.cachedImageCount(state.items.map((i) => i.imageId)),
   imageCount: () => state.items.length,
 };
 

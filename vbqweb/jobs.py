@@ -6,9 +6,11 @@ the ingest's limit). So no service talks to the broker. A service records its wo
 :class:`~vbqweb.models.Job` row in the transaction that makes the change (:func:`job_request`);
 the same key coalesces a burst into one row. Then:
 
-* **after commit** the job is sent at once, best effort, on a connection of its own that gives
-  up within :data:`SEND_TIMEOUT` (a broker that is down or hung costs a request at most that,
-  and after one failure the process leaves sending to the dispatcher for :data:`BROKER_PAUSE`);
+* **after commit** the job is sent at once (claimed for that send in the request's own
+  transaction, so the send itself writes nothing), best effort, on a connection of its own
+  that gives up within :data:`SEND_TIMEOUT` (a broker that is down or hung costs a request at
+  most that, and after one failure the process leaves sending to the dispatcher for
+  :data:`BROKER_PAUSE`);
 * **the dispatcher** (:func:`jobs_dispatch_due`, sent by Celery beat every few seconds) sends
   what is due: jobs never sent or whose send failed, jobs sent but not picked up within their
   work's deadline (the broker lost them), and jobs whose run has had no heartbeat within that

@@ -58,12 +58,29 @@ def reading_open(*, reader: AbstractBaseUser, case: Case, session: int) -> Readi
     return reading
 
 
-def reading_save_rois(*, reading: Reading, data: Any) -> Reading:
+class RoiVersionConflict(Exception):
+    """A save made on an older ROI version than the reading's (another window or tab saved
+    since): nothing was saved. Carries the reading's current version and set, so that the viewer
+    can tell its own earlier save (a reload's late autosave) from another window's."""
+
+    def __init__(self, roi_version: int, rois: Any) -> None:
+        super().__init__("This reading was changed in another window or tab.")
+        self.roi_version = roi_version
+        self.rois = rois
+
+
+def reading_save_rois(*, reading: Reading, data: Any, base_version: int | None = None) -> Reading:
     """Validate and store a new ROI set, then schedule its scoring.
 
     The set must parse (spec §2) and must reference only the case's reading series and its
     instances; otherwise nothing changes. Each save bumps ``roi_version`` so that a result
     computed for an older version is never taken for the current one.
+
+    ``base_version`` (optimistic concurrency, the viewer's ``X-VBQ-Base-Version``): the version
+    the edit was made on. The UPDATE is conditional on it, so of two saves made on the same
+    version only the first lands and the other raises ``RoiVersionConflict`` with nothing
+    saved; a stale tab cannot overwrite a newer set. ``None`` (scripts, ``manage.py`` tools, a
+    client that does not send it): the last save wins, as before.
     """
     if reading.is_locked and not reading.case.study.allow_edit_after_submit:
         raise PermissionDenied("This reading is submitted and locked.")
@@ -85,9 +102,14 @@ def reading_save_rois(*, reading: Reading, data: Any) -> Reading:
     if unknown := sorted(referenced - known):
         raise ValidationError(f"ROIs reference instances not in this series: {', '.join(unknown)}")
     with transaction.atomic():
-        Reading.objects.filter(pk=reading.pk).update(
+        rows = Reading.objects.filter(pk=reading.pk)
+        if base_version is not None:
+            rows = rows.filter(roi_version=base_version)
+        if not rows.update(
             rois=roi_set.to_json(), roi_version=F("roi_version") + 1, updated_at=timezone.now()
-        )
+        ):
+            current = Reading.objects.values("roi_version", "rois").get(pk=reading.pk)
+            raise RoiVersionConflict(current["roi_version"], current["rois"])
         reading.refresh_from_db()
         _revision_keep(reading)
         reading_request_score(reading=reading)

@@ -213,19 +213,29 @@ def reading_rois(request: HttpRequest, public_id: UUID) -> JsonResponse:
 
     Refusals change nothing and say why: 400 for JSON that is not a valid ROI set of this case
     (unknown keys, NaN, an instance of another series...), 403 for a reading that can no longer
-    change, 404 for a reading that is not the user's.
+    change, 404 for a reading that is not the user's, 409 for an edit made on an older version
+    than the reading's (``X-VBQ-Base-Version``: another window or tab saved since; the answer
+    carries the current ``roi_version`` and ``rois``). Without that header the last save wins.
     """
     try:
         reading = reading_for_writer(request.user, public_id)
     except PermissionDenied as exc:
         return _refused(request, public_id, exc)
+    timing = None
     try:
         data = request_json(request, max_bytes=WEB_ROI_LIMITS.max_bytes)
         _check_web_limits(reading, data)
         timing = _timing_header(request)
-        reading = services.reading_save_rois(reading=reading, data=data)
+        base = _base_version_header(request)
+        reading = services.reading_save_rois(reading=reading, data=data, base_version=base)
         if timing is not None:
             services.reading_record_time(reading=reading, timing=timing)
+    except services.RoiVersionConflict as conflict:
+        if timing is not None:  # the time was spent all the same
+            services.reading_record_time(reading=reading, timing=timing)
+        error = "Not saved: this reading was changed in another window or tab."
+        body = {"error": error, "roi_version": conflict.roi_version, "rois": conflict.rois}
+        return JsonResponse(body, status=409)
     except (ValueError, ValidationError) as exc:
         error = " ".join(exc.messages) if isinstance(exc, ValidationError) else str(exc)
         return JsonResponse({"error": error}, status=400)
@@ -240,6 +250,20 @@ set's body stays the spec's ``vbq.rois/1`` document."""
 def _timing_header(request: HttpRequest) -> object | None:
     raw = request.headers.get(TIMING_HEADER)
     return None if raw is None else loads_untrusted(raw, max_bytes=2048)
+
+
+BASE_VERSION_HEADER = "X-VBQ-Base-Version"
+"""The ROI version the viewer's edit was made on (the one it loaded or the server last
+acknowledged), for the save's optimistic concurrency (``services.reading_save_rois``)."""
+
+
+def _base_version_header(request: HttpRequest) -> int | None:
+    raw = request.headers.get(BASE_VERSION_HEADER)
+    if raw is None:
+        return None
+    if not raw.strip().isdigit() or len(raw.strip()) > 12:
+        raise ValueError(f"{BASE_VERSION_HEADER} must be a version number.")
+    return int(raw)
 
 
 @require_POST

@@ -283,4 +283,6 @@ def test_a_draft_edited_and_reloaded_within_the_autosave_delay_survives(
     wait_until(page, "vbqViewer.saveState() === 'saved'")
     reading.refresh_from_db()
     assert [r["label"] for r in reading.rois["rois"]] == ["L1", "L2", "L3"]
-    assert page.errors == []
+    # A reload's late save can meet the next page's (each says its base version): the loser is
+    # a 409, which the viewer takes as its own lineage and sends again on the new version.
+    assert [e for e in page.errors if "409 (Conflict)" not in e] == []

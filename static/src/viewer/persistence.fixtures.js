@@ -79,6 +79,8 @@ export function fakeEvents() {
 }
 
 export const DRAFT_KEY = `vbq.draft:${URLS.save}`;
+/** Where a set the server refused as stale (409) is kept aside. */
+export const CONFLICT_KEY = `vbq.conflict:${URLS.save}`;
 
 /** The kept draft's set and base version (without the lineage it grew from). */
 export function kept(storage) {

@@ -20,6 +20,18 @@
 //   (visibilitychange, pagehide) the save is sent at once with `keepalive`, which the browser
 //   completes even after the page is gone.
 //
+// - a save carries the ROI version its edit was made on (X-VBQ-Base-Version: the version the
+//   page loaded, or the last one the server acknowledged). Once another window or tab of the
+//   reading has saved since, the server answers 409 and saves nothing: the viewer says "This
+//   reading was changed in another window or tab — reload to see the latest" with a Reload
+//   button, turns read-only and autosaves nothing more. Its unsaved set is not sent again and
+//   not dropped: it moves from the draft's key to `vbq.conflict:<save url>` in localStorage
+//   ({body, base, server_version, at}; the latest such set only), which no page restores by
+//   itself. A 409 whose server set is one of this page's own (a set it posted, or the restored
+//   draft's lineage: the previous page's late autosave landed after this page was served) is no
+//   conflict: the save moves to that version and is sent again. A 409 to the save of a page
+//   being left (reloaded right after an edit) leaves the draft for the next page to decide.
+//
 // It also sends the reading time (timing.js; issue 13 item 6) when the page gives a
 // `urls.timing`: with each autosave (the X-VBQ-Timing header), in the submit's body, every
 // minute (`timing.json`) and when the page is hidden or left; and it asks the reader about the
@@ -43,6 +55,8 @@ export const SIGNED_OUT_RETRY_MS = 5000;
 export const POLL_DELAYS_MS = [500, 250, 250, 500, 1000, 2000];
 export const POLL_MAX_MS = 4000;
 export const SIGNED_OUT_TEXT = "Signed out — sign in again, your work is kept.";
+export const BASE_VERSION_HEADER = "X-VBQ-Base-Version";
+export const CONFLICT_TEXT = "This reading was changed in another window or tab — reload to see the latest.";
 
 /** The wait before retry number `n` (1, 2, …): 1 s, doubling, at most 30 s. */
 export function retryDelay(n) {
@@ -123,6 +137,9 @@ export function createPersistence({
   const { setSaveState, setStatus, renderScore, renderPanel } = ui;
   const confirmQuality = ui.confirmQuality ?? askToConfirm;
   const draftKey = `vbq.draft:${urls.save}`;
+  const conflictKey = `vbq.conflict:${urls.save}`;
+  let conflicted = false; // another window saved since this page's version: no more autosaves
+  const ownSets = new Set(); // hashes of the sets this page posted or restored, and their lineage
   let failures = 0; // saves in a row that got a 5xx, no answer or a 401
   let signedOut = null; // the login link while the session is gone
 
@@ -246,23 +263,51 @@ export function createPersistence({
     if (!stored) return false;
     const current = stored.base >= state.lastVersion || (stored.older ?? []).includes(hashOf(state.savedJson));
     if (!state.writable || !current || stored.body === state.savedJson) {
+      // Saved over since (another tab): kept aside, not restored, not silently lost.
+      if (state.writable && !current && stored.body !== state.savedJson) keepConflict(stored.body, stored.base, state.lastVersion);
       forgetDraft();
       return false;
     }
-    const restored = protocol.constructor.fromJson(JSON.parse(stored.body), protocol.seriesInstanceUid, {
+    Object.assign(protocol, protocolOf(JSON.parse(stored.body)));
+    // The draft's own base when later than the page's: the leaving page's save was answered
+    // (that version) after the server served this page.
+    state.lastVersion = Math.max(state.lastVersion, stored.base ?? 0);
+    for (const hash of [hashOf(stored.body), ...(stored.older ?? [])]) ownSets.add(hash);
+    return true;
+  }
+
+  function protocolOf(doc) {
+    return protocol.constructor.fromJson(doc, protocol.seriesInstanceUid, {
       levels: protocol.levels,
       csf: protocol.csf,
       reasons: protocol.reasons,
       default_csf_level: protocol.csfLevel,
     });
-    Object.assign(protocol, restored);
-    return true;
+  }
+
+  /** Keep `body`, which the server refused as made on an older version, under the conflict
+   *  key: out of the way of the drafts a reload restores, for the reader to recover by hand. */
+  function keepConflict(body, base, serverVersion) {
+    try {
+      storage?.setItem(conflictKey, JSON.stringify({ body, base, server_version: serverVersion, at: Date.now() }));
+    } catch {
+      /* full or disabled */
+    }
+  }
+
+  /** The server's set (a 409's `rois`) as this viewer writes it, or null if it does not read. */
+  function serverJson(doc) {
+    try {
+      return JSON.stringify(protocolOf(doc ?? null).toJson());
+    } catch {
+      return null;
+    }
   }
 
   // -- saving ---------------------------------------------------------------------------------
 
   function scheduleSave() {
-    if (!state.writable) return;
+    if (!state.writable || conflicted) return;
     clearTimeout(state.saveTimer);
     // Kept at once: a reload within the delay must not lose the change (issue 13 item 5).
     const body = JSON.stringify(protocol.toJson());
@@ -287,6 +332,7 @@ export function createPersistence({
 
   async function saveNow({ keepalive = false } = {}) {
     clearTimeout(state.saveTimer);
+    if (conflicted) return false;
     if (!state.writable) return true;
     if (state.saving) {
       await state.saving.catch(() => {});
@@ -301,7 +347,9 @@ export function createPersistence({
     }
     if (!signedOut) setSaveState("saving", "Saving…");
     keepDraft(body);
-    const headers = timing ? { [TIMING_HEADER]: (timingSent = JSON.stringify(timing.snapshot())) } : {};
+    const headers = { [BASE_VERSION_HEADER]: String(state.lastVersion) };
+    if (timing) headers[TIMING_HEADER] = timingSent = JSON.stringify(timing.snapshot());
+    ownSets.add(hashOf(body));
     state.saving = postJson(urls.save, body, { headers, keepalive });
     try {
       const { ok, status, payload } = await state.saving;
@@ -315,6 +363,7 @@ export function createPersistence({
         retryLater(`Not saved: ${payload.error || `HTTP ${status}`}`);
         return false;
       }
+      if (status === 409) return await onConflict(body, payload, keepalive);
       if (!ok) {
         // A refusal (the set is invalid, or the reading is locked): the same body would be
         // refused again, so it is neither retried nor kept for a reload.
@@ -341,6 +390,34 @@ export function createPersistence({
     } finally {
       state.saving = null;
     }
+  }
+
+  /** A 409 to a save: the server holds a later version than the one `body` was made on. */
+  async function onConflict(body, payload, keepalive) {
+    failures = 0;
+    const server = serverJson(payload.rois);
+    if (server !== null && ownSets.has(hashOf(server)) && payload.roi_version > state.lastVersion) {
+      // This page's own earlier set (or its draft's lineage): no other window's work is there.
+      state.lastVersion = payload.roi_version;
+      state.savedJson = server;
+      state.saving = null;
+      return saveNow({ keepalive });
+    }
+    // A page being left (its answer may not even be readable) leaves the draft where it is: the
+    // next page, served the server's version, decides with the draft's lineage (restoreDraft).
+    if (leaving) return false;
+    conflicted = true;
+    clearTimeout(state.saveTimer);
+    // The page's newest set (edits made while the save was on its way included) is kept aside;
+    // the draft key is left to other tabs' drafts.
+    const newest = JSON.stringify(protocol.toJson());
+    keepConflict(newest, state.lastVersion, payload.roi_version);
+    forgetDraft(body);
+    forgetDraft(newest);
+    setSaveState("conflict", CONFLICT_TEXT);
+    ui.becomeReadOnly();
+    setStatus(CONFLICT_TEXT, true);
+    return false;
   }
 
   /** Back to the front (e.g. after signing in in another tab): send a waiting draft now. */
@@ -380,7 +457,7 @@ export function createPersistence({
     }
     setStatus("Submitting…");
     if (!(await saveNow())) {
-      setStatus("Not submitted: the ROIs could not be saved.", true);
+      setStatus(conflicted ? CONFLICT_TEXT : "Not submitted: the ROIs could not be saved.", true);
       return;
     }
     let answer;

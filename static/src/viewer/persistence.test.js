@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { test } from "node:test";
 import { POLL_DELAYS_MS, SAVE_DELAY_MS, SIGNED_OUT_TEXT, createPersistence, pollDelay, retryDelay } from "./persistence.js";
 import { Protocol } from "./protocol.js";
-import { VOCABULARY, URLS, ellipse, fakeTimers, settle, fakeStorage, DRAFT_KEY, kept, setUp, complete } from "./persistence.fixtures.js";
+import { VOCABULARY, URLS, ellipse, fakeTimers, settle, fakeStorage, DRAFT_KEY, CONFLICT_KEY, kept, setUp, complete } from "./persistence.fixtures.js";
 
 test("a change is saved once, 0.7 s after the last one", () => {
   const { protocol, timers, persistence, log, calls } = setUp();
@@ -42,7 +42,8 @@ test("the ROI set is posted as JSON with the CSRF token; the new version is kept
   assert.deepEqual(save.init, {
     method: "POST",
     credentials: "same-origin",
-    headers: { "Content-Type": "application/json", "X-CSRFToken": "tok", Accept: "application/json" },
+    // The version the edit was made on: a stale tab's save is refused (persistence.conflict.test.js).
+    headers: { "Content-Type": "application/json", "X-CSRFToken": "tok", Accept: "application/json", "X-VBQ-Base-Version": "0" },
     body: JSON.stringify(protocol.toJson()),
   });
   assert.deepEqual(JSON.parse(save.init.body).rois, [{ label: "L1", ...ellipse }]);
@@ -90,8 +91,8 @@ test("changes made while a save is in flight stay marked unsaved", async () => {
 test("a refusal is reported with the server's message, or the HTTP status of an error page", async () => {
   for (const [answer, text] of [
     [{ status: 400, json: { error: "L1: radii must be positive" } }, "Not saved: L1: radii must be positive"],
-    [{ status: 409, json: { error: "a newer version was saved" } }, "Not saved: a newer version was saved"],
-    [{ status: 409, json: {} }, "Not saved: HTTP 409"],
+    [{ status: 422, json: { error: "not this case" } }, "Not saved: not this case"],
+    [{ status: 400, json: {} }, "Not saved: HTTP 400"],
     [{ status: 413, html: true }, "Not saved: HTTP 413"],
   ]) {
     const { protocol, state, persistence, log, calls, timers, storage } = setUp({ routes: { [URLS.save]: [answer] } });
@@ -266,12 +267,14 @@ test("a kept draft made from the server's version is taken back and saved when t
   assert.equal(storage.items.size, 0);
 });
 
-test("a kept draft made from an earlier version is dropped", () => {
+test("a kept draft made from an earlier version is not restored: it is kept aside as a conflict", () => {
   const storage = fakeStorage({ [DRAFT_KEY]: JSON.stringify({ body: "{}", base: 1 }) });
   const { protocol, timers } = setUp({ storage, version: 2 });
   assert.equal(protocol.toJson().rois.length, 0);
   assert.equal(timers.pending.size, 0);
-  assert.equal(storage.items.size, 0);
+  assert.equal(storage.getItem(DRAFT_KEY), null);
+  const aside = JSON.parse(storage.getItem(CONFLICT_KEY));
+  assert.deepEqual([aside.body, aside.base, aside.server_version], ["{}", 1, 2]);
 });
 
 test("polling sends the last ETag and takes a 304 as unchanged", async () => {

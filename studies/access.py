@@ -18,7 +18,7 @@ from django.core.exceptions import PermissionDenied
 from django.db.models import Model, QuerySet
 from django.http import Http404
 
-from studies.models import Assignment, Case, CaseSet, Role, Study, Upload
+from studies.models import Assignment, Case, CaseSet, CaseSetAttach, Role, Study, Upload
 
 AnyUser = AbstractBaseUser | AnonymousUser
 M = TypeVar("M", bound=Model)
@@ -113,6 +113,19 @@ def upload_for_manager(user: AnyUser, public_id: UUID | str) -> Upload:
     if upload is None or role_in_study(user, upload.study) != Role.MANAGER:
         raise Http404("No such upload")
     return upload
+
+
+def case_set_attach_for_manager(user: AnyUser, public_id: UUID | str) -> CaseSetAttach:
+    """An attach of a case set (its progress), for a manager of the receiving study; 404 for
+    everyone else, as :func:`upload_for_manager` (URLs carry its random public id)."""
+    try:
+        public_id = public_id if isinstance(public_id, UUID) else UUID(str(public_id))
+    except ValueError:
+        raise Http404("No such attach") from None
+    attach = CaseSetAttach.objects.select_related("study").filter(public_id=public_id).first()
+    if attach is None or role_in_study(user, attach.study) != Role.MANAGER:
+        raise Http404("No such attach")
+    return attach
 
 
 def assignment_for_manager(user: AnyUser, pk: int) -> Assignment:

@@ -553,3 +553,43 @@ class UploadItem(models.Model):
 
     def __str__(self) -> str:
         return f"#{self.position} {self.status}"
+
+
+class AttachStatus(models.TextChoices):
+    QUEUED = "queued", "Waiting for the worker"
+    COPYING = "copying", "Copying"
+    DONE = "done", "Done"
+    FAILED = "failed", "Failed"
+
+
+class CaseSetAttach(models.Model):
+    """A case set of another study being copied into this one by the worker, with its progress
+    (``studies.casesets``; why not an :class:`Upload`: docs/ingest.md, "One examination in two
+    studies"). ``case_set`` is the copy, set once its first case is copied."""
+
+    public_id = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    study = models.ForeignKey(Study, on_delete=models.CASCADE, related_name="case_set_attaches")
+    source = models.ForeignKey(CaseSet, null=True, on_delete=models.SET_NULL, related_name="+")
+    case_set = models.ForeignKey(CaseSet, null=True, on_delete=models.SET_NULL, related_name="+")
+    name = models.CharField(max_length=200, help_text="The source set's name (the copy's).")
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    status = models.CharField(max_length=12, choices=AttachStatus, default=AttachStatus.QUEUED)
+    cases_total = models.PositiveIntegerField(default=0)
+    cases_copied = models.PositiveIntegerField(default=0)
+    cases_skipped = models.PositiveIntegerField(default=0)
+    instances = models.PositiveIntegerField(default=0)
+    message = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-pk"]
+
+    def __str__(self) -> str:
+        return f"attach {self.name} ({self.get_status_display().lower()})"
+
+    @property
+    def is_finished(self) -> bool:
+        return self.status in (AttachStatus.DONE, AttachStatus.FAILED)

@@ -11,7 +11,9 @@ from django.db.models import Count, Max, Prefetch, Q, QuerySet
 from studies.access import AnyUser, is_site_admin, studies_managed_by
 from studies.models import (
     Assignment,
+    AttachStatus,
     Case,
+    CaseSetAttach,
     Role,
     Series,
     Study,
@@ -182,16 +184,23 @@ def study_checklist(*, study: Study) -> StudyChecklist:
 
     A study has no "open" switch: session 1 is open to its readers from the start
     (``readers.sessions``), so the study is open for reading as soon as it has a reader and a
-    case with a series to read on. Five small counting queries, for the manager's study page.
+    case with a series to read on. Cases reused from another study (``studies.casesets``)
+    count as uploaded ones: they are the study's own cases. Six small counting queries, for the
+    manager's study page.
     """
     n_thresholds = study.thresholds.count()
     n_readers = study.assignments.filter(role=Role.READER).count()
+    copies = CaseSetAttach.objects.filter(study=study, case_set__isnull=False).values("case_set")
     cases = study.cases.aggregate(
         total=Count("pk", distinct=True),
         readable=Count("pk", filter=Q(series__selected=True), distinct=True),
+        attached=Count("pk", filter=Q(case_set__in=copies), distinct=True),
     )
-    n_cases, n_readable = cases["total"], cases["readable"]
+    n_cases, n_readable, n_attached = cases["total"], cases["readable"], cases["attached"]
     busy = study.uploads.filter(status__in=[UploadStatus.QUEUED, UploadStatus.PROCESSING]).count()
+    copying = CaseSetAttach.objects.filter(
+        study=study, status__in=[AttachStatus.QUEUED, AttachStatus.COPYING]
+    ).count()
     started = study.cases.filter(readings__isnull=False).exists()
 
     settings_detail = f"{_plural(study.sessions, 'session')}, " + (
@@ -203,10 +212,14 @@ def study_checklist(*, study: Study) -> StudyChecklist:
     if n_readers == 1:
         readers_detail += "; agreement between readers needs two"
     cases_detail = f"{_plural(n_cases, 'case')} uploaded"
+    if n_attached:
+        cases_detail = f"{_plural(n_cases, 'case')} ({n_attached} reused from another study)"
     if n_cases > n_readable:
         cases_detail += f", {n_cases - n_readable} without a series to read"
     if busy:
         cases_detail += f"; {_plural(busy, 'upload')} being processed"
+    if copying:
+        cases_detail += f"; {_plural(copying, 'case set')} being copied from another study"
     is_open = n_readers > 0 and n_readable > 0
     if is_open:
         open_detail = "Readers see it on their home page" + (

@@ -29,4 +29,14 @@ urlpatterns = [
     path("cases/<int:pk>/series/", upload_views.case_series, name="case_series"),
     # Reuse a case set of another study the manager also manages (studies.casesets_views)
     path("<int:pk>/cases/attach/", casesets_views.case_set_attach_view, name="case_set_attach"),
+    path(
+        "cases/attach/<uuid:public_id>/",
+        casesets_views.case_set_attach_progress,
+        name="case_set_attach_progress",
+    ),
+    path(
+        "cases/attach/<uuid:public_id>/status.json",
+        casesets_views.case_set_attach_status,
+        name="case_set_attach_status",
+    ),
 ]

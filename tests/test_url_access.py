@@ -16,6 +16,7 @@ import pytest
 from django.core.files.base import ContentFile
 from django.urls import URLPattern, URLResolver, get_resolver, reverse
 
+from studies.models import CaseSetAttach
 from studies.uploads.transfer import upload_create
 from tests.helpers import factories
 from tests.helpers.dicomfactory import mr_dataset
@@ -208,6 +209,8 @@ TABLE |= {
     "studies:case_series": ("get", "case", _object_of_study(200)),
     # Reuse a case set of another study (studies.casesets_views): the page lists the sets.
     "studies:case_set_attach": ("get", "study", _managers_only(200)),
+    "studies:case_set_attach_progress": ("get", "attach", _object_of_study(200)),
+    "studies:case_set_attach_status": ("get", "attach", _object_of_study(200, SIGNED_OUT)),
     # STOW-RS into the study (studies.receiver.views): an empty POST is not multipart/related.
     "studies:stow": ("post", "study", _managers_only(415)),
 }
@@ -363,6 +366,7 @@ def objects(world):
     upload = upload_create(
         study=world.study_a, created_by=world.manager, name="u", files=1, total_bytes=10
     )
+    attach = CaseSetAttach.objects.create(study=world.study_a, name="s", created_by=world.manager)
     return {
         "dicom_study": {"study_uid": case.study_instance_uid},
         "dicom_series": uids,
@@ -371,6 +375,7 @@ def objects(world):
         "none": {},
         "study": {"pk": world.study_a.pk},
         "upload": {"public_id": upload.public_id},  # URLs carry public ids, never pks
+        "attach": {"public_id": attach.public_id},
         "case": {"pk": case.pk},
         "case_session": {"case_pk": case.pk, "session": 1},
         "reading": {"public_id": reading.public_id},
@@ -426,6 +431,8 @@ UNIFORM = {
     "studies:upload_finish": ("post", "upload"),
     "studies:upload_cancel": ("post", "upload"),
     "studies:case_series": ("get", "case"),
+    "studies:case_set_attach_progress": ("get", "attach"),
+    "studies:case_set_attach_status": ("get", "attach"),
 }
 
 

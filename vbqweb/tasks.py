@@ -35,9 +35,14 @@ SCORE_READING = Work("readers.tasks.compute_reading_vbq", SCORE, deadline=30)
 """Score one reading at one ROI version (``reading_pk``, ``roi_version``): seconds of work."""
 ANALYSE_STUDY = Work("readers.tasks.compute_study_analysis", ANALYSIS, deadline=300)
 """Recompute a study's agreement analysis (``study_pk``): debounced, one at a time per study."""
+BUILD_STUDY_FILES = Work("readers.tasks.build_study_files", ANALYSIS, deadline=120)
+"""Build a study's agreement figures, report, PDF and SR zip for its stored analysis
+(``study_pk``), chained from the analysis; heartbeats while it builds."""
 INGEST_UPLOAD = Work("studies.tasks.ingest_upload", INGEST, deadline=60)
 """De-identify and store one finished upload (``upload_id``). It may run for an hour: the
 deadline is from its last heartbeat (written with its progress at least every second)."""
+ATTACH_CASE_SET = Work("studies.tasks.attach_case_set", INGEST, deadline=60)
+"""Copy a case set of another study into a study (``attach_id``): a heartbeat after each case."""
 REJUDGE_SERIES = Work("studies.tasks.rejudge_study_series", ANALYSIS, deadline=300)
 """Judge a study's series again after its TR/TE ranges changed (``study_id``)."""
 DISPATCH_JOBS = Work("vbqweb.tasks.dispatch_jobs", DISPATCH, deadline=0)
@@ -48,7 +53,9 @@ TIDY_UPLOADS = Work("studies.tasks.tidy_uploads", DISPATCH, deadline=0)
 ALL_WORK: tuple[Work, ...] = (
     SCORE_READING,
     ANALYSE_STUDY,
+    BUILD_STUDY_FILES,
     INGEST_UPLOAD,
+    ATTACH_CASE_SET,
     REJUDGE_SERIES,
     DISPATCH_JOBS,
     TIDY_UPLOADS,

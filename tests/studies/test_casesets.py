@@ -9,15 +9,33 @@ from pathlib import Path
 import pydicom
 import pytest
 from django.urls import reverse
+from django.utils.html import escape
 
 from readers.models import Reading
-from studies.casesets import case_set_attach
-from studies.models import Case, CaseSet, Instance, ItemStatus, Role, Series
+from studies import selectors
+from studies.casesets import (
+    attach_job_key,
+    attach_status_payload,
+    case_set_attach,
+    case_set_attach_run,
+)
+from studies.models import (
+    AttachStatus,
+    Case,
+    CaseSet,
+    CaseSetAttach,
+    Instance,
+    ItemStatus,
+    Role,
+    Series,
+)
 from studies.uploads.ingest import case_set_ingest_paths
 from studies.uploads.store import study_uid
 from tests.helpers import factories
 from tests.helpers.ingestdata import phantom_case_bytes, write_files
 from vbqweb.audit.models import AuditEvent
+from vbqweb.models import Job
+from vbqweb.tasks import ATTACH_CASE_SET
 
 pytestmark = pytest.mark.django_db
 
@@ -46,9 +64,15 @@ def two_studies(world, tmp_path):
 
 
 def _attach(client, user, study, case_set):
+    """Post the attach; when the page recorded one, run it as the worker would."""
     client.force_login(user)
     url = reverse("studies:case_set_attach", kwargs={"pk": study.pk})
-    return client.post(url, {"case_set": case_set.pk})
+    response = client.post(url, {"case_set": case_set.pk})
+    if response.status_code == 302:
+        attach = CaseSetAttach.objects.filter(study=study).first()
+        if attach is not None:
+            case_set_attach_run(attach_id=attach.pk)
+    return response
 
 
 def test_a_manager_of_both_studies_attaches_a_case_set_as_copies_with_the_studys_own_uids(
@@ -188,3 +212,144 @@ def test_a_case_that_cannot_be_copied_leaves_no_rows_and_no_files_behind(two_stu
     assert not Case.objects.filter(study=world.study_b).exists()
     assert not CaseSet.objects.filter(study=world.study_b).exists()
     assert _files(storage, "instances") == before
+
+
+# -- in the background (a large set is tens of seconds of copying) --------------------------
+
+
+def _post(client, user, study, case_set):
+    client.force_login(user)
+    url = reverse("studies:case_set_attach", kwargs={"pk": study.pk})
+    return client.post(url, {"case_set": case_set.pk})
+
+
+def _cases_step(study) -> str:
+    [cases] = [s for s in selectors.study_checklist(study=study).steps if s.key == "cases"]
+    return cases.detail
+
+
+def test_the_page_records_the_attach_and_its_job_and_the_worker_copies(two_studies, client):
+    world, source, both, _ = two_studies
+    response = _post(client, both, world.study_b, source)
+    [attach] = CaseSetAttach.objects.all()
+    progress = reverse("studies:case_set_attach_progress", kwargs={"public_id": attach.public_id})
+    status_url = reverse("studies:case_set_attach_status", kwargs={"public_id": attach.public_id})
+    assert response.status_code == 302
+    assert response.url == progress
+    assert (attach.status, attach.cases_total, attach.study) == (
+        AttachStatus.QUEUED,
+        2,
+        world.study_b,
+    )
+    assert not Case.objects.filter(study=world.study_b).exists()  # the request copied nothing
+    job = Job.objects.get(key=attach_job_key(attach.pk))
+    assert (job.work, job.queue, job.kwargs) == (
+        ATTACH_CASE_SET.name,
+        ATTACH_CASE_SET.queue,
+        {"attach_id": attach.pk},
+    )
+    page = client.get(progress).content.decode()
+    assert "0 of 2 cases copied" in page
+    assert "js/attach.js" in page
+    assert f'data-status-url="{status_url}"' in page
+    assert _cases_step(world.study_b) == (
+        "0 cases uploaded; 1 case set being copied from another study"
+    )
+    # A second click while it waits: the same attach, no second job.
+    assert _post(client, both, world.study_b, source).url == progress
+    assert CaseSetAttach.objects.count() == 1
+
+    assert case_set_attach_run(attach_id=attach.pk) == "2 copied, 0 skipped"
+    state = client.get(status_url).json()
+    n_instances = Instance.objects.filter(series__case__study=world.study_b).count()
+    assert state["finished"]
+    assert (state["status"], state["text"], state["instances"]) == (
+        "done",
+        "2 of 2 cases copied",
+        n_instances,
+    )
+    page = client.get(progress).content.decode()
+    assert "2 cases attached as “Site 1”" in page
+    assert 'data-finished="1"' in page
+    # The checklist counts the copies as the study's cases.
+    assert _cases_step(world.study_b) == "2 cases (2 reused from another study)"
+    assert [s.done for s in selectors.study_checklist(study=world.study_b).steps][2]
+    # A copy of the message delivered again: nothing more to do, one audit event.
+    assert case_set_attach_run(attach_id=attach.pk) == "nothing to do"
+    assert AuditEvent.objects.filter(action="caseset.attached").count() == 1
+    # The attach page lists it.
+    listing = client.get(reverse("studies:case_set_attach", kwargs={"pk": world.study_b.pk}))
+    assert progress in listing.content.decode()
+
+
+def test_a_run_sent_again_continues_into_the_copy_it_began(two_studies, client):
+    world, source, both, _ = two_studies
+    _post(client, both, world.study_b, source)
+    [attach] = CaseSetAttach.objects.all()
+    case_set_attach_run(attach_id=attach.pk)
+    attach.refresh_from_db()
+    copy = attach.case_set
+    # As if the first run had died after its first case: the second case is not there yet.
+    copy.cases.order_by("label").last().delete()
+    CaseSetAttach.objects.filter(pk=attach.pk).update(
+        status=AttachStatus.COPYING, cases_copied=1, finished_at=None
+    )
+    assert case_set_attach_run(attach_id=attach.pk) == "2 copied, 0 skipped"
+    attach.refresh_from_db()
+    assert attach.case_set == copy
+    assert copy.cases.count() == 2
+    assert CaseSet.objects.filter(study=world.study_b).count() == 1
+    assert attach.status == AttachStatus.DONE
+
+
+def test_a_set_already_here_is_done_with_nothing_new(two_studies, client):
+    world, source, both, _ = two_studies
+    case_set_attach(source=source, study=world.study_b, by=both)
+    _post(client, both, world.study_b, source)
+    [attach] = CaseSetAttach.objects.all()
+    assert case_set_attach_run(attach_id=attach.pk) == "0 copied, 2 skipped"
+    attach.refresh_from_db()
+    assert attach.case_set is None
+    state = attach_status_payload(attach=attach)
+    assert state["text"] == "2 of 2 cases copied (2 already here)"
+    page = client.get(
+        reverse("studies:case_set_attach_progress", kwargs={"public_id": attach.public_id})
+    )
+    assert "Every case of that set is already in this study." in page.content.decode()
+
+
+def test_a_copy_that_fails_says_so_on_its_progress_page(two_studies, client):
+    world, source, both, _ = two_studies
+    first = source.cases.order_by("label").first()
+    broken = Instance.objects.filter(series__case=first).order_by("instance_number").last()
+    with broken.file.open("wb") as handle:
+        handle.write(b"not DICOM any more")
+    _post(client, both, world.study_b, source)
+    [attach] = CaseSetAttach.objects.all()
+    with pytest.raises(Exception):  # noqa: B017, PT011 - pydicom's error, whichever it is
+        case_set_attach_run(attach_id=attach.pk)  # no outbox run: this is the last try
+    attach.refresh_from_db()
+    assert attach.status == AttachStatus.FAILED
+    assert attach.message.startswith("Failed: ")
+    assert not Case.objects.filter(study=world.study_b).exists()
+    state = client.get(
+        reverse("studies:case_set_attach_status", kwargs={"public_id": attach.public_id})
+    ).json()
+    assert state["finished"]
+    assert state["status_display"] == "Failed"
+    page = client.get(
+        reverse("studies:case_set_attach_progress", kwargs={"public_id": attach.public_id})
+    )
+    assert escape(attach.message) in page.content.decode()
+
+
+def test_only_the_receiving_studys_managers_see_an_attach(two_studies, client):
+    world, source, both, _ = two_studies
+    _post(client, both, world.study_b, source)
+    [attach] = CaseSetAttach.objects.all()
+    url = reverse("studies:case_set_attach_status", kwargs={"public_id": attach.public_id})
+    client.force_login(world.manager_b)
+    assert client.get(url).status_code == 200
+    for user in (world.manager, world.reader_b, world.outsider):  # A's manager: not B's
+        client.force_login(user)
+        assert client.get(url).status_code == 404

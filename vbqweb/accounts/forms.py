@@ -1,4 +1,4 @@
-"""The accounts' own forms: a TOTP code, and a new reader to invite."""
+"""The accounts' own forms: a TOTP code, and a new person to invite (with their role)."""
 
 from __future__ import annotations
 
@@ -7,6 +7,8 @@ from typing import Any
 from django import forms
 from django.contrib.auth import get_user_model
 from django.contrib.auth.validators import UnicodeUsernameValidator
+
+from studies.models import Role
 
 
 class TokenForm(forms.Form):
@@ -28,13 +30,18 @@ class TokenForm(forms.Form):
 
 
 class InviteForm(forms.Form):
-    """A reader who has no account yet: a username, and an address to mail the link to."""
+    """Someone who has no account yet: a username, their role in the study (a reader when the
+    form does not say), and an address to mail the link to."""
 
     username = forms.CharField(max_length=150, validators=[UnicodeUsernameValidator()])
+    role = forms.ChoiceField(choices=Role.choices, initial=Role.READER, required=False)
     email = forms.EmailField(
         required=False,
         help_text="Optional: the link is mailed here. It is shown to you either way.",
     )
+
+    def clean_role(self) -> str:
+        return self.cleaned_data["role"] or Role.READER
 
     def clean_username(self) -> Any:
         username = self.cleaned_data["username"].strip()

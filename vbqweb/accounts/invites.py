@@ -1,5 +1,5 @@
-"""Readers invited by a study's manager: a new account with no password and a one-time link
-that sets it.
+"""People invited by a study's manager: a new account with no password, a role in the study
+(reader by default; adjudicator or manager), and a one-time link that sets the password.
 
 The link is Django's password-reset token under a salt of its own (a reset link is not an
 invitation, nor the reverse). It is valid for ``PASSWORD_RESET_TIMEOUT`` and for one use: the
@@ -32,13 +32,24 @@ invite_tokens = InviteTokenGenerator()
 
 
 @transaction.atomic
-def reader_invite(*, study: Study, username: str, email: str) -> AbstractBaseUser:
-    """Create the reader's account (no usable password) and make them a reader of ``study``."""
+def reader_invite(
+    *, study: Study, username: str, email: str, role: str = Role.READER
+) -> AbstractBaseUser:
+    """Create the account (no usable password) and give it ``role`` in ``study`` (a reader
+    unless said otherwise: a second manager or an adjudicator may have no account yet either).
+    An unknown role is refused by ``assignment_add`` and no account is left behind."""
     user = get_user_model().objects.create_user(username=username, email=email or "")
     user.set_unusable_password()
     user.save(update_fields=["password"])
-    study_services.assignment_add(study=study, user=user, role=Role.READER)
+    study_services.assignment_add(study=study, user=user, role=role)
     return user
+
+
+def role_phrase(role: str) -> str:
+    """The role with its article (a reader, an adjudicator, a study manager), as the mail and
+    the page say it."""
+    label = Role(role).label.lower()
+    return f"{'an' if label[0] in 'aeiou' else 'a'} {label}"
 
 
 def invite_path(user: AbstractBaseUser) -> str:
@@ -52,9 +63,19 @@ def invite_path(user: AbstractBaseUser) -> str:
     )
 
 
-def invite_mail(*, user: AbstractBaseUser, study: Study, link: str, invited_by: str) -> None:
-    """Mail the link through Django's email backend (the console in the demo)."""
-    context = {"user": user, "study": study, "link": link, "invited_by": invited_by}
+def invite_mail(
+    *, user: AbstractBaseUser, study: Study, link: str, invited_by: str, role: str = Role.READER
+) -> None:
+    """Mail the link through Django's email backend (the console in the demo); the mail says
+    the role, so that nobody sets a password for a role they did not expect."""
+    context = {
+        "user": user,
+        "study": study,
+        "link": link,
+        "invited_by": invited_by,
+        "role": role,
+        "role_phrase": role_phrase(role),
+    }
     subject = render_to_string("accounts/invite_subject.txt", context).strip()
     body = render_to_string("accounts/invite_email.txt", context)
     send_mail(subject, body, None, [user.email])

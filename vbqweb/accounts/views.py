@@ -105,19 +105,28 @@ def mfa_remove(request: HttpRequest) -> HttpResponse:
 
 @require_http_methods(["GET", "POST"])
 def invite(request: HttpRequest, pk: int) -> HttpResponse:
-    """A study's manager creates a reader account and gets its one-time set-password link."""
+    """A study's manager creates an account with a role in the study (reader, adjudicator or
+    manager) and gets its one-time set-password link."""
     study = study_for_manager(request.user, pk)
     form = InviteForm(posted(request))
     if form.is_valid():
+        role = form.cleaned_data["role"]
         user = invites.reader_invite(
-            study=study, username=form.cleaned_data["username"], email=form.cleaned_data["email"]
+            study=study,
+            username=form.cleaned_data["username"],
+            email=form.cleaned_data["email"],
+            role=role,
         )
         link = request.build_absolute_uri(invites.invite_path(user))
         mailed = False
         if user.email:
             try:
                 invites.invite_mail(
-                    user=user, study=study, link=link, invited_by=request.user.get_username()
+                    user=user,
+                    study=study,
+                    link=link,
+                    invited_by=request.user.get_username(),
+                    role=role,
                 )
                 mailed = True
             except (OSError, SMTPException):  # the account exists: the link still works
@@ -125,7 +134,13 @@ def invite(request: HttpRequest, pk: int) -> HttpResponse:
         return render(
             request,
             "accounts/invite_done.html",
-            {"study": study, "invited": user, "link": link, "mailed": mailed},
+            {
+                "study": study,
+                "invited": user,
+                "link": link,
+                "mailed": mailed,
+                "role_phrase": invites.role_phrase(role),
+            },
         )
     return form_page(request, "accounts/invite.html", form, study=study)
 

@@ -114,3 +114,54 @@ def test_a_mail_server_that_is_down_still_shows_the_link(client, world, settings
     assert "/accounts/invite/" in response.context["link"]
     assert "could not be sent" in response.content.decode()
     assert get_user_model().objects.filter(username="offline").exists()
+
+
+# --- a role other than reader (issue 13 item 10) ---------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("role", "phrase"),
+    [(Role.ADJUDICATOR, "an adjudicator"), (Role.MANAGER, "a study manager")],
+)
+def test_a_manager_invites_an_adjudicator_or_a_manager_and_the_mail_says_so(
+    client, world, role, phrase
+) -> None:
+    client.force_login(world.manager)
+    response = _invite(client, world.study_a, username="newcomer", email="n@example.org", role=role)
+    assert response.status_code == 200
+    user = get_user_model().objects.get(username="newcomer")
+    assert Assignment.objects.get(user=user, study=world.study_a).role == role
+    assert f"newcomer is {phrase} of {world.study_a.name}" in response.content.decode()
+    [message] = mail.outbox
+    assert f"has made you {phrase} of the study" in message.body
+    assert message.subject == f"You are invited to {world.study_a.name} as {phrase}"
+    assert response.context["link"] in message.body
+
+
+def test_without_a_role_the_invitation_is_a_readers(client, world) -> None:
+    client.force_login(world.manager)
+    _invite(client, world.study_a, username="plain", email="p@example.org")
+    assert Assignment.objects.get(user__username="plain").role == Role.READER
+    [message] = mail.outbox
+    assert "has made you a reader of the study" in message.body
+    assert message.subject == f"You are invited to read in {world.study_a.name}"
+
+
+def test_an_unknown_role_is_refused_and_no_account_is_made(client, world) -> None:
+    client.force_login(world.manager)
+    response = _invite(client, world.study_a, username="owner", role="owner")
+    assert response.status_code == 400
+    assert not get_user_model().objects.filter(username="owner").exists()
+    assert mail.outbox == []
+
+
+def test_the_people_pages_invite_form_offers_every_role(client, world) -> None:
+    client.force_login(world.manager)
+    page = client.get(reverse("studies:people", kwargs={"pk": world.study_a.pk}))
+    form = page.content.decode().split('id="invite"', 1)[1].split("</form>", 1)[0]
+    for value, label in Role.choices:
+        assert f'<option value="{value}"' in form
+        assert f">{label}</option>" in form
+    assert '<option value="reader" selected>' in form
+    invite_page = client.get(reverse("accounts:invite", kwargs={"pk": world.study_a.pk}))
+    assert 'name="role"' in invite_page.content.decode()

@@ -47,7 +47,8 @@ from studies.uploads.series import case_select_automatic, series_judge
 from studies.uploads.store import next_case_label, stored_bytes_into_study, study_uid
 from vbqweb.audit.actions import Action
 from vbqweb.audit.services import record
-from vbqweb.jobs import current_job, job_heartbeat, job_request, pause_point
+from vbqweb.jobs import current_job, job_for_key, job_heartbeat, job_request, pause_point
+from vbqweb.models import Job
 from vbqweb.tasks import ATTACH_CASE_SET
 
 logger = logging.getLogger(__name__)
@@ -234,18 +235,27 @@ def case_set_attach_run(*, attach_id: int) -> str:
 
 
 def attach_status_payload(*, attach: CaseSetAttach) -> dict[str, Any]:
-    """What the progress page shows and its script polls."""
+    """What the progress page shows and its script polls.
+
+    An attach whose job the outbox gave up on (its worker lost ``max_runs`` times: no run was
+    left to mark it) reads as failed with the outbox's reason, not as copying for ever.
+    """
     done = attach.cases_copied + attach.cases_skipped
+    status, message, finished = attach.status, attach.message, attach.is_finished
+    if not finished:
+        job = job_for_key(attach_job_key(attach.pk))
+        if job is not None and job.state == Job.State.FAILED:
+            status, message, finished = AttachStatus.FAILED, f"Failed: {job.error}", True
     return {
-        "status": attach.status,
-        "status_display": attach.get_status_display(),
-        "finished": attach.is_finished,
+        "status": status,
+        "status_display": AttachStatus(status).label,
+        "finished": finished,
         "cases_total": attach.cases_total,
         "cases_done": done,
         "cases_copied": attach.cases_copied,
         "cases_skipped": attach.cases_skipped,
         "instances": attach.instances,
-        "message": attach.message,
+        "message": message,
         "text": f"{done} of {attach.cases_total} cases copied"
         + (f" ({attach.cases_skipped} already here)" if attach.cases_skipped else ""),
     }

@@ -343,6 +343,22 @@ def test_a_copy_that_fails_says_so_on_its_progress_page(two_studies, client):
     assert escape(attach.message) in page.content.decode()
 
 
+def test_an_attach_the_outbox_gave_up_on_reads_as_failed(two_studies, client):
+    """Its worker lost three times: no run was left to mark the attach, so the page asks the
+    outbox, and says failed with its reason instead of copying for ever."""
+    world, source, both, _ = two_studies
+    _post(client, both, world.study_b, source)
+    [attach] = CaseSetAttach.objects.all()
+    url = reverse("studies:case_set_attach_status", kwargs={"public_id": attach.public_id})
+    assert client.get(url).json()["finished"] is False
+    Job.objects.filter(key=attach_job_key(attach.pk)).update(
+        state=Job.State.FAILED, error="Given up: its worker was lost 3 times."
+    )
+    state = client.get(url).json()
+    assert (state["finished"], state["status"]) == (True, AttachStatus.FAILED)
+    assert state["message"] == "Failed: Given up: its worker was lost 3 times."
+
+
 def test_only_the_receiving_studys_managers_see_an_attach(two_studies, client):
     world, source, both, _ = two_studies
     _post(client, both, world.study_b, source)

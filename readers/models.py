@@ -197,6 +197,44 @@ class StudyAnalysisDetail(models.Model):
         return f"agreement detail of {self.state.study}"
 
 
+class StudyArtifact(models.Model):
+    """A file built from a study's stored analysis in the worker and served at once (issue 13).
+
+    Why: the agreement page's figures, the PDF report and the SR zip took seconds to tens of
+    seconds to build on every request. The worker builds each once per analysis
+    (``readers.analysis.artifacts``) and keeps it in the ``default`` storage (local disk or S3)
+    under ``fingerprint``, the key of the analysis it shows; a view serves it only while that key
+    is the current one. One row per study and kind: ``file`` is the last built version (shown
+    "out of date" while a new one is built), ``building`` the key being built now, with its
+    ``progress`` of ``total`` steps for the "preparing…" page.
+    """
+
+    class Kind(models.TextChoices):
+        PAGE = "page", "agreement figures"
+        REPORT = "report", "printable report"
+        PDF = "pdf", "PDF report"
+        SR_ZIP = "sr_zip", "DICOM SR zip"
+
+    study = models.ForeignKey("studies.Study", on_delete=models.CASCADE, related_name="artifacts")
+    kind = models.CharField(max_length=10, choices=Kind.choices)
+    fingerprint = models.CharField(max_length=64, blank=True)
+    file = models.FileField(upload_to="generated/", max_length=200, blank=True)
+    size = models.PositiveBigIntegerField(default=0)
+    built_at = models.DateTimeField(null=True, blank=True)
+    building = models.CharField(max_length=64, blank=True)
+    progress = models.PositiveIntegerField(default=0)
+    total = models.PositiveIntegerField(default=0)
+    started_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["study", "kind"], name="one_artifact_per_study_kind")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()} of {self.study}"
+
+
 class Consensus(models.Model):
     """The adjudicated VBQ of one case in one session (issue 14, ``readers/adjudication``).
 

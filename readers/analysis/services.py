@@ -36,7 +36,7 @@ from studies.stats.strata import (
 )
 from studies.vocabulary import CSF, LEVELS
 from vbqweb.jobs import job_heartbeat, job_request
-from vbqweb.tasks import ANALYSE_STUDY
+from vbqweb.tasks import ANALYSE_STUDY, BUILD_STUDY_FILES
 
 OSTEOPOROSIS_T = -2.5  # WHO definition; the binary reference derived from DXA
 
@@ -342,4 +342,18 @@ def analysis_compute(*, study_pk: int) -> StudyAnalysis | None:
         StudyAnalysis.objects.filter(pk=pk).filter(
             Q(requested_at__isnull=True) | Q(requested_at__lte=started)
         ).update(claimed_at=None)
+        # Then the worker builds the page's figures, the reports and the SR zip for this
+        # analysis (``readers.analysis.artifacts``; a run finds built files and does nothing).
+        files_request(study_pk=study.pk)
     return StudyAnalysis.objects.get(pk=pk)
+
+
+def files_job_key(study_pk: int) -> str:
+    """The outbox key of a study's file building (one job per study)."""
+    return f"files:study:{study_pk}"
+
+
+def files_request(*, study_pk: int) -> None:
+    """Ask the worker to build the study's files for its stored analysis, in the caller's
+    transaction (``readers.analysis.artifacts.files_build``)."""
+    job_request(BUILD_STUDY_FILES, key=files_job_key(study_pk), study_pk=study_pk)

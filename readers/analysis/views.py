@@ -7,23 +7,21 @@ never its agreement), everyone else a 404. Views stay thin: the figures come fro
 
 from __future__ import annotations
 
-import io
+import dataclasses
 import json
-import zipfile
 from typing import Any
 from uuid import UUID
 
 from django.contrib import messages
-from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.http import FileResponse, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
-from django.utils import timezone
+from django.urls import reverse
 from django.views.decorators.http import require_GET, require_POST
 
 from readers.access import reading_for_manager
-from readers.analysis import exports
+from readers.analysis import artifacts, exports
 from readers.analysis import services as analytics
-from readers.analysis.report_tables import ICC_MODELS, REFERENCE_NAMES
-from readers.analysis.sr_export import reading_sr_bytes, study_sr_members
+from readers.analysis.sr_export import reading_sr_bytes
 from readers.models import StudyAnalysis
 from studies.access import study_for_manager
 from studies.models import Role, Study
@@ -31,36 +29,65 @@ from vbqweb.audit.actions import Action
 from vbqweb.audit.services import record
 
 
-def _report_context(study: Study, state: StudyAnalysis, document: dict) -> dict[str, Any]:
-    from readers.analysis.report import report_context
+def _files(study: Study, state: StudyAnalysis) -> dict[str, artifacts.FileStatus]:
+    """The study's generated files; asks the worker for any that is missing."""
+    status = artifacts.files_status(study=study, state=state)
+    artifacts.files_ensure(study=study, status=status)
+    return status
 
-    return report_context(
-        study=analytics.study_summary(study=study),
-        records=state.records,
-        analysis=document,
-        diagnostics=state.diagnostics,
-        generated_at=state.computed_at or timezone.now(),
+
+def _preparing(
+    request: HttpRequest,
+    study: Study,
+    state: StudyAnalysis,
+    file: artifacts.FileStatus,
+    what: str,
+    url: str,
+) -> HttpResponse:
+    """The "preparing… N of M" page of a download that is being built; it polls the status
+    and starts the download when the file is in."""
+    return render(
+        request,
+        "analytics/preparing.html",
+        {"study": study, "state": state, "file": file, "what": what, "download_url": url},
+    )
+
+
+def _serve(status: artifacts.FileStatus, filename: str, content_type: str) -> FileResponse:
+    return FileResponse(
+        artifacts.file_open(status),
+        as_attachment=True,
+        filename=filename,
+        content_type=content_type,
     )
 
 
 @require_GET
 def agreement(request: HttpRequest, pk: int) -> HttpResponse:
+    """The page: the status banner now, the figures as the worker built them for this analysis
+    (the last built ones marked out of date while the current ones are prepared)."""
     study = study_for_manager(request.user, pk)
     state = analytics.analysis_state(study=study)
     stale = analytics.analysis_is_stale(state=state)
-    document = analytics.analysis_document(state=state)
-    context = {
+    context: dict[str, Any] = {
         "study": study,
         "state": state,
-        "analysis": document,
         "stale": stale,
         "pending": state.claimed_at is not None,
-        "report": _report_context(study, state, document) if document else None,
-        # Words, not field names (issue 13 item 9): the ICC models as the PDF names them.
-        "icc_models": ICC_MODELS,
-        "reference_names": REFERENCE_NAMES,
+        "figures": None,
     }
-    if not document:  # what to do next, instead of an empty page
+    if state.analysis:
+        page = _files(study, state)[artifacts.Kind.PAGE]
+        if page.name:
+            try:
+                with artifacts.file_open(page) as fh:
+                    context["figures"] = fh.read().decode()
+            except FileNotFoundError:  # the store lost it: "preparing" until the next build
+                page = dataclasses.replace(page, ready=False)
+        context["figures_out_of_date"] = not page.ready
+        context["preparing_figures"] = not page.ready
+        context["figures_status"] = page
+    else:  # what to do next, instead of an empty page
         context["next_steps"] = {
             "readers": study.assignments.filter(role=Role.READER).count(),
             "cases": study.cases.count(),
@@ -79,14 +106,17 @@ def recompute(request: HttpRequest, pk: int) -> HttpResponse:
 
 @require_GET
 def analysis_status(request: HttpRequest, pk: int) -> JsonResponse:
-    """For polling: whether a recomputation is pending and when the figures were computed."""
+    """For polling: whether a recomputation is pending, when the figures were computed, and
+    where each generated file stands (``files``: ready, building, progress of total)."""
     study = study_for_manager(request.user, pk)
     state = analytics.analysis_state(study=study)
+    files = _files(study, state)
     return JsonResponse(
         {
             "pending": state.claimed_at is not None,
             "computed_at": state.computed_at.isoformat() if state.computed_at else None,
             "stale": analytics.analysis_is_stale(state=state),
+            "files": {kind: file.as_json() for kind, file in files.items()},
         }
     )
 
@@ -132,21 +162,27 @@ def statistics(request: HttpRequest, pk: int, fmt: str) -> HttpResponse:
 
 @require_GET
 def report(request: HttpRequest, pk: int, fmt: str) -> HttpResponse:
-    """The printable agreement report as a page (``fmt`` "html") or a PDF download ("pdf")."""
-    from readers.analysis.report import render_report_html, render_report_pdf
-
+    """The printable agreement report as a page (``fmt`` "html") or a PDF download ("pdf"),
+    as the worker built them for the stored analysis; "preparing…" until then."""
     study = study_for_manager(request.user, pk)
     state = analytics.analysis_state(study=study)
     if not state.analysis:
         messages.error(request, "No agreement has been computed yet.")
         return redirect("analytics:agreement", pk=study.pk)
-    context = _report_context(study, state, analytics.analysis_document(state=state))
+    kind = artifacts.Kind.REPORT if fmt == "html" else artifacts.Kind.PDF
+    file = _files(study, state)[kind]
+    url = reverse(f"analytics:report_{fmt}", kwargs={"pk": study.pk})
+    if not file.ready:
+        what = "printable report" if fmt == "html" else "PDF report"
+        return _preparing(request, study, state, file, what, url)
     record(Action.DOWNLOADED, request=request, study=study, detail={"file": f"report.{fmt}"})
     if fmt == "html":
+        with artifacts.file_open(file) as fh:
+            html = fh.read().decode()
         # The report's one <style> element, allowed by this response's CSP nonce (settings).
-        return HttpResponse(render_report_html(context | {"style_nonce": str(request.csp_nonce)}))
-    pdf = render_report_pdf(render_report_html(context))
-    return _download(pdf, f"study-{study.pk}-agreement-report.pdf", "application/pdf")
+        nonce = str(request.csp_nonce)
+        return HttpResponse(html.replace(artifacts.NONCE_PLACEHOLDER, nonce, 1))
+    return _serve(file, f"study-{study.pk}-agreement-report.pdf", "application/pdf")
 
 
 @require_GET
@@ -163,10 +199,12 @@ def reading_sr(request: HttpRequest, pk: int, reading_public_id: UUID) -> HttpRe
 
 @require_GET
 def study_srs(request: HttpRequest, pk: int) -> HttpResponse:
+    """Every scored reading's SR in one zip, as the worker built it for the stored analysis."""
     study = study_for_manager(request.user, pk)
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
-        for name, data in study_sr_members(study=study):
-            archive.writestr(name, data)
+    state = analytics.analysis_state(study=study)
+    file = _files(study, state)[artifacts.Kind.SR_ZIP]
+    if not file.ready:
+        url = reverse("analytics:study_srs", kwargs={"pk": study.pk})
+        return _preparing(request, study, state, file, "DICOM SR zip", url)
     record(Action.DOWNLOADED, request=request, study=study, detail={"file": "sr.zip"})
-    return _download(buffer.getvalue(), f"study-{study.pk}-sr.zip", "application/zip")
+    return _serve(file, f"study-{study.pk}-sr.zip", "application/zip")

@@ -1,5 +1,7 @@
-// While the agreement is being recomputed, poll its status and reload once the new figures are in.
+// While the agreement is being recomputed, poll its status and reload once the new figures are in;
+// while the worker prepares the page's figures for the current analysis, reload once they are built.
 const box = document.getElementById("analysis-status");
+const figures = document.getElementById("figures");
 
 async function poll() {
   try {
@@ -10,10 +12,19 @@ async function poll() {
       window.location.reload();
       return;
     }
-    if (status.pending) setTimeout(poll, 2000);
+    const page = status.files && status.files.page;
+    if (figures && figures.dataset.preparing && page && page.ready) {
+      window.location.reload();
+      return;
+    }
+    if (page && figures) {
+      const progress = figures.querySelector(".progress");
+      if (progress) progress.textContent = `${page.progress} of ${page.total}`;
+    }
+    if (status.pending || (figures && figures.dataset.preparing)) setTimeout(poll, 2000);
   } catch {
     setTimeout(poll, 5000);
   }
 }
 
-if (box && box.querySelector(".banner:not(.ok)")) poll();
+if (box && (box.querySelector(".banner:not(.ok)") || (figures && figures.dataset.preparing))) poll();

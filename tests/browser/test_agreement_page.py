@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from readers.analysis.artifacts import files_build
 from tests.helpers.browser import login_fast
 from tests.helpers.strata_study import strata_study
 
@@ -18,6 +19,7 @@ pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
 
 def test_measurement_error_and_strata_sections_render(page, live_server) -> None:
     study, manager = strata_study(name="Lumbar VBQ reliability 2026")
+    files_build(study_pk=study.pk)  # as the worker does after the analysis (issue 13 item 8)
     login_fast(page, live_server, manager)
     page.set_viewport_size({"width": 1280, "height": 900})
     page.goto(f"/studies/{study.pk}/agreement/")

@@ -253,11 +253,16 @@ def seed_study(*, readers: int, cases: int, seed_readings: int, seed: int) -> di
     from readers.models import Reading, ReadingRevision, VbqResult
     from readers.sessions import case_order
     from studies import services as study_services
-    from studies.models import Case, Role
+    from studies.models import Case, Role, ScoreVisibility
     from tests.helpers.factories import case_set_import_trusted_files
 
     dirs = _phantom(cases, seed)
-    study = study_services.study_create(name="Load benchmark", thresholds=THRESHOLDS)
+    # Scores shown live: the viewer then polls until the score of its save is in, which is what
+    # "save -> score as the reader sees it" measures. With the default (shown after submit) a
+    # draft's poll answers "hidden" at once and would measure only the poll.
+    study = study_services.study_create(
+        name="Load benchmark", thresholds=THRESHOLDS, score_visibility=ScoreVisibility.LIVE
+    )
     case_set_import_trusted_files(
         study=study,
         name="phantom",
@@ -552,7 +557,7 @@ class Reader:
             else:
                 etag = response.headers.get("ETag")
                 payload = response.json()
-                if payload["status"] != "pending" and (
+                if payload["status"] not in ("pending", "hidden") and (
                     version is None or payload["roi_version"] >= version
                 ):
                     if since is not None:

@@ -28,16 +28,18 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 SCORE, ANALYSIS, INGEST, DISPATCH = "score", "analysis", "ingest", "dispatch"
 """The queues. A reader waits for ``score``; ``analysis`` holds the agreement recomputation
-and the re-judging of a study's series; ``ingest`` the long uploads; ``dispatch`` the
-periodic work of beat."""
+and the re-judging of a study's series; ``ingest`` the long work (uploads, case-set copies,
+the agreement's files); ``dispatch`` the periodic work of beat."""
 
 SCORE_READING = Work("readers.tasks.compute_reading_vbq", SCORE, deadline=30)
 """Score one reading at one ROI version (``reading_pk``, ``roi_version``): seconds of work."""
 ANALYSE_STUDY = Work("readers.tasks.compute_study_analysis", ANALYSIS, deadline=300)
 """Recompute a study's agreement analysis (``study_pk``): debounced, one at a time per study."""
-BUILD_STUDY_FILES = Work("readers.tasks.build_study_files", ANALYSIS, deadline=120)
+BUILD_STUDY_FILES = Work("readers.tasks.build_study_files", INGEST, deadline=120)
 """Build a study's agreement figures, report, PDF and SR zip for its stored analysis
-(``study_pk``), chained from the analysis; heartbeats while it builds."""
+(``study_pk``), chained from the analysis; heartbeats while it builds. On the queue of long
+work, not ``analysis``: a build makes a PDF and an SR per new reading (minutes for a large
+study), and the worker that serves ``analysis`` also serves ``score``, where a reader waits."""
 INGEST_UPLOAD = Work("studies.tasks.ingest_upload", INGEST, deadline=60)
 """De-identify and store one finished upload (``upload_id``). It may run for an hour: the
 deadline is from its last heartbeat (written with its progress at least every second)."""

@@ -110,7 +110,10 @@ def test_the_readers_own_pages_and_the_autosave_answer_are_not_stored(client, de
 def test_the_reports_inline_style_carries_the_policys_nonce(client, demo) -> None:
     """The report is one self-contained document (the PDF is rendered from it): its ``<style>``
     is allowed by a per-response nonce, not by ``'unsafe-inline'``."""
+    from readers.analysis.artifacts import files_build
+
     study, users, _ = demo
+    files_build(study_pk=study.pk)  # the worker builds the report after the analysis (issue 13)
     client.force_login(users["manager"])
     response = client.get(reverse("analytics:report_html", kwargs={"pk": study.pk}))
     nonces = re.findall(r"<style nonce=\"([^\"]+)\">", response.content.decode())

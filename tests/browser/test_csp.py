@@ -17,6 +17,7 @@ from django.urls import reverse
 from pydicom.uid import JPEG2000Lossless
 
 from readers import services
+from readers.analysis.artifacts import files_build
 from readers.management.commands.seed_demo import DEMO_STUDY
 from readers.models import Reading, StudyAnalysis
 from studies.models import Case, Study
@@ -111,6 +112,10 @@ def test_the_agreement_page_the_report_and_the_admin_run_under_the_policy(
     # finish it mid-walk and the page's status poll would reload it under a navigation.
     Job.objects.filter(key=f"analysis:study:{study.pk}").delete()
     StudyAnalysis.objects.filter(study=study).update(claimed_at=None)
+    # The figures and the report are built by the worker after the analysis (issue 13 item 8):
+    # built here, so that the walk sees them rather than "preparing…".
+    Job.objects.filter(key=f"files:study:{study.pk}").delete()
+    files_build(study_pk=study.pk)
     manager = study.assignments.get(user__username="manager").user
     login_fast(page, live_server, manager)
     for name in ("study", "analytics:agreement", "studies:uploads", "analytics:report_html"):

@@ -182,10 +182,18 @@ def test_ingest_read_score_report_with_everything_in_s3(client, world, s3_site: 
         timeout=90,
         what="the agreement computed",
     )
+    # The worker then builds the report's files (issue 13 item 8), into S3 too; until then the
+    # URL answers "preparing…".
     client.force_login(world.manager)
-    pdf = client.get(reverse("analytics:report_pdf", kwargs={"pk": world.study_a.pk}))
+    url = reverse("analytics:report_pdf", kwargs={"pk": world.study_a.pk})
+    pdf = wait_until(
+        lambda: (r := client.get(url))["Content-Type"] == "application/pdf" and r,
+        timeout=120,
+        what="the PDF built by the worker",
+    )
     assert pdf.status_code == 200
-    assert len(PdfReader(io.BytesIO(pdf.content)).pages) >= 1
+    assert len(PdfReader(io.BytesIO(b"".join(pdf.streaming_content))).pages) >= 1
+    assert s3_site.server.keys(f"media/generated/study-{world.study_a.pk}/")
 
     assert s3_site.local_files() == {}
     assert s3_site.worker_leftovers() == []

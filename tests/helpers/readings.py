@@ -1,9 +1,12 @@
-"""A phantom case ready to read, and the waits on the worker that the real-process tests share."""
+"""A phantom case ready to read, phantom readings submitted, and the waits on the worker that
+the real-process tests share."""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
+
+from django.urls import reverse
 
 from readers.models import Reading, VbqResult
 from studies.models import Case, Study
@@ -20,6 +23,29 @@ def phantom_case(study: Study, folder: Path, *, seed: int, label: str = "Case 00
         study=study, name=f"phantom {seed}", cases=[(label, list(case_dir.glob("*.dcm")))]
     )
     return Case.objects.get(case_set=case_set), case_dir, truth
+
+
+def submit_phantom_readings(
+    client, study: Study, readers: list, folder: Path, *, cases: int, seed: int
+) -> None:
+    """``cases`` phantom cases imported into ``study``, each read (the phantom's own ROIs,
+    through the pages a reader posts to) and submitted by every one of ``readers``."""
+    dirs = write_phantom(folder / "p", cases=cases, seed=seed)
+    case_set_import_trusted_files(
+        study=study,
+        name="p",
+        cases=[(f"Case {i}", list(d.glob("*.dcm"))) for i, d in enumerate(dirs, 1)],
+    )
+    truths = {
+        f"Case {i}": json.loads((d / "truth.json").read_text()) for i, d in enumerate(dirs, 1)
+    }
+    for reader in readers:
+        client.force_login(reader)
+        for case in Case.objects.filter(study=study):
+            open_url = reverse("readers:open", kwargs={"case_pk": case.pk, "session": 1})
+            detail = client.post(open_url).url
+            client.post(detail, {"rois": json.dumps(truths[case.label]["rois"])})
+            client.post(detail.rstrip("/") + "/submit/")
 
 
 def wait_scored(reading: Reading, *, timeout: float) -> VbqResult:

@@ -8,7 +8,6 @@ dispatcher that Celery beat runs), the analysis asks for the files through the o
 from __future__ import annotations
 
 import io
-import json
 import time
 import zipfile
 from pathlib import Path
@@ -18,9 +17,7 @@ from django.urls import reverse
 
 from readers.analysis import artifacts
 from readers.analysis import services as analytics
-from studies.models import Case
-from studies.phantom.writer import write_phantom
-from tests.helpers.factories import case_set_import_trusted_files
+from tests.helpers.readings import submit_phantom_readings
 from vbqweb.models import Job
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
@@ -30,22 +27,8 @@ def test_the_worker_builds_the_files_after_the_analysis(
     celery_worker, celery_beat, client, world, settings, tmp_path: Path
 ) -> None:
     settings.VBQ_ANALYSIS_DELAY = 1
-    dirs = write_phantom(tmp_path / "p", cases=2, seed=22)
-    case_set_import_trusted_files(
-        study=world.study_a,
-        name="p",
-        cases=[(f"Case {i}", list(d.glob("*.dcm"))) for i, d in enumerate(dirs, 1)],
-    )
-    truths = {
-        f"Case {i}": json.loads((d / "truth.json").read_text()) for i, d in enumerate(dirs, 1)
-    }
-    for reader in (world.reader, world.other_reader):
-        client.force_login(reader)
-        for case in Case.objects.filter(study=world.study_a):
-            open_url = reverse("readers:open", kwargs={"case_pk": case.pk, "session": 1})
-            detail = client.post(open_url).url
-            client.post(detail, {"rois": json.dumps(truths[case.label]["rois"])})
-            client.post(detail.rstrip("/") + "/submit/")
+    readers = [world.reader, world.other_reader]
+    submit_phantom_readings(client, world.study_a, readers, tmp_path, cases=2, seed=22)
     deadline = time.monotonic() + 120
     status: dict[str, artifacts.FileStatus] = {}
     while time.monotonic() < deadline:

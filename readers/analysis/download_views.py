@@ -12,18 +12,13 @@ from django.http import HttpRequest, HttpResponse
 from django.views.decorators.http import require_GET
 
 from readers.analysis import wide
+from readers.analysis.views import attachment
 from studies.access import study_for_manager
 from vbqweb.audit.actions import Action
 from vbqweb.audit.services import record
 from vbqweb.spreadsheet import to_csv, to_xlsx
 
 XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
-
-
-def _download(content: str | bytes, filename: str, content_type: str) -> HttpResponse:
-    response = HttpResponse(content, content_type=content_type)
-    response["Content-Disposition"] = f'attachment; filename="{filename}"'
-    return response
 
 
 @require_GET
@@ -40,9 +35,9 @@ def readings_wide(request: HttpRequest, pk: int, fmt: str) -> HttpResponse:
     }[fmt]
     record(Action.DOWNLOADED, request=request, study=study, detail={"file": name})
     if fmt == "csv":
-        return _download(to_csv(readings, wide.READING_COLUMNS), name, "text/csv; charset=utf-8")
+        return attachment(to_csv(readings, wide.READING_COLUMNS), name, "text/csv; charset=utf-8")
     if fmt == "by_reader":
-        return _download(to_csv(by_reader, columns), name, "text/csv; charset=utf-8")
+        return attachment(to_csv(by_reader, columns), name, "text/csv; charset=utf-8")
     notes = [{"column": k, "meaning": v} for k, v in wide.COLUMN_NOTES.items()]
     workbook = to_xlsx(
         [
@@ -51,4 +46,4 @@ def readings_wide(request: HttpRequest, pk: int, fmt: str) -> HttpResponse:
             ("columns", ["column", "meaning"], notes),
         ]
     )
-    return _download(workbook, name, XLSX)
+    return attachment(workbook, name, XLSX)

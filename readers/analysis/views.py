@@ -121,7 +121,8 @@ def analysis_status(request: HttpRequest, pk: int) -> JsonResponse:
     )
 
 
-def _download(content: str | bytes, filename: str, content_type: str) -> HttpResponse:
+def attachment(content: str | bytes, filename: str, content_type: str) -> HttpResponse:
+    """A download: the body with a ``Content-Disposition`` that names its file."""
     response = HttpResponse(content, content_type=content_type)
     response["Content-Disposition"] = f'attachment; filename="{filename}"'
     return response
@@ -135,8 +136,8 @@ def measurements(request: HttpRequest, pk: int, fmt: str) -> HttpResponse:
     record(Action.DOWNLOADED, request=request, study=study, detail={"file": name})
     if fmt == "csv":
         text = exports.to_csv(rows, exports.MEASUREMENT_COLUMNS)
-        return _download(text, name, "text/csv; charset=utf-8")
-    return _download(json.dumps(rows, indent=1), name, "application/json")
+        return attachment(text, name, "text/csv; charset=utf-8")
+    return attachment(json.dumps(rows, indent=1), name, "application/json")
 
 
 @require_GET
@@ -148,7 +149,7 @@ def statistics(request: HttpRequest, pk: int, fmt: str) -> HttpResponse:
     document = analytics.analysis_document(state=state)
     if fmt == "csv":
         rows = exports.statistics_rows(document, state.diagnostics)
-        return _download(exports.to_csv(rows, exports.STATISTICS_COLUMNS), name, "text/csv")
+        return attachment(exports.to_csv(rows, exports.STATISTICS_COLUMNS), name, "text/csv")
     payload = {
         "study": analytics.study_summary(study=study),
         "computed_at": state.computed_at.isoformat() if state.computed_at else None,
@@ -157,7 +158,7 @@ def statistics(request: HttpRequest, pk: int, fmt: str) -> HttpResponse:
         "diagnostics": state.diagnostics,
         "records": state.records,
     }
-    return _download(json.dumps(payload, indent=1), name, "application/json")
+    return attachment(json.dumps(payload, indent=1), name, "application/json")
 
 
 @require_GET
@@ -194,7 +195,7 @@ def reading_sr(request: HttpRequest, pk: int, reading_public_id: UUID) -> HttpRe
     except ValueError as exc:
         return HttpResponse(f"No SR: {exc}.", status=409, content_type="text/plain")
     record(Action.DOWNLOADED, request=request, obj=reading, detail={"file": "sr.dcm"})
-    return _download(data, f"reading-{reading.public_id}-sr.dcm", "application/dicom")
+    return attachment(data, f"reading-{reading.public_id}-sr.dcm", "application/dicom")
 
 
 @require_GET

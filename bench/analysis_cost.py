@@ -26,18 +26,15 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import json
-import os
 import shutil
 import statistics
 import subprocess
-import sys
-import tempfile
 import time
 from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-ROOT = Path(__file__).resolve().parents[1]
+from _site import ROOT, throwaway_site  # bench/ is this script's own folder on sys.path
 
 
 def _services(before: str | None, work: Path) -> ModuleType:
@@ -88,21 +85,8 @@ def main() -> None:
     parser.add_argument("--before", help="git revision of readers/analysis/services.py")
     args = parser.parse_args()
 
-    work = Path(tempfile.mkdtemp(prefix="vbq-bench-analysis-"))
-    os.environ.update(
-        DJANGO_SETTINGS_MODULE="vbqweb.settings",
-        DJANGO_DEBUG="0",
-        VBQ_VAR_DIR=str(work / "var"),
-        VBQ_LOG_LEVEL="WARNING",
-    )
-    os.environ.pop("DATABASE_URL", None)
-    sys.path.insert(0, str(ROOT))
-    sys.path.insert(0, str(ROOT / "bench"))
-    os.chdir(ROOT)
+    work = throwaway_site("vbq-bench-analysis-")
     try:
-        import django
-
-        django.setup()
         from django.core.management import call_command
         from django.db import transaction
         from django.utils import timezone

@@ -28,6 +28,21 @@ def test_the_published_example_needs_51_cases() -> None:
     }
 
 
+@pytest.mark.parametrize(
+    ("r", "k", "w", "published"),
+    [
+        # Spec §6 / Bonett (2002), also the worked example of the Psychometric sample-size
+        # calculators (ptenklooster.nl): ICC 0.8, k 2, width 0.2 -> 51 subjects.
+        (0.8, 2, 0.2, 51),
+        # R package ICC, Nest(est.type="hypothetical", w=0.20, ICC=0.70, k=2) -> 101 (an
+        # independent implementation of Bonett's formula, printed in the ASA CNSL forum).
+        (0.7, 2, 0.2, 101),
+    ],
+)
+def test_sample_sizes_printed_by_others(r: float, k: int, w: float, published: int) -> None:
+    assert cases_needed(r, k, w) == published
+
+
 @pytest.mark.parametrize("r", [0.5, 0.6, 0.7, 0.8, 0.9])
 @pytest.mark.parametrize("k", [2, 3, 4, 5, 10])
 @pytest.mark.parametrize("w", [0.1, 0.2, 0.3])

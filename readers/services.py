@@ -31,9 +31,10 @@ from readers.selectors import score_job_key
 from readers.sessions import reader_sessions
 from studies.models import Case, Instance, Study
 from studies.vocabulary import LABELS
+from vbqweb import notify
 from vbqweb.audit.actions import Action
 from vbqweb.audit.services import record
-from vbqweb.jobs import job_request, pause_point
+from vbqweb.jobs import job_done_with_this_transaction, job_request, pause_point
 from vbqweb.tasks import SCORE_READING
 
 logger = logging.getLogger(__name__)
@@ -353,6 +354,10 @@ def reading_compute_vbq(*, reading_pk: int, roi_version: int) -> VbqResult | Non
         )
         if Reading.objects.filter(pk=reading.pk, status=Reading.Status.SUBMITTED).exists():
             analysis_request(study=study)
+        job_done_with_this_transaction()  # the job's end in this write, not one of its own
+        # A score poll waiting on the server (readers.views) looks again now, not on its
+        # next tick.
+        transaction.on_commit(lambda: notify.announce(notify.score_topic(reading.pk)))
     return result
 
 

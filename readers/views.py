@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import time
 from uuid import UUID
 
 from django.conf import settings
@@ -49,6 +50,7 @@ from studies.access import case_for_reader, study_for_user
 from studies.models import Role, ScoreVisibility
 from studies.selectors import series_image_size
 from studies.vocabulary import CSF, DEFAULT_CSF_LEVEL, LEVELS, REASON_NAMES, REASONS, SHAPES
+from vbqweb import notify
 from vbqweb.audit.actions import Action
 from vbqweb.audit.services import record
 from vbqweb.jsonbody import JsonBodyError, loads_untrusted, request_json
@@ -389,11 +391,7 @@ def reading_score(request: HttpRequest, public_id: UUID) -> HttpResponse:
     """
     reading, _ = reading_for_user(request.user, public_id)
     is_own = reading.reader_id == request.user.pk
-    payload = (
-        score_payload(reading)
-        if score_visible(reading, is_own=is_own)
-        else hidden_score_payload(reading)
-    )
+    payload = _score_answer(reading, is_own=is_own, wait=request.GET.get("wait") == "1")
     body = json.dumps(payload, cls=DjangoJSONEncoder, separators=(",", ":"))
     etag = f'"{hashlib.blake2b(body.encode(), digest_size=12).hexdigest()}"'
     if _etags(request.headers.get("If-None-Match", "")) & {etag, "*"}:
@@ -402,6 +400,33 @@ def reading_score(request: HttpRequest, public_id: UUID) -> HttpResponse:
         response = HttpResponse(body, content_type="application/json")
     response["ETag"] = etag
     return response
+
+
+def _score_answer(reading: Reading, *, is_own: bool, wait: bool) -> dict[str, object]:
+    """The score's payload; with ``wait`` (``?wait=1``), a pending score is waited for on the
+    server, up to ``VBQ_SCORE_WAIT_SECONDS``, until the worker announces a result.
+
+    Why: polling on a schedule shows a score on the schedule's next tick (the viewer's first
+    poll waited half a second whatever the worker did), and each tick is a request. Waiting
+    here shows it when it is stored, with one request. The wait holds a web thread but no
+    database transaction, and at most ``VBQ_SCORE_WAITERS`` threads of a process wait at once:
+    beyond that (or without Redis) the answer is immediate and the viewer polls as before.
+    """
+
+    def answer() -> dict[str, object]:
+        if score_visible(reading, is_own=is_own):
+            return score_payload(reading)
+        return hidden_score_payload(reading)
+
+    if not wait:
+        return answer()
+    with notify.waiting_on(notify.score_topic(reading.pk)) as waiter:
+        payload = answer()
+        end = time.monotonic() + settings.VBQ_SCORE_WAIT_SECONDS
+        while payload["status"] == "pending" and waiter.wait(end - time.monotonic()):
+            reading.refresh_from_db(fields=["roi_version", "rois", "status"])
+            payload = answer()
+    return payload
 
 
 def _etags(header: str) -> set[str]:

@@ -100,6 +100,10 @@ class Lease:
 
 
 _lease: contextvars.ContextVar[Lease | None] = contextvars.ContextVar("vbq_lease", default=None)
+_done_early: contextvars.ContextVar[set[int] | None] = contextvars.ContextVar(
+    "vbq_done_early", default=None
+)
+"""The jobs of this run already marked done in the task's own final transaction."""
 _paused_until: dict[str, float] = {}
 """Broker URL -> until when this process leaves sending to the dispatcher (monotonic time)."""
 
@@ -360,6 +364,8 @@ def job_run(request: Any, func: Callable[..., Any], kwargs: dict[str, Any]) -> A
         logger.info("job %s (send %s): not run: running elsewhere, done or sent again", *header)
         return None
     reset = _lease.set(lease)
+    done_early: set[int] = set()
+    reset_done = _done_early.set(done_early)
     try:
         result = func(**kwargs)
     except JobLost:
@@ -370,7 +376,9 @@ def job_run(request: Any, func: Callable[..., Any], kwargs: dict[str, Any]) -> A
         raise
     finally:
         _lease.reset(reset)
-    _finish(lease)
+        _done_early.reset(reset_done)
+    if lease.job_id not in done_early:
+        _finish(lease)
     return result
 
 
@@ -449,6 +457,25 @@ def _run_failed(lease: Lease, error: Exception) -> None:
 def current_job() -> Lease | None:
     """The job the running task holds, if it was sent through the outbox."""
     return _lease.get()
+
+
+def job_done_with_this_transaction() -> None:
+    """Mark the running job done inside the caller's transaction, its final write.
+
+    Why: a short task (a scoring: ~10 ms of work) otherwise writes three times, the claim, its
+    result and the job's end, and on SQLite every write waits its turn for the one writer; the
+    end folded into the result's transaction saves one turn per task. Only when the job was not
+    requested again while it ran (then the run's end sends it again, as usual); a transaction
+    that rolls back leaves the job to the run's end too. A no-op outside a job.
+    """
+    lease, done_early = _lease.get(), _done_early.get()
+    if lease is None or done_early is None:
+        return
+    now = timezone.now()
+    if Job.objects.filter(
+        pk=lease.job_id, token=lease.token, state=State.RUNNING, generation=F("run_generation")
+    ).update(state=State.DONE, finished_at=now, due_at=now):
+        transaction.on_commit(lambda: done_early.add(lease.job_id))
 
 
 def job_heartbeat() -> None:

@@ -330,6 +330,13 @@ VBQ_TEST_PAUSE: dict[str, float] = {
     )
 }
 
+# A score poll sent with ?wait=1 waits on the server up to this long for the worker's result
+# (vbqweb.notify), with at most VBQ_SCORE_WAITERS threads of a web process waiting at once
+# (default: half of gunicorn's VBQ_WEB_THREADS, so waiters never hold every thread).
+VBQ_SCORE_WAIT_SECONDS = float(os.environ.get("VBQ_SCORE_WAIT_SECONDS", "5"))
+_WEB_THREADS = int(os.environ.get("VBQ_WEB_THREADS", "8"))
+VBQ_SCORE_WAITERS = int(os.environ.get("VBQ_SCORE_WAITERS", str(max(1, _WEB_THREADS // 2))))
+
 CELERY_BROKER_URL = REDIS_URL
 CELERY_TASK_IGNORE_RESULT = True  # the database, not the result backend, holds every outcome
 CELERY_TASK_ACKS_LATE = True

@@ -4,15 +4,20 @@ requests (ETag → 304) and 401 JSON with the login URL instead of a redirect to
 from __future__ import annotations
 
 import json
+import threading
+import time
 from pathlib import Path
 
 import pytest
+from django.db import connection
 from django.urls import reverse
 
 from readers import services
 from studies.models import Case
 from studies.phantom.writer import write_phantom
+from tests.helpers.brokers import broker_at, broker_down
 from tests.helpers.factories import case_set_import_trusted_files
+from vbqweb import notify
 
 
 @pytest.fixture
@@ -103,3 +108,86 @@ def test_a_signed_out_page_visit_still_goes_to_the_login_page(world, reading_wit
     response = client.get(url, HTTP_ACCEPT="text/html,application/xhtml+xml")
     assert response.status_code == 302
     assert response.url.startswith(reverse("login"))
+
+
+# --- waiting on the server (?wait=1, vbqweb.notify) ----------------------------------------
+
+
+def _timed_get(client, url: str) -> tuple[float, object]:
+    start = time.monotonic()
+    response = client.get(url)
+    return time.monotonic() - start, response
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_waiting_poll_answers_when_the_worker_stores_the_score(
+    world, reading_with_rois, client, redis_url, settings
+) -> None:
+    """One request, answered when the score is stored (about 1 s here), not at the wait's end."""
+    settings.VBQ_SCORE_WAIT_SECONDS = 10
+    reading, _ = reading_with_rois
+    client.force_login(world.reader)
+    url = reverse("readers:score", kwargs={"public_id": reading.public_id}) + "?wait=1"
+
+    def worker() -> None:  # what the Celery worker does, from another thread and connection
+        time.sleep(1.0)
+        try:
+            services.reading_compute_vbq(reading_pk=reading.pk, roi_version=reading.roi_version)
+        finally:
+            connection.close()
+
+    with broker_at(redis_url):
+        thread = threading.Thread(target=worker)
+        thread.start()
+        elapsed, response = _timed_get(client, url)
+        thread.join()
+    assert response.status_code == 200
+    assert response.json()["status"] == "ok"
+    assert 0.9 <= elapsed < 5, elapsed  # it waited, and was woken, not timed out
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_waiting_poll_gives_up_after_the_wait_and_says_pending(
+    world, reading_with_rois, client, redis_url, settings
+) -> None:
+    settings.VBQ_SCORE_WAIT_SECONDS = 1
+    reading, _ = reading_with_rois
+    client.force_login(world.reader)
+    url = reverse("readers:score", kwargs={"public_id": reading.public_id}) + "?wait=1"
+    with broker_at(redis_url):
+        elapsed, response = _timed_get(client, url)
+    assert response.json()["status"] == "pending"
+    assert 0.9 <= elapsed < 3, elapsed
+
+
+def test_without_redis_a_waiting_poll_answers_at_once(
+    world, reading_with_rois, client, settings
+) -> None:
+    """Redis away: no wait (the viewer polls on its schedule), and no error."""
+    settings.VBQ_SCORE_WAIT_SECONDS = 10
+    reading, _ = reading_with_rois
+    client.force_login(world.reader)
+    url = reverse("readers:score", kwargs={"public_id": reading.public_id}) + "?wait=1"
+    with broker_down():
+        elapsed, response = _timed_get(client, url)
+    assert response.status_code == 200
+    assert response.json()["status"] == "pending"
+    assert elapsed < 2, elapsed
+
+
+@pytest.mark.django_db(transaction=True)
+def test_waiters_never_take_more_than_their_slots(
+    world, reading_with_rois, client, redis_url, settings
+) -> None:
+    """With every waiting slot of the process taken, a poll answers at once: waiting polls
+    must never hold all of a web process's threads."""
+    settings.VBQ_SCORE_WAIT_SECONDS = 10
+    settings.VBQ_SCORE_WAITERS = 1
+    reading, _ = reading_with_rois
+    client.force_login(world.reader)
+    url = reverse("readers:score", kwargs={"public_id": reading.public_id}) + "?wait=1"
+    with broker_at(redis_url), notify.waiting_on("someone-else") as other:
+        assert other.wait(0.01) is False  # it holds the one slot, subscribed
+        elapsed, response = _timed_get(client, url)
+    assert response.json()["status"] == "pending"
+    assert elapsed < 2, elapsed

@@ -8,15 +8,25 @@ goes to a port where nothing listens.
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Callable
 from datetime import timedelta
 from types import SimpleNamespace
 
 import pytest
-from django.db import transaction
+from django.db import connection, transaction
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from tests.helpers.brokers import broker_down
-from vbqweb.jobs import Work, job_heartbeat, job_request, job_run, jobs_dispatch_due
+from vbqweb.jobs import (
+    Work,
+    job_done_with_this_transaction,
+    job_heartbeat,
+    job_request,
+    job_run,
+    jobs_dispatch_due,
+)
 from vbqweb.models import Job
 
 State = Job.State
@@ -119,6 +129,60 @@ def test_a_request_while_it_runs_makes_it_run_again() -> None:
     job.refresh_from_db()
     assert job.state == State.WAITING
     assert (job.generation, job.run_generation) == (2, 1)
+
+
+def _job_writes_after_the_body(job: Job, body: Callable[[], None]) -> int:
+    """Run ``body`` as ``job``'s task; count the job-table writes made after it returned (the
+    run's own end: a write turn of its own on SQLite)."""
+    with CaptureQueriesContext(connection) as queries:
+        mark: list[int] = []
+        job_run(request_for(job), lambda: (body(), mark.append(len(queries.captured_queries))), {})
+    return sum(
+        1
+        for q in queries.captured_queries[mark[0] :]
+        if q["sql"].lstrip().upper().startswith("UPDATE") and "vbqweb_job" in q["sql"]
+    )
+
+
+def test_a_run_that_ends_its_job_in_its_final_transaction_writes_nothing_after_it() -> None:
+    plain, folded = sent_job("plain"), sent_job("folded")
+    seen_inside: list[str] = []
+
+    def final_write() -> None:
+        with transaction.atomic():
+            job_done_with_this_transaction()
+        seen_inside.append(Job.objects.get(pk=folded.pk).state)
+
+    assert _job_writes_after_the_body(plain, lambda: None) == 1  # the run's end
+    assert _job_writes_after_the_body(folded, final_write) == 0
+    assert seen_inside == [State.DONE]  # done with the body's own transaction
+    for job in (plain, folded):
+        job.refresh_from_db()
+        assert job.state == State.DONE
+        assert job.finished_at is not None
+
+
+def test_a_job_requested_again_or_rolled_back_is_ended_by_the_run_as_usual() -> None:
+    again, rolled_back = sent_job("again"), sent_job("rolled back")
+
+    def requested_meanwhile() -> None:
+        job_request(WORK, key="again")
+        with transaction.atomic():
+            job_done_with_this_transaction()  # not done: it was requested while it ran
+
+    def rolls_back() -> None:
+        with contextlib.suppress(RuntimeError), transaction.atomic():
+            job_done_with_this_transaction()
+            raise RuntimeError("the final write failed")
+
+    with broker_down():
+        job_run(request_for(again), requested_meanwhile, {})
+        job_run(request_for(rolled_back), rolls_back, {})
+    again.refresh_from_db()
+    rolled_back.refresh_from_db()
+    assert again.state == State.WAITING  # runs again, as any job requested while it ran
+    assert rolled_back.state == State.DONE  # ended by the run, since the fold was undone
+    job_done_with_this_transaction()  # outside a job: nothing happens
 
 
 def test_a_failing_run_is_tried_again_after_the_deadline_then_given_up() -> None:

@@ -6,9 +6,9 @@ import assert from "node:assert/strict";
 import { test } from "node:test";
 import { BASE_VERSION_HEADER, CONFLICT_TEXT, SAVE_DELAY_MS } from "./persistence.js";
 import { Protocol } from "./protocol.js";
-import { VOCABULARY, URLS, ellipse, settle, fakeStorage, DRAFT_KEY, CONFLICT_KEY, setUp, complete } from "./persistence.fixtures.js";
+import { VOCABULARY, URLS, ellipse, settle, fakeStorage, DRAFT_KEY, CONFLICT_KEY, setUp, complete, SCORE } from "./persistence.fixtures.js";
 
-const PENDING = { [URLS.score]: [{ status: 200, json: { status: "pending" } }] };
+const PENDING = { [SCORE]: [{ status: 200, json: { status: "pending" } }] };
 
 /** A set another window saved: {L4}. */
 function otherWindowsSet() {

@@ -4,7 +4,7 @@ import assert from "node:assert/strict";
 import { test } from "node:test";
 import { SAVE_DELAY_MS } from "./persistence.js";
 import { Protocol } from "./protocol.js";
-import { VOCABULARY, URLS, ellipse, settle, fakeStorage, DRAFT_KEY, kept, setUp, complete } from "./persistence.fixtures.js";
+import { VOCABULARY, URLS, ellipse, settle, fakeStorage, DRAFT_KEY, kept, setUp, complete, SCORE } from "./persistence.fixtures.js";
 
 // --- a draft edited within the autosave delay survives a reload (issue 13 item 5) -------------
 
@@ -33,7 +33,7 @@ test("an edit back to the saved set keeps no draft of its own", () => {
 test("a draft edited while a save was in flight moves to the version that save made", async () => {
   let release;
   const { protocol, persistence, storage, state } = setUp({
-    routes: { [URLS.save]: [{ status: 200, json: { roi_version: 1 } }], [URLS.score]: [{ status: 200, json: { status: "pending" } }] },
+    routes: { [URLS.save]: [{ status: 200, json: { roi_version: 1 } }], [SCORE]: [{ status: 200, json: { status: "pending" } }] },
   });
   protocol.setRoi("L1", "a", ellipse);
   const gate = new Promise((r) => (release = r));
@@ -50,14 +50,14 @@ test("a draft edited while a save was in flight moves to the version that save m
 
 test("leaving the page sends a waiting edit at once, with keepalive", async () => {
   const { protocol, persistence, events, calls } = setUp({
-    routes: { [URLS.save]: [{ status: 200, json: { roi_version: 1 } }], [URLS.score]: [{ status: 200, json: { status: "pending" } }] },
+    routes: { [URLS.save]: [{ status: 200, json: { roi_version: 1 } }], [SCORE]: [{ status: 200, json: { status: "pending" } }] },
   });
   protocol.setRoi("L1", "a", ellipse);
   persistence.scheduleSave();
   events.fire("pagehide");
   await settle();
-  assert.equal(calls.length, 1);
   assert.equal(calls[0].url, URLS.save);
+  assert.deepEqual(calls.slice(1).map((c) => c.url), [SCORE]); // then the score, at once
   assert.equal(calls[0].init.keepalive, true);
   events.fire("pagehide"); // nothing left to send
   await settle();
@@ -81,7 +81,7 @@ function timed(extra = {}) {
 
 test("the reading time rides on each autosave and continues from the server's", async () => {
   const { protocol, persistence, calls, advance, events } = timed({
-    routes: { [URLS.save]: [{ status: 200, json: { roi_version: 1 } }], [URLS.score]: [{ status: 200, json: { status: "pending" } }] },
+    routes: { [URLS.save]: [{ status: 200, json: { roi_version: 1 } }], [SCORE]: [{ status: 200, json: { status: "pending" } }] },
   });
   advance(4000);
   events.fire("pointerdown");
@@ -141,7 +141,7 @@ function submitting(confirmAnswer) {
         { status: 409, json: { error: "Check these before submitting.", warnings: WARNINGS } },
         { status: 200, json: { status: "submitted" } },
       ],
-      [URLS.score]: [{ status: 200, json: { status: "ok", roi_version: 2, vbq: 0.98 } }],
+      [SCORE]: [{ status: 200, json: { status: "ok", roi_version: 2, vbq: 0.98 } }],
     },
     uiExtra: {
       confirmQuality: async (warnings) => {
@@ -191,7 +191,7 @@ test("a page served before the last page's save was stored takes the draft back"
 
 test("a save answered while the page is being left keeps the draft, on the new version", async () => {
   const { protocol, persistence, storage, events } = setUp({
-    routes: { [URLS.save]: [{ status: 200, json: { roi_version: 1 } }], [URLS.score]: [{ status: 200, json: { status: "pending" } }] },
+    routes: { [URLS.save]: [{ status: 200, json: { roi_version: 1 } }], [SCORE]: [{ status: 200, json: { status: "pending" } }] },
   });
   protocol.setRoi("L1", "a", ellipse);
   events.fire("beforeunload");

@@ -8,6 +8,8 @@ import { Protocol } from "./protocol.js";
 // tests/readers/test_reading_page.py checks that this file is what the page carries).
 export const VOCABULARY = JSON.parse(readFileSync(new URL("./fixtures/vocabulary.json", import.meta.url), "utf8"));
 export const URLS = { save: "/readings/7/rois.json", submit: "/readings/7/submit.json", score: "/readings/7/score.json" };
+/** The score's URL as the viewer polls it: asking the server to wait for a pending score. */
+export const SCORE = "/readings/7/score.json?wait=1";
 export const ellipse = { sop_instance_uid: "2.25.9", shape: "ellipse", center: [10, 10], radii: [3, 2], angle_deg: 0 };
 
 /** A fake fetch: answers from `routes[url]` (a list, used in order; the last one repeats), and

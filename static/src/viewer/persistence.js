@@ -48,11 +48,12 @@ export const INPUT_EVENTS = ["pointerdown", "pointermove", "keydown", "wheel"];
 export const RETRY_FIRST_MS = 1000;
 export const RETRY_MAX_MS = 30000;
 export const SIGNED_OUT_RETRY_MS = 5000;
-/** Waits before each poll of the score after a save: the worker needs a moment, so asking at
- *  once only costs a request; then every quarter second up to a second after the save (a
- *  score computed in time shows in time; an unchanged answer is a 304), then less and less
- *  often. */
-export const POLL_DELAYS_MS = [500, 250, 250, 500, 1000, 2000];
+/** Each poll of the score asks the server to wait for it (`?wait=1`: the server answers when
+ *  the worker has stored the score, or after a few seconds); these are the pauses after an
+ *  answer that is still pending (the server could not wait: Redis away, or all its waiting
+ *  threads taken), less and less often. An unchanged answer is a 304. */
+export const POLL_DELAYS_MS = [250, 250, 500, 1000, 2000];
+export const POLL_WAIT_PARAM = "wait=1";
 export const POLL_MAX_MS = 4000;
 export const SIGNED_OUT_TEXT = "Signed out — sign in again, your work is kept.";
 export const BASE_VERSION_HEADER = "X-VBQ-Base-Version";
@@ -63,9 +64,14 @@ export function retryDelay(n) {
   return Math.min(RETRY_FIRST_MS * 2 ** Math.max(n - 1, 0), RETRY_MAX_MS);
 }
 
-/** The wait before poll number `n` (0, 1, …) of a score. */
+/** The pause after the `n`-th (0, 1, …) pending answer to a poll of a score. */
 export function pollDelay(n) {
   return n < POLL_DELAYS_MS.length ? POLL_DELAYS_MS[n] : POLL_MAX_MS;
+}
+
+/** The score's URL asking the server to wait for a pending score. */
+export function waitingUrl(url) {
+  return url + (url.includes("?") ? "&" : "?") + POLL_WAIT_PARAM;
 }
 
 /** The reading time so far, from the page's #viewer-config (`timing`), when there is a page. */
@@ -379,7 +385,7 @@ export function createPersistence({
       if (leaving) keepDraft(storedDraft()?.body ?? body); // the next page may be older than this save
       else forgetDraft(body);
       rebaseDraft(body);
-      pollScore(payload.roi_version, { wait: true });
+      pollScore(payload.roi_version);
       // Changes made while this save was in flight have their own save scheduled.
       if (JSON.stringify(protocol.toJson()) !== body) setSaveState("pending", "Unsaved changes…");
       else setSaveState("saved", `Saved · version ${payload.roi_version}`);
@@ -503,23 +509,25 @@ export function createPersistence({
 
   let pollToken = 0;
   /** Poll the score until the server's result for ROI version `version` (or a later one) is in;
-   *  a later call supersedes an earlier one. After a save (`wait`), the first request waits
-   *  for the worker (`POLL_DELAYS_MS`). Each request sends the last answer's ETag, so an
-   *  unchanged score costs a 304 without a body. While it is pending, the score shows whether a
-   *  worker has picked it up (`waiting_for_worker`), re-rendered only when that changes. */
-  async function pollScore(version, { wait = false } = {}) {
+   *  a later call supersedes an earlier one (its answer is ignored; the server ends its wait
+   *  at the next announcement of this reading's score). Each request asks the
+   *  server to wait for the score (`waitingUrl`), so it usually shows the moment the worker has
+   *  it, with one request; a pending answer is asked again after `pollDelay`. Each request
+   *  sends the last answer's ETag, so an unchanged score costs a 304 without a body. While it
+   *  is pending, the score shows whether a worker has picked it up (`waiting_for_worker`),
+   *  re-rendered only when that changes. */
+  async function pollScore(version) {
     const token = ++pollToken;
     let n = 0;
     let etag = null;
     let waiting = false;
     renderScore({ status: "pending" });
-    if (wait) await new Promise((r) => setTimeout(r, pollDelay(n++)));
     for (;;) {
       if (token !== pollToken) return;
       try {
         const init = { credentials: "same-origin" };
         if (etag) init.headers = { "If-None-Match": etag };
-        const response = await fetch(urls.score, init);
+        const response = await fetch(waitingUrl(urls.score), init);
         if (response.ok) {
           etag = response.headers?.get?.("ETag") ?? null;
           const payload = await response.json();

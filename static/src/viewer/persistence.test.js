@@ -1,8 +1,8 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { POLL_DELAYS_MS, SAVE_DELAY_MS, SIGNED_OUT_TEXT, createPersistence, pollDelay, retryDelay } from "./persistence.js";
+import { SAVE_DELAY_MS, SIGNED_OUT_TEXT, createPersistence, pollDelay, retryDelay } from "./persistence.js";
 import { Protocol } from "./protocol.js";
-import { VOCABULARY, URLS, ellipse, fakeTimers, settle, fakeStorage, DRAFT_KEY, CONFLICT_KEY, kept, setUp, complete } from "./persistence.fixtures.js";
+import { VOCABULARY, URLS, ellipse, fakeTimers, settle, fakeStorage, DRAFT_KEY, CONFLICT_KEY, kept, setUp, complete, SCORE } from "./persistence.fixtures.js";
 
 test("a change is saved once, 0.7 s after the last one", () => {
   const { protocol, timers, persistence, log, calls } = setUp();
@@ -32,7 +32,7 @@ test("the ROI set is posted as JSON with the CSRF token; the new version is kept
   const { protocol, state, persistence, log, calls, timers, storage } = setUp({
     routes: {
       [URLS.save]: [{ status: 200, json: { roi_version: 3 } }],
-      [URLS.score]: [{ status: 200, json: { status: "ok", roi_version: 3, vbq: 2.5 } }],
+      [SCORE]: [{ status: 200, json: { status: "ok", roi_version: 3, vbq: 2.5 } }],
     },
   });
   protocol.setRoi("L1", "a", ellipse);
@@ -51,11 +51,10 @@ test("the ROI set is posted as JSON with the CSRF token; the new version is kept
   assert.equal(state.savedJson, save.init.body);
   assert.equal(state.saving, null);
   await settle();
-  assert.equal(calls.length, 1); // the score is asked for once the worker had a moment
-  assert.deepEqual(timers.delays(), [POLL_DELAYS_MS[0]]);
-  timers.runAll();
-  await settle();
-  assert.deepEqual(calls[1], { url: URLS.score, init: { credentials: "same-origin" } });
+  // The score is asked for at once, the server waiting for the worker: no timer.
+  assert.deepEqual(timers.delays(), []);
+  assert.equal(calls.length, 2);
+  assert.deepEqual(calls[1], { url: SCORE, init: { credentials: "same-origin" } });
   assert.deepEqual(state.score, { status: "ok", roi_version: 3, vbq: 2.5 });
   assert.deepEqual(log, [
     ["save", "saving", "Saving…"],
@@ -78,7 +77,7 @@ test("changes made while a save is in flight stay marked unsaved", async () => {
   const { protocol, persistence, log } = setUp({
     routes: {
       [URLS.save]: [{ status: 200, json: { roi_version: 1 } }],
-      [URLS.score]: [{ status: 200, json: { status: "pending" } }],
+      [SCORE]: [{ status: 200, json: { status: "pending" } }],
     },
   });
   protocol.setRoi("L1", "a", ellipse);
@@ -124,7 +123,7 @@ test("a 403 (submitted and locked) turns the viewer read-only", async () => {
 
 test("a network failure is retried after 1 s", async () => {
   const { protocol, state, persistence, log, calls, timers } = setUp({
-    routes: { [URLS.save]: [{ reject: new TypeError("Failed to fetch") }, { status: 200, json: { roi_version: 1 } }], [URLS.score]: [{ status: 200, json: { status: "pending" } }] },
+    routes: { [URLS.save]: [{ reject: new TypeError("Failed to fetch") }, { status: 200, json: { roi_version: 1 } }], [SCORE]: [{ status: 200, json: { status: "pending" } }] },
   });
   protocol.setRoi("L1", "a", ellipse);
   assert.equal(await persistence.saveNow(), false);
@@ -149,7 +148,7 @@ test("a 5xx is retried with backoff, each time with the newest draft, and the ba
         { status: 200, json: { roi_version: 1 } },
         { status: 500, html: true },
       ],
-      [URLS.score]: [{ status: 200, json: { status: "pending" } }],
+      [SCORE]: [{ status: 200, json: { status: "pending" } }],
     },
   });
   protocol.setRoi("L1", "a", ellipse);
@@ -221,7 +220,7 @@ test("signed out (401): the draft is kept, the reader is told with a sign-in lin
         { status: 401, json: { error: "Signed out", location: "/login/" } },
         { status: 200, json: { roi_version: 4 } },
       ],
-      [URLS.score]: [{ status: 200, json: { status: "pending" } }],
+      [SCORE]: [{ status: 200, json: { status: "pending" } }],
     },
     version: 3,
   });
@@ -256,7 +255,7 @@ test("a kept draft made from the server's version is taken back and saved when t
   const { protocol, state, timers, calls } = setUp({
     storage,
     version: 2,
-    routes: { [URLS.save]: [{ status: 200, json: { roi_version: 3 } }], [URLS.score]: [{ status: 200, json: { status: "pending" } }] },
+    routes: { [URLS.save]: [{ status: 200, json: { roi_version: 3 } }], [SCORE]: [{ status: 200, json: { status: "pending" } }] },
   });
   assert.equal(JSON.stringify(protocol.toJson()), body); // the draft is on the page
   assert.deepEqual(timers.delays(), [SAVE_DELAY_MS]);
@@ -280,7 +279,7 @@ test("a kept draft made from an earlier version is not restored: it is kept asid
 test("polling sends the last ETag and takes a 304 as unchanged", async () => {
   const { state, persistence, calls, timers } = setUp({
     routes: {
-      [URLS.score]: [
+      [SCORE]: [
         { status: 200, json: { status: "pending", roi_version: 2 }, headers: { ETag: '"p2"' } },
         { status: 304 },
         { status: 200, json: { status: "ok", roi_version: 2, vbq: 3 }, headers: { ETag: '"ok2"' } },
@@ -300,10 +299,10 @@ test("polling sends the last ETag and takes a 304 as unchanged", async () => {
   assert.equal(state.score.vbq, 3);
 });
 
-test("polling waits 0.5 s, 0.25 s, 0.25 s, 0.5 s, 1 s, 2 s, then 4 s, and stops at the version's result", async () => {
+test("a pending answer is asked again after 0.25 s, 0.25 s, 0.5 s, 1 s, 2 s, then 4 s, and polling stops at the version's result", async () => {
   const { state, persistence, log, calls, timers } = setUp({
     routes: {
-      [URLS.score]: [
+      [SCORE]: [
         { status: 200, json: { status: "pending", roi_version: 2 } },
         { reject: new TypeError("offline") },
         { status: 502, html: true },
@@ -324,8 +323,9 @@ test("polling waits 0.5 s, 0.25 s, 0.25 s, 0.5 s, 1 s, 2 s, then 4 s, and stops 
     timers.runAll();
   }
   await done;
-  assert.deepEqual(delays, [500, 250, 250, 500, 1000, 2000, 4000]);
-  assert.deepEqual([0, 1, 2, 3, 4, 5, 6, 9].map(pollDelay), [500, 250, 250, 500, 1000, 2000, 4000, 4000]);
+  assert.deepEqual(delays, [250, 250, 500, 1000, 2000, 4000, 4000]);
+  assert.deepEqual([0, 1, 2, 3, 4, 5, 9].map(pollDelay), [250, 250, 500, 1000, 2000, 4000, 4000]);
+  assert.ok(calls.every((c) => c.url === SCORE)); // every request asks the server to wait
   assert.equal(calls.length, 8);
   assert.equal(timers.pending.size, 0); // stopped
   assert.deepEqual(state.score, { status: "not_computed", roi_version: 2, message: "too few levels" });
@@ -335,7 +335,7 @@ test("polling waits 0.5 s, 0.25 s, 0.25 s, 0.5 s, 1 s, 2 s, then 4 s, and stops 
 test("a score waiting for the worker says so once, then computing, then the result", async () => {
   const { persistence, log, timers } = setUp({
     routes: {
-      [URLS.score]: [
+      [SCORE]: [
         { status: 200, json: { status: "pending", roi_version: 3, waiting_for_worker: true } },
         { status: 200, json: { status: "pending", roi_version: 3, waiting_for_worker: true } },
         { status: 200, json: { status: "pending", roi_version: 3, waiting_for_worker: false } },
@@ -354,7 +354,7 @@ test("a score waiting for the worker says so once, then computing, then the resu
 });
 
 test("the delay between polls stops growing at 4 s", async () => {
-  const { persistence, timers } = setUp({ routes: { [URLS.score]: [{ status: 200, json: { status: "pending" } }] } });
+  const { persistence, timers } = setUp({ routes: { [SCORE]: [{ status: 200, json: { status: "pending" } }] } });
   persistence.pollScore(1);
   const delays = [];
   for (let k = 0; k < 10; k++) {
@@ -368,7 +368,7 @@ test("the delay between polls stops growing at 4 s", async () => {
 test("a newer poll supersedes an older one", async () => {
   const { state, persistence, calls, timers } = setUp({
     routes: {
-      [URLS.score]: [
+      [SCORE]: [
         { status: 200, json: { status: "pending" } },
         { status: 200, json: { status: "pending" } },
         { status: 200, json: { status: "ok", roi_version: 5, vbq: 3 } },
@@ -399,7 +399,7 @@ test("submit saves first, posts an empty JSON body, then locks the viewer and po
     routes: {
       [URLS.save]: [{ status: 200, json: { roi_version: 6 } }],
       [URLS.submit]: [{ status: 200, json: { status: "submitted" } }],
-      [URLS.score]: [{ status: 200, json: { status: "ok", roi_version: 6, vbq: 2 } }],
+      [SCORE]: [{ status: 200, json: { status: "ok", roi_version: 6, vbq: 2 } }],
     },
   });
   complete(protocol);
@@ -407,9 +407,9 @@ test("submit saves first, posts an empty JSON body, then locks the viewer and po
   await settle();
   assert.deepEqual(
     calls.map((c) => c.url),
-    [URLS.save, URLS.submit, URLS.score], // the save's poll was still waiting: superseded
+    [URLS.save, SCORE, URLS.submit, SCORE], // the save's poll, superseded by the submit's
   );
-  const submit = calls[1];
+  const submit = calls[2];
   assert.equal(submit.init.method, "POST");
   assert.equal(submit.init.body, "{}");
   assert.equal(submit.init.headers["X-CSRFToken"], "tok");
@@ -424,7 +424,7 @@ test("a refused submission (409) is reported and leaves the reading open", async
   const { protocol, state, persistence, log } = setUp({
     routes: {
       [URLS.save]: [{ status: 200, json: { roi_version: 1 } }],
-      [URLS.score]: [{ status: 200, json: { status: "pending" } }],
+      [SCORE]: [{ status: 200, json: { status: "pending" } }],
       [URLS.submit]: [{ status: 409, json: { error: "already submitted" } }],
     },
   });

@@ -162,6 +162,9 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     DATABASES["default"].setdefault("OPTIONS", {}).update(
         {"timeout": 20, "transaction_mode": "IMMEDIATE", "init_command": "PRAGMA journal_mode=WAL;"}
     )
+    # Django's SQLite backend with the writers queued for the write lock rather than sleeping
+    # on SQLite's busy handler (vbqweb/sqlite_backend/base.py says why).
+    DATABASES["default"]["ENGINE"] = "vbqweb.sqlite_backend"
     # A file, not memory, so that the Celery worker process of the integration tests sees it
     # (it is handed the name); one per test process, so that two test runs never share one.
     DATABASES["default"]["TEST"] = {"NAME": str(VAR_DIR / f"test-db-{os.getpid()}.sqlite3")}

@@ -64,8 +64,27 @@ if _folder:
     BaseDatabaseWrapper._commit = _ended(BaseDatabaseWrapper._commit)  # type: ignore[method-assign]
     BaseDatabaseWrapper._rollback = _ended(BaseDatabaseWrapper._rollback)  # type: ignore[method-assign]
 
+    def _queue_timed(original):  # type: ignore[no-untyped-def]
+        """The site's SQLite backend (vbqweb.sqlite_backend) waits for its turn to write before
+        ``BEGIN``: that wait is a lock wait too."""
+
+        def take(self):  # type: ignore[no-untyped-def]
+            began = time.monotonic()
+            try:
+                return original(self)
+            finally:
+                if (seconds := time.monotonic() - began) > 0.001:
+                    _write(f"wait {_name} {seconds:.4f}")
+
+        take._bench_timed = True
+        return take
+
     def _install(sender, connection, **kwargs):  # type: ignore[no-untyped-def]
         if _timed not in connection.execute_wrappers:
             connection.execute_wrappers.append(_timed)
+        cls = type(connection)
+        take = getattr(cls, "_take_write_turn", None)
+        if take is not None and not getattr(take, "_bench_timed", False):
+            cls._take_write_turn = _queue_timed(take)
 
     connection_created.connect(_install, weak=False)

@@ -96,7 +96,7 @@ class RedisServer:
 
 
 def _database_url(db: dict) -> str:
-    if db["ENGINE"] == "django.db.backends.sqlite3":
+    if db["ENGINE"] in ("django.db.backends.sqlite3", "vbqweb.sqlite_backend"):
         return f"sqlite:///{db['NAME']}"
     user, password = db.get("USER") or "", db.get("PASSWORD") or ""
     auth = f"{user}:{password}@" if password else (f"{user}@" if user else "")

@@ -1,0 +1,1 @@
+"""SQLite with its write lock handed over in turn (``ENGINE = "vbqweb.sqlite_backend"``)."""

@@ -162,6 +162,9 @@ def test_every_queue_is_served_and_ingest_on_its_own() -> None:
     assert set().union(*served.values()) == set(QUEUES)
     assert served["worker-ingest"] == {"ingest"}
     assert "ingest" not in served["worker"]
+    # ... and it yields the CPU to readers' work on a shared machine (the default weight: 1024).
+    assert services()["worker-ingest"]["cpu_shares"] < 1024
+    assert "cpu_shares" not in services()["worker"]
 
 
 def test_web_and_workers_share_no_volume_and_keep_files_in_s3() -> None:

@@ -3,7 +3,7 @@
 Why: a reader waits for the score of every autosave. Polling at fixed intervals makes the
 score arrive on the next tick of the schedule, not when it is computed (half a second late on
 average), and every tick is a request. A poll may instead wait on the server
-(:func:`wait_for`) until the worker announces its result (:func:`announce`) or a few seconds
+(:func:`waiting_on`) until the worker announces its result (:func:`announce`) or a few seconds
 pass. The database stays the truth: an announcement carries no data, the waiter reads again,
 and a lost announcement (Redis away, a restart) only costs the wait's timeout. So Redis being
 down degrades this to plain polling; nothing is lost and no request fails because of it.

@@ -119,6 +119,12 @@ def _timed_get(client, url: str) -> tuple[float, object]:
     return time.monotonic() - start, response
 
 
+def _waiting_poll_url(world, reading, client) -> str:
+    """The reader signed in; the URL of her score asking the server to wait (``?wait=1``)."""
+    client.force_login(world.reader)
+    return reverse("readers:score", kwargs={"public_id": reading.public_id}) + "?wait=1"
+
+
 @pytest.mark.django_db(transaction=True)
 def test_a_waiting_poll_answers_when_the_worker_stores_the_score(
     world, reading_with_rois, client, redis_url, settings
@@ -126,8 +132,7 @@ def test_a_waiting_poll_answers_when_the_worker_stores_the_score(
     """One request, answered when the score is stored (about 1 s here), not at the wait's end."""
     settings.VBQ_SCORE_WAIT_SECONDS = 10
     reading, _ = reading_with_rois
-    client.force_login(world.reader)
-    url = reverse("readers:score", kwargs={"public_id": reading.public_id}) + "?wait=1"
+    url = _waiting_poll_url(world, reading, client)
 
     def worker() -> None:  # what the Celery worker does, from another thread and connection
         time.sleep(1.0)
@@ -152,8 +157,7 @@ def test_a_waiting_poll_gives_up_after_the_wait_and_says_pending(
 ) -> None:
     settings.VBQ_SCORE_WAIT_SECONDS = 1
     reading, _ = reading_with_rois
-    client.force_login(world.reader)
-    url = reverse("readers:score", kwargs={"public_id": reading.public_id}) + "?wait=1"
+    url = _waiting_poll_url(world, reading, client)
     with broker_at(redis_url):
         elapsed, response = _timed_get(client, url)
     assert response.json()["status"] == "pending"
@@ -166,8 +170,7 @@ def test_without_redis_a_waiting_poll_answers_at_once(
     """Redis away: no wait (the viewer polls on its schedule), and no error."""
     settings.VBQ_SCORE_WAIT_SECONDS = 10
     reading, _ = reading_with_rois
-    client.force_login(world.reader)
-    url = reverse("readers:score", kwargs={"public_id": reading.public_id}) + "?wait=1"
+    url = _waiting_poll_url(world, reading, client)
     with broker_down():
         elapsed, response = _timed_get(client, url)
     assert response.status_code == 200
@@ -184,8 +187,7 @@ def test_waiters_never_take_more_than_their_slots(
     settings.VBQ_SCORE_WAIT_SECONDS = 10
     settings.VBQ_SCORE_WAITERS = 1
     reading, _ = reading_with_rois
-    client.force_login(world.reader)
-    url = reverse("readers:score", kwargs={"public_id": reading.public_id}) + "?wait=1"
+    url = _waiting_poll_url(world, reading, client)
     with broker_at(redis_url), notify.waiting_on("someone-else") as other:
         assert other.wait(0.01) is False  # it holds the one slot, subscribed
         elapsed, response = _timed_get(client, url)

@@ -418,11 +418,14 @@ def _score_answer(reading: Reading, *, is_own: bool, wait: bool) -> dict[str, ob
             return score_payload(reading)
         return hidden_score_payload(reading)
 
-    if not wait:
-        return answer()
+    payload = answer()
+    if not wait or payload["status"] != "pending":
+        return payload  # most polls: nothing to wait for, no subscription
     with notify.waiting_on(notify.score_topic(reading.pk)) as waiter:
-        payload = answer()
         end = time.monotonic() + settings.VBQ_SCORE_WAIT_SECONDS
+        # Read again once subscribed: a score stored in between is not waited for.
+        reading.refresh_from_db(fields=["roi_version", "rois", "status"])
+        payload = answer()
         while payload["status"] == "pending" and waiter.wait(end - time.monotonic()):
             reading.refresh_from_db(fields=["roi_version", "rois", "status"])
             payload = answer()

@@ -91,7 +91,9 @@ def _waiter_slots() -> threading.BoundedSemaphore:
     process has a fixed number of threads, and waiters must never take them all."""
     size = max(1, int(settings.VBQ_SCORE_WAITERS))
     with _slots_lock:
-        return _slots.setdefault(size, threading.BoundedSemaphore(size))
+        if size not in _slots:
+            _slots[size] = threading.BoundedSemaphore(size)
+        return _slots[size]
 
 
 @contextmanager

@@ -119,10 +119,13 @@ def _timed_get(client, url: str) -> tuple[float, object]:
     return time.monotonic() - start, response
 
 
-def _waiting_poll_url(world, reading, client) -> str:
-    """The reader signed in; the URL of her score asking the server to wait (``?wait=1``)."""
+def _waiting_poll(world, reading_with_rois, client, settings, *, wait_seconds: float):
+    """The reader signed in, the server's wait set; her reading and the URL of its score
+    asking the server to wait (``?wait=1``)."""
+    settings.VBQ_SCORE_WAIT_SECONDS = wait_seconds
+    reading, _ = reading_with_rois
     client.force_login(world.reader)
-    return reverse("readers:score", kwargs={"public_id": reading.public_id}) + "?wait=1"
+    return reading, reverse("readers:score", kwargs={"public_id": reading.public_id}) + "?wait=1"
 
 
 @pytest.mark.django_db(transaction=True)
@@ -130,9 +133,7 @@ def test_a_waiting_poll_answers_when_the_worker_stores_the_score(
     world, reading_with_rois, client, redis_url, settings
 ) -> None:
     """One request, answered when the score is stored (about 1 s here), not at the wait's end."""
-    settings.VBQ_SCORE_WAIT_SECONDS = 10
-    reading, _ = reading_with_rois
-    url = _waiting_poll_url(world, reading, client)
+    reading, url = _waiting_poll(world, reading_with_rois, client, settings, wait_seconds=10)
 
     def worker() -> None:  # what the Celery worker does, from another thread and connection
         time.sleep(1.0)
@@ -155,9 +156,7 @@ def test_a_waiting_poll_answers_when_the_worker_stores_the_score(
 def test_a_waiting_poll_gives_up_after_the_wait_and_says_pending(
     world, reading_with_rois, client, redis_url, settings
 ) -> None:
-    settings.VBQ_SCORE_WAIT_SECONDS = 1
-    reading, _ = reading_with_rois
-    url = _waiting_poll_url(world, reading, client)
+    _, url = _waiting_poll(world, reading_with_rois, client, settings, wait_seconds=1)
     with broker_at(redis_url):
         elapsed, response = _timed_get(client, url)
     assert response.json()["status"] == "pending"
@@ -168,9 +167,7 @@ def test_without_redis_a_waiting_poll_answers_at_once(
     world, reading_with_rois, client, settings
 ) -> None:
     """Redis away: no wait (the viewer polls on its schedule), and no error."""
-    settings.VBQ_SCORE_WAIT_SECONDS = 10
-    reading, _ = reading_with_rois
-    url = _waiting_poll_url(world, reading, client)
+    _, url = _waiting_poll(world, reading_with_rois, client, settings, wait_seconds=10)
     with broker_down():
         elapsed, response = _timed_get(client, url)
     assert response.status_code == 200
@@ -184,10 +181,8 @@ def test_waiters_never_take_more_than_their_slots(
 ) -> None:
     """With every waiting slot of the process taken, a poll answers at once: waiting polls
     must never hold all of a web process's threads."""
-    settings.VBQ_SCORE_WAIT_SECONDS = 10
     settings.VBQ_SCORE_WAITERS = 1
-    reading, _ = reading_with_rois
-    url = _waiting_poll_url(world, reading, client)
+    _, url = _waiting_poll(world, reading_with_rois, client, settings, wait_seconds=10)
     with broker_at(redis_url), notify.waiting_on("someone-else") as other:
         assert other.wait(0.01) is False  # it holds the one slot, subscribed
         elapsed, response = _timed_get(client, url)

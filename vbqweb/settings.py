@@ -54,6 +54,8 @@ from pathlib import Path
 
 import dj_database_url
 
+from vbqweb.gunicorn_conf import threads as WEB_THREADS  # gunicorn's threads: one default
+
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(os.environ.get("VBQ_VAR_DIR", BASE_DIR / "var"))
 
@@ -337,8 +339,7 @@ VBQ_TEST_PAUSE: dict[str, float] = {
 # (vbqweb.notify), with at most VBQ_SCORE_WAITERS threads of a web process waiting at once
 # (default: half of gunicorn's VBQ_WEB_THREADS, so waiters never hold every thread).
 VBQ_SCORE_WAIT_SECONDS = float(os.environ.get("VBQ_SCORE_WAIT_SECONDS", "5"))
-_WEB_THREADS = int(os.environ.get("VBQ_WEB_THREADS", "8"))
-VBQ_SCORE_WAITERS = int(os.environ.get("VBQ_SCORE_WAITERS", str(max(1, _WEB_THREADS // 2))))
+VBQ_SCORE_WAITERS = int(os.environ.get("VBQ_SCORE_WAITERS", str(max(1, WEB_THREADS // 2))))
 
 CELERY_BROKER_URL = REDIS_URL
 CELERY_TASK_IGNORE_RESULT = True  # the database, not the result backend, holds every outcome

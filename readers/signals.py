@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Any
 
+from django.db import transaction
+from django.db.models.signals import post_delete
 from django.dispatch import receiver
 
 from studies.signals import analysis_inputs_changed, measurement_settings_changed
@@ -23,3 +26,11 @@ def reanalyse(*, study: Any, **kwargs: Any) -> None:
     from readers.analysis.services import analysis_request
 
     analysis_request(study=study)
+
+
+@receiver(post_delete, sender="studies.Study", dispatch_uid="readers.erase_study_files")
+def erase_study_files(*, instance: Any, using: str, **kwargs: Any) -> None:
+    """A deleted study's built files (reports, SRs: its readings) go once the deletion commits."""
+    from readers.analysis.artifacts import files_erase
+
+    transaction.on_commit(partial(files_erase, study_pk=instance.pk), using=using)

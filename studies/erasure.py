@@ -8,7 +8,8 @@ still names it (an instance stored again under the same name in the same transac
 
 :func:`study_purge` is the complete erasure of a study: its readings, revisions and results
 (``readers`` rows cascade from its cases), uploads and their staged bytes, files, thresholds,
-roles and analysis, in one transaction, with a ``study.purged`` event in the audit trail. The
+roles and analysis, in one transaction, with a ``study.purged`` event in the audit trail (the
+files built from its analysis, reports and SRs, go after the commit too: ``readers.signals``). The
 trail itself keeps the study's events: they hold ids, usernames and counts, no patient data
 (``docs/audit.md``).
 """

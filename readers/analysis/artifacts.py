@@ -24,6 +24,7 @@ requests :data:`~vbqweb.tasks.BUILD_STUDY_FILES` through the outbox with
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
 import json
@@ -33,6 +34,7 @@ import time
 import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import IO, Any, Final
 
 from django.core.files import File
@@ -150,6 +152,49 @@ def file_storage() -> Storage:
     return storage
 
 
+def study_folder(study_pk: int) -> str:
+    """Where every file built for the study is stored (its figures, reports, SRs)."""
+    return f"generated/study-{study_pk}"
+
+
+def files_erase(*, study_pk: int) -> int:
+    """Delete every file built for a deleted study; return how many.
+
+    Why: they hold the study's readings (reports, SRs), and deleting the study's rows leaves
+    files behind (the per-reading SRs have no row at all). Called after the deletion commits
+    (``readers.signals``). A build still running then stores nothing: its final check finds
+    the study gone and deletes what it saved (:func:`_store`).
+    """
+    storage = file_storage()
+    removed = 0
+    folders = [study_folder(study_pk)]
+    while folders:
+        folder = folders.pop()
+        try:
+            subfolders, files = storage.listdir(folder)
+        except FileNotFoundError:
+            continue
+        folders += [f"{folder}/{sub}" for sub in subfolders]
+        for name in files:
+            _delete(storage, f"{folder}/{name}")
+            removed += 1
+    _remove_empty_folders(storage, study_folder(study_pk))
+    return removed
+
+
+def _remove_empty_folders(storage: Storage, folder: str) -> None:
+    """A local folder's emptied directories too (object stores have none)."""
+    try:
+        root = Path(storage.path(folder))
+    except NotImplementedError:
+        return
+    for directory in sorted((p for p in root.rglob("*") if p.is_dir()), reverse=True):
+        with contextlib.suppress(OSError):
+            directory.rmdir()
+    with contextlib.suppress(OSError):
+        root.rmdir()
+
+
 def file_open(status: FileStatus) -> IO[bytes]:
     """The stored file, open for reading (served as it is)."""
     return file_storage().open(status.name, "rb")
@@ -230,7 +275,7 @@ class _StoredSrs:
 
     def __init__(self, study: Study) -> None:
         self.storage = file_storage()
-        self.folder = f"generated/study-{study.pk}/sr"
+        self.folder = f"{study_folder(study.pk)}/sr"
         self.used: set[str] = set()
 
     def __call__(self, identity: str, build: Callable[[], bytes]) -> bytes:
@@ -333,7 +378,7 @@ def _store(study: Study, key: str, kind: str, pk: int, content: IO[bytes]) -> No
     size = content.tell()
     content.seek(0)
     name = storage.save(
-        f"generated/study-{study.pk}/{kind}-{key[:16]}.{EXTENSIONS[kind]}", File(content)
+        f"{study_folder(study.pk)}/{kind}-{key[:16]}.{EXTENSIONS[kind]}", File(content)
     )
     try:
         with transaction.atomic():

@@ -12,6 +12,7 @@ from django.core.files.base import ContentFile
 from django.core.management import CommandError, call_command
 from django.db import transaction
 
+from readers.analysis import artifacts
 from readers.models import Reading, ReadingRevision, StudyAnalysis, VbqResult
 from studies.models import Case, Instance, Study, Upload
 from studies.uploads.staging import piece_name, staging_exists, staging_storage
@@ -72,10 +73,15 @@ def test_deleting_a_study_deletes_its_objects_in_s3(
     settings.STORAGES = site_storages(seaweed.environ())
     instance = _instance(world.study_a)
     key = instance.file.name
+    built = artifacts.file_storage().save(
+        f"{artifacts.study_folder(world.study_a.pk)}/sr/reading.dcm", ContentFile(b"SR")
+    )
     assert any(k.endswith(key) for k in seaweed.keys())  # noqa: SIM118 (a method of ours)
+    assert any(k.endswith(built) for k in seaweed.keys())  # noqa: SIM118
     with django_capture_on_commit_callbacks(execute=True):
         world.study_a.delete()
     assert not any(k.endswith(key) for k in seaweed.keys())  # noqa: SIM118
+    assert not any(k.endswith(built) for k in seaweed.keys())  # noqa: SIM118 (its SRs too)
 
 
 @pytest.fixture
@@ -94,7 +100,13 @@ def full_study(world):
     name = piece_name(upload, index=0, size=3, offset=0, length=3)
     staging_storage().save(name, ContentFile(b"abc"))
     assert staging_exists(upload)
-    return instance, reading, upload
+    built = artifacts.file_storage()
+    names = []
+    for study in (world.study_a, world.study_b):  # a report and an SR built for each study
+        folder = artifacts.study_folder(study.pk)
+        names.append(built.save(f"{folder}/pdf-0123.pdf", ContentFile(b"%PDF")))
+        names.append(built.save(f"{folder}/sr/reading.dcm", ContentFile(b"SR")))
+    return instance, reading, upload, names
 
 
 def test_purge_without_yes_deletes_nothing(world, full_study) -> None:
@@ -107,7 +119,7 @@ def test_purge_without_yes_deletes_nothing(world, full_study) -> None:
 def test_purge_removes_everything_of_the_study_and_is_logged(
     world, full_study, django_capture_on_commit_callbacks
 ) -> None:
-    instance, reading, upload = full_study
+    instance, reading, upload, built_names = full_study
     pk = world.study_a.pk
     events_before = AuditEvent.objects.filter(study_id=pk).count()
     out = io.StringIO()
@@ -123,6 +135,10 @@ def test_purge_removes_everything_of_the_study_and_is_logged(
     assert not Upload.objects.filter(pk=upload.pk).exists()
     assert not staging_exists(upload.pk)
     assert not instance.file.storage.exists(instance.file.name)
+    built = artifacts.file_storage()
+    assert not built.exists(artifacts.study_folder(pk))  # its reports and SRs, folders too
+    assert not any(built.exists(name) for name in built_names[:2])
+    assert all(built.exists(name) for name in built_names[2:])  # study B's stay
     assert Study.objects.filter(pk=world.study_b.pk).exists()
     # The trail keeps the study's history (its roles among it) and adds the purge.
     [purged] = AuditEvent.objects.filter(action=Action.STUDY_PURGED)

@@ -6,6 +6,7 @@ Real threads and a real second process on the test database file; skipped on Pos
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 import sys
@@ -122,3 +123,72 @@ def test_a_writer_that_waits_beyond_the_timeout_gets_a_retryable_error() -> None
         process.communicate(timeout=30)
     _write("later")  # the turn is free again
     assert Group.objects.filter(name="later").exists()
+
+
+def _turn_in_a_child(hold_after_fork) -> str:
+    """Fork; the child tries to take a write turn on the connection it inherited once the
+    parent has run ``hold_after_fork`` (which takes the turn, or does nothing); what it got."""
+    options = connection.settings_dict.setdefault("OPTIONS", {})
+    saved = options.get("timeout")
+    options["timeout"] = 0.3
+    go_read, go_write = os.pipe()
+    out_read, out_write = os.pipe()
+    try:
+        pid = os.fork()
+        if pid == 0:  # the child
+            os.read(go_read, 1)
+            try:
+                connection._take_write_turn()
+                outcome = "took the turn"
+            except OperationalError as error:
+                outcome = str(error)
+            os.write(out_write, outcome.encode())
+            os._exit(0)
+        os.close(out_write)
+        with hold_after_fork():
+            os.write(go_write, b"x")
+            with os.fdopen(out_read) as pipe:
+                outcome = pipe.read()
+        os.waitpid(pid, 0)
+        return outcome
+    finally:
+        options["timeout"] = saved
+        os.close(go_read)
+        os.close(go_write)
+
+
+def test_a_forked_process_opens_its_own_lock_file() -> None:
+    """Celery's prefork pool forks the worker after Django has connected: a child that used
+    the lock file opened by its parent would share the parent's flock (a flock belongs to the
+    open file, not the process) and write "in turn" while the parent does."""
+    _write("before the fork")  # the connection has its lock file open now
+    outcome = _turn_in_a_child(transaction.atomic)  # the parent holds the turn: the child waits
+    connection.close()
+    assert outcome == "database is locked"
+
+
+def test_a_forked_process_starts_with_free_process_locks() -> None:
+    """A thread of the parent holding the turn at the fork holds the process's lock: the child
+    inherits it held, and nobody in the child would ever release it. The child waits for the
+    file lock instead, as any other process does."""
+    started, release = threading.Event(), threading.Event()
+
+    def hold() -> None:
+        try:
+            with transaction.atomic():
+                _write("holder")
+                started.set()
+                release.wait(10)
+        finally:
+            connection.close()
+
+    holder = threading.Thread(target=hold)
+    holder.start()
+    assert started.wait(5)
+    try:
+        outcome = _turn_in_a_child(contextlib.nullcontext)
+    finally:
+        release.set()
+        holder.join()
+    connection.close()
+    assert outcome == "database is locked"  # not "... (waited for this process's writers)"

@@ -15,12 +15,14 @@ starve behind the queue (the scoring worker's claims did). Nothing changes for r
 they never wait) or for the data: SQLite's own lock still guards every write, this only
 orders the writers.
 A writer that waits longer than the database's ``timeout`` gets SQLite's own error ("database
-is locked"), as before.
+is locked"), as before. A forked process (Celery's prefork pool) opens the lock file again and
+starts with fresh process locks: what it inherited belongs to its parent.
 """
 
 from __future__ import annotations
 
 import fcntl
+import os
 import threading
 import time
 from collections.abc import Iterator
@@ -38,6 +40,18 @@ _PROCESS_POLL = 0.002
 def _process_lock(path: str) -> threading.Lock:
     with _process_locks_guard:
         return _process_locks.setdefault(path, threading.Lock())
+
+
+def _forget_parents_locks() -> None:
+    """A forked child (Celery's prefork pool) starts with locks of its own: the parent's
+    ``threading.Lock`` may have been held by one of its threads at the fork, and would then
+    never be released in the child."""
+    global _process_locks_guard
+    _process_locks.clear()
+    _process_locks_guard = threading.Lock()
+
+
+os.register_at_fork(after_in_child=_forget_parents_locks)
 
 
 _WRITES = ("INSERT", "UPDATE", "DELETE", "REPLAC")
@@ -69,6 +83,7 @@ class DatabaseWrapper(base.DatabaseWrapper):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._writer_file: IO[bytes] | None = None
+        self._writer_pid = 0
         self._writer_held: threading.Lock | None = None
 
     def _lock_path(self) -> str | None:
@@ -88,8 +103,14 @@ class DatabaseWrapper(base.DatabaseWrapper):
         if not local.acquire(timeout=self._timeout()):
             raise OperationalError("database is locked (waited for this process's writers)")
         try:
+            if self._writer_file is not None and self._writer_pid != os.getpid():
+                # Opened before a fork: the parent's open file, whose flock the parent's and
+                # every sibling's would share (a flock belongs to the open file, not the process).
+                self._writer_file.close()  # this process's descriptor only: the parent's stays
+                self._writer_file = None
             if self._writer_file is None:
                 self._writer_file = open(path, "a+b")  # noqa: SIM115 (kept with the connection)
+                self._writer_pid = os.getpid()
             while True:
                 try:
                     fcntl.flock(self._writer_file, fcntl.LOCK_EX | fcntl.LOCK_NB)

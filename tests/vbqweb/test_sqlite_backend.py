@@ -135,15 +135,17 @@ def _turn_in_a_child(hold_after_fork) -> str:
     out_read, out_write = os.pipe()
     try:
         pid = os.fork()
-        if pid == 0:  # the child
-            os.read(go_read, 1)
+        if pid == 0:  # the child: never back into pytest, whatever happens
             try:
-                connection._take_write_turn()
-                outcome = "took the turn"
-            except OperationalError as error:
-                outcome = str(error)
-            os.write(out_write, outcome.encode())
-            os._exit(0)
+                os.read(go_read, 1)
+                try:
+                    connection._take_write_turn()
+                    outcome = "took the turn"
+                except OperationalError as error:
+                    outcome = str(error)
+                os.write(out_write, outcome.encode())
+            finally:
+                os._exit(0)
         os.close(out_write)
         with hold_after_fork():
             os.write(go_write, b"x")

@@ -162,8 +162,8 @@ def files_erase(*, study_pk: int) -> int:
 
     Why: they hold the study's readings (reports, SRs), and deleting the study's rows leaves
     files behind (the per-reading SRs have no row at all). Called after the deletion commits
-    (``readers.signals``). A build still running then stores nothing: its final check finds
-    the study gone and deletes what it saved (:func:`_store`).
+    (``readers.signals``), and again by a build that finds its study deleted meanwhile
+    (:func:`files_build`: it may have stored SRs after the first erasure).
     """
     storage = file_storage()
     removed = 0
@@ -333,6 +333,12 @@ def files_build(*, study_pk: int) -> list[str]:
             stored.prune()
     except _Superseded:
         logger.info("study %s: the analysis changed while its files were built", study.pk)
+    except Study.DoesNotExist:
+        # Deleted while built: the erasure after its deletion ran before this run stored the
+        # rest (the per-reading SRs), so what is left goes now.
+        logger.info("study %s was deleted while its files were built", study_pk)
+        files_erase(study_pk=study_pk)
+        return []
     return built
 
 

@@ -16,7 +16,7 @@ from django.urls import reverse
 from readers.analysis import artifacts
 from readers.analysis import services as analytics
 from readers.models import Reading, StudyAnalysis, StudyArtifact, VbqResult
-from studies.models import Role
+from studies.models import Role, Study
 from tests.helpers.factories import AssignmentFactory, CaseFactory, ReadingFactory, StudyFactory
 from vbqweb.audit.models import AuditEvent
 from vbqweb.models import Job
@@ -186,3 +186,24 @@ def test_each_readings_sr_is_kept_for_the_next_zip(study) -> None:
     assert built == ["a", "b"]
     second.prune()
     assert second.storage.listdir(second.folder)[1] == ["1-v1-r1-Reader_1.dcm"]
+
+
+def test_a_study_deleted_while_its_files_are_built_leaves_none(
+    study, monkeypatch, django_capture_on_commit_callbacks
+) -> None:
+    """The deletion's erasure runs while the build is still storing SRs: the build, finding
+    the study gone when it stores the zip, erases what it left."""
+    study, _, _ = study
+    write = artifacts.sr_zip_write
+
+    def write_then_delete_the_study(study, target, **kwargs):
+        kwargs["cache"]("1-v1-r1-Reader_1", lambda: b"SR stored before the deletion")
+        with django_capture_on_commit_callbacks(execute=True):
+            Study.objects.filter(pk=study.pk).delete()
+        kwargs["cache"]("2-v1-r2-Reader_2", lambda: b"SR stored after the erasure")
+        return write(study, target, **kwargs)
+
+    monkeypatch.setattr(artifacts, "sr_zip_write", write_then_delete_the_study)
+    pk = study.pk
+    assert artifacts.files_build(study_pk=pk) == []
+    assert not artifacts.file_storage().exists(artifacts.study_folder(pk))

@@ -12,7 +12,7 @@ from typing import Any
 
 from django.contrib import admin
 
-from readers.models import Consensus, Reading, ReadingRevision, VbqResult
+from readers.models import Consensus, Reading, ReadingRevision, StudyArtifact, VbqResult
 from studies.admin import StudyNamedChoices
 from vbqweb.audit.actions import Action
 from vbqweb.audit.services import record
@@ -97,3 +97,32 @@ class ConsensusAdmin(ReadOnly, admin.ModelAdmin):
     list_select_related = ["case__study", "decided_by"]
     list_filter = ["source"]
     actions = None
+
+
+@admin.register(StudyArtifact)
+class StudyArtifactAdmin(ReadOnly, admin.ModelAdmin):
+    """The files built from each study's analysis and their build state, to see what is built
+    or stuck (``readers.analysis.artifacts``). The file itself is named, never linked: it holds
+    the study's readings, and its downloads go through the study's pages, access-checked and
+    audited."""
+
+    list_display = ["study", "kind", "built_at", "size", "building_state", "key"]
+    list_select_related = ["study"]
+    list_filter = ["kind"]
+    fields = ["study", "kind", "key", "stored_name", "size", "built_at", "building_state"]
+    readonly_fields = fields
+    actions = None
+
+    @admin.display(description="analysis key")
+    def key(self, obj: StudyArtifact) -> str:
+        return obj.fingerprint[:16]
+
+    @admin.display(description="stored as")
+    def stored_name(self, obj: StudyArtifact) -> str:
+        return obj.file.name or "–"
+
+    @admin.display(description="building")
+    def building_state(self, obj: StudyArtifact) -> str:
+        if not obj.building:
+            return "–"
+        return f"{obj.building[:16]}: {obj.progress} of {obj.total}"

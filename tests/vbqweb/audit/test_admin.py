@@ -1,5 +1,6 @@
-"""``/admin/``: readings and results are read-only there (a superuser can neither edit a
-submitted reading nor invent a score), and whatever an admin does change is in the trail."""
+"""``/admin/``: readings, results and built files are read-only there (a superuser can neither
+edit a submitted reading nor invent a score), and whatever an admin does change is in the
+trail."""
 
 from __future__ import annotations
 
@@ -125,3 +126,32 @@ def test_a_consensus_is_listed_with_its_provenance_and_never_edited(admin_client
     assert admin_client.post(change, {"vbq": "9.9"}).status_code == 403
     consensus.refresh_from_db()
     assert consensus.vbq == 2.875
+
+
+def test_a_studys_built_files_are_listed_never_linked_or_changed(admin_client, world) -> None:
+    from django.core.files.base import ContentFile
+
+    from readers.models import StudyArtifact
+
+    row = StudyArtifact.objects.create(
+        study=world.study_a,
+        kind="pdf",
+        fingerprint="f" * 64,
+        building="b" * 64,
+        progress=1,
+        total=3,
+    )
+    row.file.save("report.pdf", ContentFile(b"%PDF"), save=True)
+    listed = admin_client.get(reverse("admin:readers_studyartifact_changelist"))
+    assert listed.status_code == 200
+    assert "PDF report" in listed.content.decode()
+    assert "1 of 3" in listed.content.decode()
+    page = admin_client.get(reverse("admin:readers_studyartifact_change", args=[row.pk]))
+    assert page.status_code == 200
+    text = page.content.decode()
+    assert row.file.name in text  # named
+    assert f'href="{row.file.url}"' not in text  # not linked: downloads are audited elsewhere
+    assert admin_client.get(reverse("admin:readers_studyartifact_add")).status_code == 403
+    delete = reverse("admin:readers_studyartifact_delete", args=[row.pk])
+    assert admin_client.post(delete, {"post": "yes"}).status_code == 403
+    assert StudyArtifact.objects.filter(pk=row.pk).exists()

@@ -13,6 +13,9 @@ requests :data:`~vbqweb.tasks.BUILD_STUDY_FILES` through the outbox with
   changes what a file holds). A file whose key is not the current one is never served as
   current: the page may show the last built figures marked "out of date" while the new ones are
   built; a download waits on a "preparing… N of M" page.
+- **A build that gives up is said**: once the files job ran out of runs, the status JSON, the
+  "preparing…" page and the agreement page say the file could not be built and offer a
+  recomputation (which asks for the build again) instead of waiting for ever.
 - **Idempotent**: a run builds only the kinds whose file is not built for the current key; a
   second delivery finds them built and does nothing.
 - **Outside transactions**: the build reads and renders with autocommit (progress and the job's
@@ -49,7 +52,7 @@ from readers.analysis.report_tables import ICC_MODELS, REFERENCE_NAMES
 from readers.analysis.sr_export import SrCache, study_sr_count, study_sr_members
 from readers.models import StudyAnalysis, StudyArtifact
 from studies.models import Study
-from vbqweb.jobs import job_for_key, job_heartbeat
+from vbqweb.jobs import job_for_key, job_has_failed, job_heartbeat
 from vbqweb.models import Job
 
 logger = logging.getLogger(__name__)
@@ -101,6 +104,9 @@ class FileStatus:
     """A worker is building it for the current analysis now."""
     progress: int
     total: int
+    failed: bool = False
+    """Not built, and the build has given up (its job ran out of runs): the pages say so and
+    offer a recomputation, instead of "preparing…" for ever."""
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -109,6 +115,7 @@ class FileStatus:
             "building": self.building,
             "progress": self.progress,
             "total": self.total,
+            "failed": self.failed,
         }
 
 
@@ -117,6 +124,7 @@ def files_status(*, study: Study, state: StudyAnalysis) -> dict[str, FileStatus]
     applicable = kinds_for(state)
     key = files_key(study=study, state=state) if applicable else ""
     rows = {row.kind: row for row in StudyArtifact.objects.filter(study=study)}
+    gave_up = bool(applicable) and job_has_failed(analytics.files_job_key(study.pk))
     status = {}
     for kind in Kind.values:
         row = rows.get(kind)
@@ -131,6 +139,7 @@ def files_status(*, study: Study, state: StudyAnalysis) -> dict[str, FileStatus]
             building=building,
             progress=row.progress if building and row else 0,
             total=row.total if building and row else STEPS.get(kind, 0),
+            failed=bool(gave_up and applies and not ready),
         )
     return status
 

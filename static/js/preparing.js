@@ -27,6 +27,12 @@ async function poll() {
       return;
     }
     show(file);
+    if (file.failed) {
+      // The worker gave up: say so (and offer the recomputation) instead of polling for ever.
+      box.querySelector(".failed").hidden = false;
+      box.querySelector(".state").textContent = "Failed.";
+      return;
+    }
     setTimeout(poll, 1000);
   } catch {
     setTimeout(poll, 5000);

@@ -42,3 +42,24 @@ def test_preparing_then_the_download_starts_by_itself(page, live_server) -> None
     with open(download.value.path(), "rb") as fh:
         assert fh.read(4) == b"%PDF"
     assert page.errors == []
+
+
+def test_preparing_says_when_the_build_gave_up(page, live_server) -> None:
+    """The worker gives up while the page waits: the page says so and offers a recomputation
+    instead of "Waiting for the worker…" for ever."""
+    with transaction.atomic():
+        study, manager = strata_study(name="Files that fail")
+        now = timezone.now()
+        Job.objects.filter(key=analytics.files_job_key(study.pk)).update(
+            state=Job.State.RUNNING, heartbeat_at=now, due_at=now + timedelta(hours=1)
+        )
+    login_fast(page, live_server, manager)
+    page.goto(f"/studies/{study.pk}/report.pdf")
+    failed = page.locator("#preparing .failed")
+    assert failed.is_hidden()
+    Job.objects.filter(key=analytics.files_job_key(study.pk)).update(state=Job.State.FAILED)
+    failed.wait_for(state="visible", timeout=15_000)
+    assert "could not be built" in failed.inner_text()
+    assert page.locator("#preparing .state").inner_text() == "Failed."
+    assert page.locator("#preparing .failed button").inner_text() == "Recompute and try again"
+    assert page.errors == []

@@ -119,6 +119,7 @@ def test_a_file_of_another_analysis_is_never_served_as_current(
         "building": False,
         "progress": 0,
         "total": 3,
+        "failed": False,
     }
 
     with django_capture_on_commit_callbacks(execute=True):  # the replaced files go after commit
@@ -207,3 +208,32 @@ def test_a_study_deleted_while_its_files_are_built_leaves_none(
     pk = study.pk
     assert artifacts.files_build(study_pk=pk) == []
     assert not artifacts.file_storage().exists(artifacts.study_folder(pk))
+
+
+def test_a_build_that_gave_up_is_said_and_a_recomputation_tries_again(client, study) -> None:
+    """Not "preparing…" for ever: once the files job ran out of runs, the status JSON, the
+    preparing page and the agreement page say the build failed and offer a recomputation,
+    which asks for the build again."""
+    study, manager, _ = study
+    key = analytics.files_job_key(study.pk)
+    client.force_login(manager)
+    status_url = reverse("analytics:status", kwargs={"pk": study.pk})
+    assert client.get(status_url).json()["files"]["pdf"]["failed"] is False
+    Job.objects.filter(key=key).update(state=Job.State.FAILED)
+
+    files = client.get(status_url).json()["files"]
+    assert {kind: files[kind]["failed"] for kind in ALL} == dict.fromkeys(ALL, True)
+    preparing = client.get(reverse("analytics:report_pdf", kwargs={"pk": study.pk}))
+    text = preparing.content.decode()
+    assert "could not be built" in text
+    assert '<div class="failed banner error">' in text  # shown, not hidden
+    page = client.get(reverse("analytics:agreement", kwargs={"pk": study.pk})).content.decode()
+    assert "The figures could not be built" in page
+    assert 'data-preparing="1"' not in page  # the page stops polling
+    assert Job.objects.get(key=key).state == Job.State.FAILED  # polling does not retry it
+
+    client.post(reverse("analytics:recompute", kwargs={"pk": study.pk}))
+    analytics.analysis_compute(study_pk=study.pk)  # what the worker does with the request
+    assert Job.objects.get(key=key).state in (Job.State.WAITING, Job.State.SENT)  # asked again
+    assert client.get(status_url).json()["files"]["pdf"]["failed"] is False
+    assert set(artifacts.files_build(study_pk=study.pk)) == ALL

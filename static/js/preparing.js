@@ -30,7 +30,7 @@ async function poll() {
     if (file.failed) {
       // The worker gave up: say so (and offer the recomputation) instead of polling for ever.
       box.querySelector(".failed").hidden = false;
-      box.querySelector(".state").textContent = "Failed.";
+      box.querySelector(".waiting").hidden = true;
       return;
     }
     setTimeout(poll, 1000);

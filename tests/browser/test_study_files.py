@@ -24,14 +24,20 @@ from vbqweb.models import Job
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
 
 
-def test_preparing_then_the_download_starts_by_itself(page, live_server) -> None:
+def _study_with_its_build_held(page, live_server, name: str):
+    """A study whose files job is held "running" (no worker builds it), its manager signed in."""
     with transaction.atomic():
-        study, manager = strata_study(name="Files in the browser")
+        study, manager = strata_study(name=name)
         now = timezone.now()
         Job.objects.filter(key=analytics.files_job_key(study.pk)).update(
             state=Job.State.RUNNING, heartbeat_at=now, due_at=now + timedelta(hours=1)
         )
     login_fast(page, live_server, manager)
+    return study
+
+
+def test_preparing_then_the_download_starts_by_itself(page, live_server) -> None:
+    study = _study_with_its_build_held(page, live_server, "Files in the browser")
     page.goto(f"/studies/{study.pk}/report.pdf")
     box = page.locator("#preparing")
     assert "Waiting for the worker" in box.inner_text()
@@ -47,13 +53,7 @@ def test_preparing_then_the_download_starts_by_itself(page, live_server) -> None
 def test_preparing_says_when_the_build_gave_up(page, live_server) -> None:
     """The worker gives up while the page waits: the page says so and offers a recomputation
     instead of "Waiting for the worker…" for ever."""
-    with transaction.atomic():
-        study, manager = strata_study(name="Files that fail")
-        now = timezone.now()
-        Job.objects.filter(key=analytics.files_job_key(study.pk)).update(
-            state=Job.State.RUNNING, heartbeat_at=now, due_at=now + timedelta(hours=1)
-        )
-    login_fast(page, live_server, manager)
+    study = _study_with_its_build_held(page, live_server, "Files that fail")
     page.goto(f"/studies/{study.pk}/report.pdf")
     failed = page.locator("#preparing .failed")
     assert failed.is_hidden()

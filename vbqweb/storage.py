@@ -11,6 +11,9 @@ Two things every room that touches storage needs, kept here once:
   (not when the settings are imported), so that a test or a deployment that changes the
   setting is obeyed, with owner-only permissions and overwrites allowed (the transfer chooses
   every name and replaces a piece it rewrites);
+* :func:`storage_listdir` and :func:`storage_delete_tree`: a folder's listing and its deletion
+  with everything under it, the same on local disk and on an object store (staged uploads, a
+  deleted study's built files);
 * :func:`storage_unavailable`: is this error the store being unreachable (try again later), as
   opposed to a fault of the request or of the data? The ingest puts its upload back in the
   queue on such an error instead of failing it; DICOMweb answers 503 instead of 500.
@@ -22,7 +25,7 @@ import os
 from typing import Any
 
 from django.conf import settings
-from django.core.files.storage import FileSystemStorage
+from django.core.files.storage import FileSystemStorage, Storage
 
 try:  # botocore comes with django-storages[s3]; a local-only install may lack it
     from botocore.exceptions import BotoCoreError, ClientError
@@ -47,6 +50,24 @@ class UploadRootStorage(FileSystemStorage):
     @property  # type: ignore[override]
     def location(self) -> str:
         return os.path.abspath(self.base_location)
+
+
+def storage_listdir(storage: Storage, path: str) -> tuple[list[str], list[str]]:
+    """The folders and files under ``path``; none when it does not exist."""
+    try:
+        return storage.listdir(path)
+    except FileNotFoundError:  # local disk: no folder yet (the S3 listing is simply empty)
+        return [], []
+
+
+def storage_delete_tree(storage: Storage, path: str) -> None:
+    """Delete ``path`` and everything under it."""
+    directories, files = storage_listdir(storage, path)
+    for name in files:
+        storage.delete(f"{path}/{name}")
+    for name in directories:
+        storage_delete_tree(storage, f"{path}/{name}")
+    storage.delete(path)  # the folder on local disk; nothing (a missing key) on S3
 
 
 def storage_unavailable(error: BaseException) -> bool:

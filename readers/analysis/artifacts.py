@@ -27,7 +27,6 @@ requests :data:`~vbqweb.tasks.BUILD_STUDY_FILES` through the outbox with
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import io
 import json
@@ -37,7 +36,6 @@ import time
 import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 from typing import IO, Any, Final
 
 from django.core.files import File
@@ -54,6 +52,7 @@ from readers.models import StudyAnalysis, StudyArtifact
 from studies.models import Study
 from vbqweb.jobs import job_for_key, job_has_failed, job_heartbeat
 from vbqweb.models import Job
+from vbqweb.storage import storage_delete_tree
 
 logger = logging.getLogger(__name__)
 
@@ -166,42 +165,19 @@ def study_folder(study_pk: int) -> str:
     return f"generated/study-{study_pk}"
 
 
-def files_erase(*, study_pk: int) -> int:
-    """Delete every file built for a deleted study; return how many.
+def files_erase(*, study_pk: int) -> None:
+    """Delete every file built for a deleted study.
 
     Why: they hold the study's readings (reports, SRs), and deleting the study's rows leaves
     files behind (the per-reading SRs have no row at all). Called after the deletion commits
     (``readers.signals``), and again by a build that finds its study deleted meanwhile
-    (:func:`files_build`: it may have stored SRs after the first erasure).
+    (:func:`files_build`: it may have stored SRs after the first erasure). Never raises: a
+    file left behind is logged.
     """
-    storage = file_storage()
-    removed = 0
-    folders = [study_folder(study_pk)]
-    while folders:
-        folder = folders.pop()
-        try:
-            subfolders, files = storage.listdir(folder)
-        except FileNotFoundError:
-            continue
-        folders += [f"{folder}/{sub}" for sub in subfolders]
-        for name in files:
-            _delete(storage, f"{folder}/{name}")
-            removed += 1
-    _remove_empty_folders(storage, study_folder(study_pk))
-    return removed
-
-
-def _remove_empty_folders(storage: Storage, folder: str) -> None:
-    """A local folder's emptied directories too (object stores have none)."""
     try:
-        root = Path(storage.path(folder))
-    except NotImplementedError:
-        return
-    for directory in sorted((p for p in root.rglob("*") if p.is_dir()), reverse=True):
-        with contextlib.suppress(OSError):
-            directory.rmdir()
-    with contextlib.suppress(OSError):
-        root.rmdir()
+        storage_delete_tree(file_storage(), study_folder(study_pk))
+    except Exception:
+        logger.warning("study %s: its built files not all deleted", study_pk, exc_info=True)
 
 
 def file_open(status: FileStatus) -> IO[bytes]:

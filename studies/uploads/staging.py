@@ -24,6 +24,7 @@ from typing import IO
 from django.core.files.storage import Storage, storages
 
 from studies.models import Upload
+from vbqweb.storage import storage_delete_tree, storage_listdir
 
 logger = logging.getLogger(__name__)
 
@@ -69,19 +70,12 @@ class StagedFile:
         return self.have == self.size
 
 
-def _listdir(storage: Storage, path: str) -> tuple[list[str], list[str]]:
-    try:
-        return storage.listdir(path)
-    except FileNotFoundError:  # local disk: no folder yet (the S3 listing is simply empty)
-        return [], []
-
-
 def staged_files(upload: Upload | int) -> dict[int, StagedFile]:
     """What the upload holds, by file index (one listing; nothing is opened)."""
     pk = _pk(upload)
     files: dict[int, StagedFile] = {}
     conflicts: set[int] = set()
-    for name in _listdir(staging_storage(), str(pk))[1]:
+    for name in storage_listdir(staging_storage(), str(pk))[1]:
         match = _PIECE.match(name)
         if match is None:
             continue  # not ours (a stray file): never read
@@ -101,20 +95,11 @@ def staging_exists(upload: Upload | int) -> bool:
     return bool(staged_files(upload))
 
 
-def _delete_tree(storage: Storage, path: str) -> None:
-    directories, files = _listdir(storage, path)
-    for name in files:
-        storage.delete(f"{path}/{name}")
-    for name in directories:
-        _delete_tree(storage, f"{path}/{name}")
-    storage.delete(path)  # the folder on local disk; nothing (a missing key) on S3
-
-
 def staging_remove(upload: Upload | int) -> bool:
     """Delete the upload's staged bytes; False (logged) when the store cannot be reached now,
     in which case the periodic sweep deletes them later. Never raises for the store."""
     try:
-        _delete_tree(staging_storage(), str(_pk(upload)))
+        storage_delete_tree(staging_storage(), str(_pk(upload)))
     except Exception:
         logger.warning("upload %s: staged files not deleted yet", _pk(upload), exc_info=True)
         return False
@@ -123,12 +108,12 @@ def staging_remove(upload: Upload | int) -> bool:
 
 def staging_remove_name(name: str) -> None:
     """Delete one top-level entry of the staging storage (the sweep's leftovers)."""
-    _delete_tree(staging_storage(), name)
+    storage_delete_tree(staging_storage(), name)
 
 
 def staging_entries() -> list[str]:
     """The staging storage's top-level entries (one per upload with bytes waiting)."""
-    directories, files = _listdir(staging_storage(), "")
+    directories, files = storage_listdir(staging_storage(), "")
     return sorted(set(directories) | set(files))
 
 

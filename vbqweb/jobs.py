@@ -512,12 +512,6 @@ def job_for_key(key: str) -> Job | None:
     return Job.objects.filter(key=key).first()
 
 
-def job_has_failed(key: str) -> bool:
-    """True when the work recorded under ``key`` has given up (it ran out of runs) and has not
-    been asked for again since."""
-    return Job.objects.filter(key=key, state=State.FAILED).exists()
-
-
 def job_is_waiting(key: str) -> bool:
     """True while the work is recorded but no worker has picked it up (waiting or sent)."""
     return Job.objects.filter(key=key, state__in=(State.WAITING, State.SENT)).exists()

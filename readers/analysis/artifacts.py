@@ -50,7 +50,7 @@ from readers.analysis.report_tables import ICC_MODELS, REFERENCE_NAMES
 from readers.analysis.sr_export import SrCache, study_sr_count, study_sr_members
 from readers.models import StudyAnalysis, StudyArtifact
 from studies.models import Study
-from vbqweb.jobs import job_for_key, job_has_failed, job_heartbeat
+from vbqweb.jobs import job_for_key, job_heartbeat
 from vbqweb.models import Job
 from vbqweb.storage import storage_delete_tree
 
@@ -106,6 +106,9 @@ class FileStatus:
     failed: bool = False
     """Not built, and the build has given up (its job ran out of runs): the pages say so and
     offer a recomputation, instead of "preparing…" for ever."""
+    asked: bool = False
+    """The study's build is on its way or has given up (its job is not done): a page does not
+    ask for it again (:func:`files_ensure`)."""
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -119,11 +122,13 @@ class FileStatus:
 
 
 def files_status(*, study: Study, state: StudyAnalysis) -> dict[str, FileStatus]:
-    """Every kind's status for the stored analysis (one query for the rows)."""
+    """Every kind's status for the stored analysis (one query for the rows, one for the job)."""
     applicable = kinds_for(state)
     key = files_key(study=study, state=state) if applicable else ""
     rows = {row.kind: row for row in StudyArtifact.objects.filter(study=study)}
-    gave_up = bool(applicable) and job_has_failed(analytics.files_job_key(study.pk))
+    job = job_for_key(analytics.files_job_key(study.pk)) if applicable else None
+    asked = job is not None and job.state != Job.State.DONE
+    gave_up = job is not None and job.state == Job.State.FAILED
     status = {}
     for kind in Kind.values:
         row = rows.get(kind)
@@ -139,6 +144,7 @@ def files_status(*, study: Study, state: StudyAnalysis) -> dict[str, FileStatus]
             progress=row.progress if building and row else 0,
             total=row.total if building and row else STEPS.get(kind, 0),
             failed=bool(gave_up and applies and not ready),
+            asked=asked,
         )
     return status
 
@@ -150,8 +156,7 @@ def files_ensure(*, study: Study, status: dict[str, FileStatus]) -> None:
     next analysis, or a recomputation asked for on the page, tries again)."""
     if all(s.ready or not s.applies for s in status.values()):
         return
-    job = job_for_key(analytics.files_job_key(study.pk))
-    if job is None or job.state == Job.State.DONE:
+    if not any(s.asked for s in status.values()):
         analytics.files_request(study_pk=study.pk)
 
 
